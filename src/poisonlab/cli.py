@@ -1,0 +1,158 @@
+"""The `poisonlab` command line: train (sweep), analyse (plot), demo."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from poisonlab import analyse as analysis
+from poisonlab import sweep
+from poisonlab.errors import PoisonlabError
+from poisonlab.experiment import VAL_MODES, RunSpec
+from poisonlab.models import MODELS
+from poisonlab.poison import KINDS, check_percent
+from poisonlab.train import TrainConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="How much does poisoned (mislabelled) training data hurt a model?")
+console = Console(stderr=True, soft_wrap=True)
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Results folder (runs, results.sqlite, results.csv, plots).")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "--data_dir", envvar="POISONLAB_DATA",
+                                                 help="Dataset cache folder [default: ~/.cache/poisonlab].")]
+
+
+def parse_list(text: str, what: str, convert=float) -> list:
+    """Comma-separated values, or one clear error naming the bad item."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        values = [convert(t) for t in items]
+    except ValueError:
+        bad = next(t for t in items if not _convertible(t, convert))
+        raise PoisonlabError(f"{what} '{bad}' is not a number; give a comma-separated list such as {'0,10,50' if convert is float else '0,1,2'}") from None
+    if not values:
+        raise PoisonlabError(f"no {what} given; give a comma-separated list")
+    return values
+
+
+def _convertible(text: str, convert) -> bool:
+    try:
+        convert(text)
+        return True
+    except ValueError:
+        return False
+
+
+def parse_percents(text: str) -> list[float]:
+    """Poison percents in 0..100."""
+    values = parse_list(text, "percent")
+    for v in values:
+        check_percent(v)
+    return values
+
+
+def parse_counts(text: str, what: str) -> list[int]:
+    """Non-negative integers (sizes, seeds)."""
+    values = parse_list(text, what, int)
+    for v in values:
+        if v < 0:
+            raise PoisonlabError(f"{what} {v} is negative; give 0 or a positive whole number")
+    return values
+
+
+def run_sweep(specs: list[RunSpec], out: Path, data_dir: Path | None, download: bool, overwrite: bool) -> None:
+    """Execute a sweep and print where its results are."""
+    started = time.perf_counter()
+    counts = sweep.execute(specs, out, data_dir, download, overwrite, console)
+    console.print(f"{counts['trained']} runs trained, {counts['skipped']} already done, in {time.perf_counter() - started:.0f}s; "
+                  f"results: {out / 'results.csv'} and {out / 'results.sqlite'}, runs under {out / 'models'}")
+
+
+@app.command()
+def train(
+    dataset: Annotated[str, typer.Option(help="Dataset(s), comma-separated: mnist, fashion_mnist, cifar10, cifar100[:coarse], digits, embedded, imagefolder:PATH.")] = "embedded",
+    percents: Annotated[str, typer.Option(help="Poison percents, comma-separated.")] = ",".join(map(str, sweep.DEFAULT_PERCENTS)),
+    biased: Annotated[bool, typer.Option("--biased", help="Biased poisoning (class 0, or 1 for true 0) instead of random.")] = False,
+    kinds: Annotated[str | None, typer.Option(help="Poisoning kinds, comma-separated (random,biased); overrides --biased.")] = None,
+    dataset_size: Annotated[str, typer.Option("--dataset-size", "--dataset_size", help="Use the first N training items (0 = all); comma-separated for several.")] = "0",
+    batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1)] = 256,
+    model: Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")] = "smallcnn",
+    seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
+    epochs: Annotated[int, typer.Option("--epochs", "--max-epochs", min=1, help="Most epochs (early stopping may end sooner).")] = 50,
+    val: Annotated[str, typer.Option(help="split: hold out 10% of the poisoned training data; test: validate on the clean test set (original protocol).")] = "split",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain runs that already exist.")] = False,
+    out: OutOpt = Path("runs"),
+    data_dir: DataDirOpt = None,
+    download: Annotated[bool, typer.Option("--download/--no-download", help="Fetch missing dataset files.")] = True,
+) -> None:
+    """Train one model per (dataset, size, kind, percent, seed) with poisoned labels; resumes where it stopped."""
+    kind_list = [k.strip() for k in kinds.split(",")] if kinds else ["biased" if biased else "random"]
+    for k in kind_list:
+        if k not in KINDS:
+            raise PoisonlabError(f"unknown poisoning kind '{k}'; choose one of {', '.join(KINDS)}")
+    if model not in MODELS:
+        raise PoisonlabError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+    if val not in VAL_MODES:
+        raise PoisonlabError(f"unknown validation mode '{val}'; choose split or test")
+    base = RunSpec(dataset="", model=model, val=val, train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+    specs = sweep.plan(base, [d.strip() for d in dataset.split(",") if d.strip()], parse_counts(dataset_size, "dataset size"),
+                       kind_list, parse_percents(percents), parse_counts(seeds, "seed"))
+    run_sweep(specs, out, data_dir, download, overwrite)
+
+
+@app.command()
+def analyse(
+    datasets: Annotated[str | None, typer.Option(help="Datasets to draw, comma-separated [default: all in the store].")] = None,
+    biased: Annotated[bool, typer.Option("--biased", help="Draw biased runs only.")] = False,
+    all_kinds: Annotated[bool, typer.Option("--all", help="Draw random and biased runs.")] = False,
+    out: OutOpt = Path("runs"),
+) -> None:
+    """Plot test accuracy vs percent poisoned, one panel per dataset (PNG, SVG and a CSV of the curves)."""
+    kinds = tuple(KINDS) if all_kinds else ("biased",) if biased else ("random",)
+    wanted = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    result = analysis.analyse(out, wanted, kinds)
+    for name in result["missing"]:
+        console.print(f"note: no {'/'.join(kinds)} runs for {name} in {out}; run `poisonlab train --dataset {name}` to add it")
+    for path in result["paths"]:
+        print(path)
+
+
+@app.command()
+def demo(
+    out: OutOpt = Path("runs/demo"),
+    percents: Annotated[str, typer.Option(help="Poison percents, comma-separated.")] = "0,20,40,60,80,100",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 6,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """A short real sweep on the embedded Fashion-MNIST subset (no download), random and biased, then the plot."""
+    base = RunSpec(dataset="embedded", train=TrainConfig(max_epochs=epochs))
+    specs = sweep.plan(base, ["embedded"], [0], list(KINDS), parse_percents(percents), [0])
+    run_sweep(specs, out, None, False, overwrite)
+    result = analysis.analyse(out, ["embedded"], tuple(KINDS))
+    console.print("plot and tables:")
+    for path in result["paths"]:
+        print(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad input becomes one line on stderr and exit code 2; Ctrl-C keeps finished runs."""
+    try:
+        code = app(argv, standalone_mode=False)  # Typer returns the exit code (130 after Ctrl-C) in this mode
+    except PoisonlabError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.TyperException as exc:  # usage errors: Typer's own message
+        exc.show() if hasattr(exc, "show") else console.print(f"error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    if code == 130:
+        console.print("interrupted: finished runs are saved; run the same command again to resume")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

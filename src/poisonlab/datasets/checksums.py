@@ -1,0 +1,39 @@
+"""Reading dataset files and verifying their "md5:<hex>" / "sha256:<hex>" digests."""
+
+import gzip
+import hashlib
+from pathlib import Path
+
+from poisonlab.errors import PoisonlabError
+
+FIX_REDOWNLOAD = "delete it and re-run to download it again, or place a good copy there"
+
+
+def digest(data: bytes, algorithm: str) -> str:
+    """The digest of `data` as "<algorithm>:<hex>"."""
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def file_digest(path: Path, algorithm: str, gunzip: bool = False) -> str:
+    """The digest of a file's bytes (or of its gunzipped content) as "<algorithm>:<hex>", read in chunks."""
+    with (gzip.open if gunzip else open)(path, "rb") as handle:
+        return f"{algorithm}:{hashlib.file_digest(handle, algorithm).hexdigest()}"
+
+
+def check(actual: str, expected: str, source: str, fix: str, decompressed: bool = False) -> str:
+    """Return `actual` if it equals `expected` (both "md5:<hex>"), else raise a one-line checksum error."""
+    if actual != expected:
+        algorithm, _, want = expected.partition(":")
+        content = "decompressed content" if decompressed else "content"
+        raise PoisonlabError(f"checksum mismatch for {source}: {algorithm} of {content} is "
+                             f"{actual.partition(':')[2]}, expected {want}; {fix}")
+    return actual
+
+
+def read_bytes(path: Path, source: str) -> bytes:
+    """A file's bytes, with an unreadable file reported as a one-line error."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PoisonlabError(f"cannot read {source} ({exc.strerror or exc}); check that it is a readable file"
+                             ) from None

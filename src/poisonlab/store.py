@@ -1,0 +1,193 @@
+"""Results on disk: atomic writes, run folders (run.json + safetensors), the SQLite table and its CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load as np_load
+from safetensors.numpy import save as np_save
+from safetensors.torch import load as torch_load
+from safetensors.torch import save as torch_save
+from torch import nn
+
+from poisonlab.errors import PoisonlabError
+
+RUN_FILE = "run.json"
+WEIGHTS_FILE = "model.safetensors"
+MODEL_META_FILE = "model.json"
+DB_FILE = "results.sqlite"
+CSV_FILE = "results.csv"
+
+COLUMNS = (
+    "run_dir", "dataset", "dataset_size", "kind", "percent", "seed", "model", "val", "num_classes", "n_train",
+    "n_poisoned", "test_accuracy", "best_val_accuracy", "epochs_run", "train_seconds", "created",
+)
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write `data` to a temp file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomically write `obj` as indented JSON."""
+    atomic_write(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
+
+
+def ensure_writable(folder: Path) -> Path:
+    """Create `folder` and prove it takes a file, or fail with one line naming the fix."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / ".write-test", b"ok")
+        (folder / ".write-test").unlink()
+    except OSError as exc:
+        raise PoisonlabError(f"cannot write to output folder {folder} ({exc.strerror or exc}); choose another --out") from None
+    return folder
+
+
+def read_run(run_dir: Path) -> dict | None:
+    """The run.json of a finished run, or None when the run is missing or incomplete."""
+    try:
+        run = json.loads((run_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return run if run.get("status") == "complete" and (run_dir / WEIGHTS_FILE).exists() else None
+
+
+def poison_mask(run: dict) -> np.ndarray:
+    """Boolean mask over the run's training items: True where the label was poisoned."""
+    mask = np.zeros(run["dataset"]["n_train"], dtype=bool)
+    mask[run["poison"]["indices"]] = True
+    return mask
+
+
+def _json_value(value):
+    """A fitted scikit-learn attribute as a JSON value, or raise TypeError."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (int, float, str)) for v in value):
+        return {"tuple": list(value)} if isinstance(value, tuple) else list(value)
+    raise TypeError(type(value).__name__)
+
+
+def save_model(run_dir: Path, model, meta: dict) -> None:
+    """Save weights (torch) or fitted arrays (scikit-learn) as safetensors, and metadata as JSON; never pickle."""
+    if isinstance(model, nn.Module):
+        atomic_write(run_dir / WEIGHTS_FILE, torch_save({k: v.contiguous().cpu() for k, v in model.state_dict().items()}))
+        write_json(run_dir / MODEL_META_FILE, {**meta, "format": "torch"})
+        return
+    arrays, attrs = {}, {}
+    for key, value in vars(model).items():
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            arrays[key] = np.ascontiguousarray(value)
+        else:
+            attrs[key] = _json_value(value)
+    atomic_write(run_dir / WEIGHTS_FILE, np_save(arrays))
+    write_json(run_dir / MODEL_META_FILE, {**meta, "format": "sklearn", "attributes": attrs})
+
+
+def load_model(run_dir: Path):
+    """Rebuild the model of a saved run (torch module in eval mode, or fitted scikit-learn estimator)."""
+    from poisonlab import models
+
+    meta = json.loads((run_dir / MODEL_META_FILE).read_text())
+    model = models.build(meta["name"], tuple(meta["shape"]), meta["num_classes"], meta.get("seed", 0))
+    data = (run_dir / WEIGHTS_FILE).read_bytes()
+    if meta["format"] == "torch":
+        model.load_state_dict(torch_load(data))
+        return model.eval()
+    for key, value in meta["attributes"].items():
+        setattr(model, key, tuple(value["tuple"]) if isinstance(value, dict) else value)
+    for key, value in np_load(data).items():
+        setattr(model, key, value)
+    return model
+
+
+@contextmanager
+def _connect(out: Path) -> Iterator[sqlite3.Connection]:
+    """Open (and create) the results table; commit on success and always close."""
+    db = sqlite3.connect(out / DB_FILE)
+    try:
+        with db:
+            db.execute(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(c + (' PRIMARY KEY' if c == 'run_dir' else '') for c in COLUMNS)})")
+            yield db
+    finally:
+        db.close()
+
+
+def row_of(run: dict, run_dir: str) -> dict:
+    """The results-table row of one run.json."""
+    cfg = run["config"]
+    return {
+        "run_dir": run_dir, "dataset": cfg["dataset"], "dataset_size": cfg["dataset_size"], "kind": cfg["kind"],
+        "percent": cfg["percent"], "seed": cfg["seed"], "model": cfg["model"], "val": cfg["val"],
+        "num_classes": run["dataset"]["num_classes"], "n_train": run["dataset"]["n_train"],
+        "n_poisoned": run["poison"]["n_poisoned"], "test_accuracy": run["metrics"]["accuracy"],
+        "best_val_accuracy": run["training"]["best_val_accuracy"], "epochs_run": run["training"]["epochs_run"],
+        "train_seconds": run["timings"]["train_s"], "created": run["created"],
+    }
+
+
+def _upsert(db: sqlite3.Connection, out: Path, run: dict, run_dir: Path) -> None:
+    """Insert or replace the row of one run."""
+    row = row_of(run, run_dir.relative_to(out).as_posix())
+    db.execute(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * len(COLUMNS))})", [row[c] for c in COLUMNS])
+
+
+def record(out: Path, run: dict, run_dir: Path) -> None:
+    """Upsert one finished run into the SQLite table and refresh the CSV export."""
+    with _connect(out) as db:
+        _upsert(db, out, run, run_dir)
+    export_csv(out)
+
+
+def results(out: Path) -> list[dict]:
+    """Every row of the results table, ordered by dataset, kind, size, percent, seed."""
+    if not (out / DB_FILE).exists():
+        return []
+    with _connect(out) as db:
+        cur = db.execute("SELECT * FROM runs ORDER BY dataset, kind, dataset_size, model, val, percent, seed")
+        return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
+
+
+def export_csv(out: Path) -> None:
+    """Rewrite results.csv from the table, atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(results(out))
+    atomic_write(out / CSV_FILE, buf.getvalue())
+
+
+def reindex(out: Path) -> int:
+    """Rebuild the results table from every complete run.json under `out`/models; returns the run count."""
+    runs = [(p.parent, read_run(p.parent)) for p in sorted((out / "models").glob(f"**/{RUN_FILE}"))]
+    runs = [(d, r) for d, r in runs if r]
+    (out / DB_FILE).unlink(missing_ok=True)
+    with _connect(out) as db:
+        for run_dir, run in runs:
+            _upsert(db, out, run, run_dir)
+    export_csv(out)
+    return len(runs)
+
