@@ -6,7 +6,8 @@ import torch
 
 from poisonlab import datasets, poison
 from poisonlab.experiment import RunSpec, Tensors, run, split_indices
-from poisonlab.train import TrainConfig, predict, to_tensor
+from poisonlab.models import build
+from poisonlab.train import TrainConfig, fit_torch, predict, to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +57,13 @@ def test_poison_hurts_and_sklearn_models_train(digits):
 def test_val_test_mode_is_labelled_as_the_original_protocol(digits):
     record, _ = run(RunSpec(dataset="digits", val="test", train=TrainConfig(max_epochs=1)), digits, Tensors(torch.device("cpu")))
     assert record["split"]["n_fit"] == len(digits.y_train) and "clean test set" in record["split"]["val_label"]
+
+
+def test_without_validation_it_trains_a_fixed_number_of_epochs(digits):
+    torch.manual_seed(0)
+    model = build("smallcnn", (8, 8, 1), 10)
+    x, y = to_tensor(digits.x_train), torch.from_numpy(digits.y_train)
+    result = fit_torch(model, x, y, x[:0], digits.y_train[:0], TrainConfig(max_epochs=4, patience=1), seed=0)
+    assert result["epochs_run"] == 4 and result["best_epoch"] is None
+    assert [h["lr"] for h in result["history"]] == [1e-3] * 4
+    assert (predict(model, to_tensor(digits.x_test)) == digits.y_test).mean() > 0.5

@@ -82,7 +82,7 @@ def plot(data: dict[str, dict[str, dict]], path_stem: Path) -> list[Path]:
         ax.legend(fontsize=7, loc="lower left")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    fig.suptitle("Test accuracy vs share of poisoned training labels (mean over seeds, band = min-max)")
+    fig.suptitle("Test accuracy vs share of poisoned training labels\n(mean over seeds, band = min-max)", fontsize=10)
     fig.tight_layout()
     paths = [path_stem.with_suffix(".png"), path_stem.with_suffix(".svg")]
     for path in paths:

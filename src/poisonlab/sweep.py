@@ -74,7 +74,7 @@ def execute(
             bar.update(task, description=label, status="")
 
             def show(row: dict) -> None:
-                bar.update(task, status=f"epoch {row['epoch']} val {row['val_accuracy']:.3f}")
+                bar.update(task, status=f"epoch {row['epoch']} val {row.get('val_accuracy', float('nan')):.3f}")
 
             record, model = run(spec, loaded[key], tensors, show)
             run_dir = out / spec.folder()

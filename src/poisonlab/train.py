@@ -54,7 +54,9 @@ def fit_torch(
     seed: int,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Train with Adam; stop after `patience` epochs without a better validation accuracy; keep the best weights."""
+    """Train with Adam; stop after `patience` epochs without a better validation accuracy; keep the best weights.
+
+    With an empty validation set it trains exactly `max_epochs` epochs at a fixed rate and keeps the last weights."""
     generator = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=config.lr_factor, patience=config.lr_patience)
@@ -71,9 +73,13 @@ def fit_torch(
             loss.backward()
             opt.step()
             total += loss.detach() * len(idx)
-        val_acc = float((predict(model, x_val) == y_val).mean()) if len(x_val) else 0.0
-        row = {"epoch": epoch, "train_loss": float(total) / len(x), "val_accuracy": val_acc, "lr": opt.param_groups[0]["lr"]}
+        row = {"epoch": epoch, "train_loss": float(total) / len(x), "lr": opt.param_groups[0]["lr"]}
         history.append(row)
+        if not len(x_val):
+            if on_epoch:
+                on_epoch(row)
+            continue
+        val_acc = row["val_accuracy"] = float((predict(model, x_val) == y_val).mean())
         plateau.step(val_acc)
         if val_acc > best_acc:
             best_acc, best_epoch, best_state = val_acc, epoch, copy.deepcopy(model.state_dict())
@@ -81,6 +87,8 @@ def fit_torch(
             on_epoch(row)
         if epoch - best_epoch >= config.patience:
             break
+    if best_state is None:
+        return {"history": history, "best_epoch": None, "best_val_accuracy": None, "epochs_run": len(history)}
     model.load_state_dict(best_state)
     return {"history": history, "best_epoch": best_epoch, "best_val_accuracy": best_acc, "epochs_run": len(history)}
 
