@@ -92,3 +92,11 @@ def test_train_then_analyse_draws_both_kinds(capsys, tmp_path):
     rows = (tmp_path / "plots" / "accuracy_vs_poison.csv").read_text().splitlines()
     assert len(rows) == 1 + 6
     assert "no biased runs for mnist" in one_line_error(capsys, "analyse", "--biased", "--datasets", "mnist", "--out", str(tmp_path))
+
+
+def test_demo_runs_on_the_embedded_dataset_without_data_dir(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("POISONLAB_DATA", str(tmp_path / "empty-cache"))  # proves no download or cache is needed
+    code, out, err = call(capsys, "demo", "--percents", "0,100", "--epochs", "1", "--out", str(tmp_path))
+    assert code == 0, err
+    assert "4 runs trained" in err and (tmp_path / "plots" / "accuracy_vs_poison.png").exists()
+    assert str(tmp_path / "plots" / "accuracy_vs_poison.svg") in out
