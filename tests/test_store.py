@@ -87,3 +87,14 @@ def test_poison_mask_and_incomplete_runs(tmp_path):
     store.write_json(tmp_path / store.RUN_FILE, {**fake_run(2, 0.5), "status": "running"})
     assert store.read_run(tmp_path) is None
     assert store.read_run(Path(tmp_path / "missing")) is None
+
+
+def test_atomic_write_gives_normal_permissions_unless_asked(tmp_path):
+    store.atomic_write(tmp_path / "secret.pem", "k", mode=0o600)
+    old = os.umask(0o022)
+    try:
+        store.atomic_write(tmp_path / "shared.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "secret.pem").stat().st_mode & 0o777 == 0o600

@@ -33,11 +33,12 @@ COLUMNS = (
 )
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write `data` to a temp file beside `path`, then rename it over `path`."""
+def atomic_write(path: Path, data: bytes | str, mode: int | None = None) -> None:
+    """Write `data` to a temp file beside `path`, then rename it over `path`; `mode` defaults to 0o666 less the umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, _default_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
             fh.flush()
@@ -46,6 +47,13 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _default_mode() -> int:
+    """The mode a plain open() would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_json(path: Path, obj) -> None:
