@@ -1,4 +1,4 @@
-"""The `poisonlab` command line: train (sweep), analyse (plot), demo."""
+"""The `poisonlab` command line: train (sweep), analyse (plot), demo, flip (targeted flips), budget (attack budget)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import typer
 from rich.console import Console
 
 from poisonlab import analyse as analysis
-from poisonlab import sweep
+from poisonlab import budget as budget_search
+from poisonlab import flipexperiment, flipreport, sweep
+from poisonlab.defend.commands import manifest_app, monitor_app
+from poisonlab.defend.detect_cmd import detect
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment import VAL_MODES, RunSpec
 from poisonlab.models import MODELS
@@ -137,6 +140,105 @@ def demo(
     console.print("plot and tables:")
     for path in result["paths"]:
         print(path)
+
+
+FlipDatasetOpt = Annotated[str, typer.Option(help="Dataset: mnist, fashion_mnist, cifar10, cifar100[:coarse], digits, embedded, imagefolder:PATH.")]
+SourceOpt = Annotated[str, typer.Option(help="Class whose labels are flipped, by name or number.")]
+TargetOpt = Annotated[str, typer.Option(help="Class they are flipped to, by name or number.")]
+SelectOpt = Annotated[str, typer.Option(help="first: the lowest-index source items; random: a seeded choice per seed.")]
+FlipModelOpt = Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")]
+TrainSizeOpt = Annotated[int, typer.Option("--train-size", min=0, help="Use the first N training items (0 = all).")]
+TestSizeOpt = Annotated[int, typer.Option("--test-size", min=0, help="Use the first N test items (0 = all).")]
+FlipEpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of a torch model (fixed, no early stopping).")]
+FlipBatchOpt = Annotated[int, typer.Option("--batch-size", min=1)]
+FlipOutOpt = Annotated[Path | None, typer.Option("--out", help="Results folder [default: runs/<command>-<dataset>-<source>-<target>].")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the machine-readable result to this file.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Retrain runs that already exist.")]
+DownloadOpt = Annotated[bool, typer.Option("--download/--no-download", help="Fetch missing dataset files.")]
+
+
+@app.command()
+def flip(
+    dataset: FlipDatasetOpt = "cifar10",
+    source: SourceOpt = "cat",
+    target: TargetOpt = "dog",
+    n: Annotated[str, typer.Option("--n", help="Numbers of flipped labels, comma-separated; the clean model (0) "
+                                                "is always added.")] = "1,5,10,50,100",
+    select: SelectOpt = "first",
+    model: FlipModelOpt = "simplecnn",
+    train_size: TrainSizeOpt = 0,
+    test_size: TestSizeOpt = 0,
+    epochs: FlipEpochsOpt = 5,
+    batch_size: FlipBatchOpt = 128,
+    seeds: Annotated[str, typer.Option(help="Seeds, comma-separated: several give mean and spread.")] = "0",
+    out: FlipOutOpt = None,
+    json_path: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = True,
+) -> None:
+    """Flip N training labels of one class to another; compare clean and poisoned models trained with the same seed."""
+    started = time.perf_counter()
+    counts, seed_list = parse_counts(n, "number of flips"), parse_counts(seeds, "seed")
+    base, data = flipexperiment.prepare(dataset, source, target, counts, model, select, train_size, test_size, epochs,
+                                        batch_size, data_dir, download)
+    out = out or flipexperiment.default_out("flip", base, data)
+    result = flipexperiment.run_flip(base, data, counts, seed_list, out, console, overwrite, json_path)
+    flipreport.print_summary(result["doc"], console)
+    console.print(f"{result['trained']} runs trained, {result['reused']} already done, in "
+                  f"{time.perf_counter() - started:.0f}s; report, JSON and figures:")
+    for path in [*result["files"], *result["figures"]]:
+        print(path)
+
+
+@app.command()
+def budget(
+    dataset: FlipDatasetOpt = "cifar10",
+    source: SourceOpt = "cat",
+    target: TargetOpt = "dog",
+    below: Annotated[float, typer.Option(help="Find the smallest N that makes the metric drop below this fraction.")] = 0.30,
+    metric: Annotated[str, typer.Option(help=f"One of {', '.join(budget_search.METRICS)}.")] = "source-accuracy",
+    precision: Annotated[int, typer.Option(min=1, help="Stop bisecting when the bracket is this narrow (1 = exact N).")] = 1,
+    select: SelectOpt = "first",
+    model: FlipModelOpt = "simplecnn",
+    train_size: TrainSizeOpt = 0,
+    test_size: TestSizeOpt = 0,
+    epochs: FlipEpochsOpt = 5,
+    batch_size: FlipBatchOpt = 128,
+    seeds: Annotated[str, typer.Option(help="Seeds, comma-separated: each probe uses the seed mean.")] = "0",
+    out: FlipOutOpt = None,
+    json_path: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = True,
+) -> None:
+    """Search (exponential, then bisection, retraining each probe) for the fewest flips that push a metric below a threshold."""
+    started = time.perf_counter()
+    if metric not in budget_search.METRICS:
+        raise PoisonlabError(f"unknown metric '{metric}'; choose one of {', '.join(budget_search.METRICS)}")
+    base, data = flipexperiment.prepare(dataset, source, target, [], model, select, train_size, test_size, epochs,
+                                        batch_size, data_dir, download)
+    out = out or flipexperiment.default_out("budget", base, data)
+    result = budget_search.run_budget(base, data, metric, below, parse_counts(seeds, "seed"), out, console, overwrite,
+                                      precision, json_path)
+    for p in result["probes"]:
+        console.print(f"probe {p['order']:2d} ({p['phase']}): N={p['n']:<6d} {metric} {p['value']:.4f}"
+                      f"{'  below' if p['below'] else ''}", highlight=False)
+    if result["found"] is None:
+        console.print(f"not reached: even all {result['source_class_size']} {result['source']} labels flipped leave "
+                      f"{metric} at {result['probes'][-1]['value']:.4f}, not below {below:g}")
+    elif result["found"] == 0:
+        console.print(f"the clean model already has {metric} below {below:g}: no flips needed")
+    else:
+        console.print(f"smallest N found: {result['found']} (N={result['last_not_below']} does not reach "
+                      f"{metric} < {below:g}) in {time.perf_counter() - started:.0f}s")
+    for path in [out / "budget.json", *([json_path] if json_path else []), result["figure"]]:
+        print(path)
+
+
+app.command()(detect)
+app.add_typer(manifest_app, name="manifest")
+app.add_typer(monitor_app, name="monitor")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Defences against label poisoning: integrity manifests, an audit trail, and statistical monitors."""

@@ -1,0 +1,121 @@
+"""Detectors on real data: each beats chance on poisoned MNIST, cl is cleanlab's, runs repeat; the command end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import typer
+from cleanlab.count import num_label_issues
+from cleanlab.filter import find_label_issues
+
+from poisonlab import datasets, poison
+from poisonlab.defend import detect
+from poisonlab.defend.detect_cmd import detect as detect_command
+from poisonlab.defend.evaluate import score
+from poisonlab.defend.features import DetectorConfig, out_of_fold
+from poisonlab.errors import PoisonlabError
+
+app = typer.Typer()
+app.command()(detect_command)
+
+
+def run_command(*args: str) -> None:
+    app(list(args), standalone_mode=False)
+
+
+@pytest.fixture(scope="module")
+def mnist_poisoned(shared_data):
+    data = datasets.load("mnist", shared_data, 2000, download=False)
+    labels, mask = poison.random_flip(data.y_train, data.num_classes, 20, 0)
+    return data, labels, mask
+
+
+@pytest.fixture(scope="module")
+def mnist_detections(mnist_poisoned):
+    data, labels, _ = mnist_poisoned
+    return {d.method: d for d in detect.run(list(detect.METHODS), data.x_train, labels, data.num_classes, 0)}
+
+
+@pytest.mark.parametrize("method", list(detect.METHODS))
+def test_each_method_beats_chance_on_real_mnist(mnist_poisoned, mnist_detections, method):
+    result = score(mnist_detections[method], mnist_poisoned[2])
+    assert result["roc_auc"] > 0.75 and result["precision"] > 2 * 0.20 and result["recall"] > 0.5, result
+
+
+def test_cl_is_cleanlab_on_out_of_fold_probabilities(mnist_poisoned, mnist_detections):
+    data, labels, _ = mnist_poisoned
+    oof = out_of_fold(data.x_train, labels, data.num_classes, 0, DetectorConfig())
+    cl, loss = mnist_detections["cl"], mnist_detections["loss"]
+    np.testing.assert_array_equal(cl.flagged, find_label_issues(labels, oof.pred_probs))
+    np.testing.assert_allclose(cl.scores, 1 - oof.pred_probs[np.arange(len(labels)), labels])
+    np.testing.assert_array_equal(cl.suggested, oof.pred_probs.argmax(1))
+    assert loss.flagged.sum() == num_label_issues(labels, oof.pred_probs)
+    assert loss.scores[loss.flagged].min() >= loss.scores[~loss.flagged].max()
+
+
+def test_torch_detector_repeats_per_seed_and_keeps_features_per_fold():
+    data = datasets.load("digits")
+    labels, _ = poison.random_flip(data.y_train, data.num_classes, 20, 0)
+    config = DetectorConfig(model="smallcnn", epochs=1, members=2)
+    first, again, other = (detect.run(list(detect.METHODS), data.x_train, labels, data.num_classes, seed, config)
+                           for seed in (0, 0, 1))
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.flagged, b.flagged)
+    assert not np.array_equal(first[0].scores, other[0].scores)
+    oof = out_of_fold(data.x_train, labels, data.num_classes, 0, config)
+    assert oof.features.shape == (len(labels), 96) and np.bincount(oof.groups).tolist() == [288, 288, 287, 287, 287]
+
+
+def test_command_cleans_and_retrains_on_real_digits(tmp_path):
+    run_command("--dataset", "digits", "--dataset-size", "0", "--poison", "biased", "--percent", "40", "--method",
+                "cl,knn,loss", "--then", "clean", "--model", "logreg", "--out", str(tmp_path), "--json", str(tmp_path / "copy.json"))
+    doc = json.loads((tmp_path / "detect.json").read_text())
+    assert doc == json.loads((tmp_path / "copy.json").read_text())
+    (row,) = doc["rows"]
+    assert (row["kind"], row["n_poisoned"]) == ("biased", 575) and row["poisoned_accuracy"] < doc["clean_accuracy"]
+    for result in row["methods"]:
+        assert result["accuracy_after"] >= row["poisoned_accuracy"], result
+    assert len((tmp_path / "detect.csv").read_text().splitlines()) == 1 + 3
+    for name in ("detect.png", "recovery.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_command_relabels_targeted_flips(tmp_path):
+    run_command("--dataset", "digits", "--dataset-size", "0", "--poison", "targeted", "--source", "7", "--target", "1",
+                "--n", "10,40", "--method", "knn-pixels,ensemble", "--then", "relabel", "--model", "logreg",
+                "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "detect.json").read_text())["rows"]
+    assert [(r["kind"], r["setting"], r["n_poisoned"]) for r in rows] == [("targeted 7->1", "n=10", 10), ("targeted 7->1", "n=40", 40)]
+    assert all(isinstance(m["accuracy_after"], float) for r in rows for m in r["methods"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "cl,magic"], "unknown detection method 'magic'"),
+    (["--poison", "evil"], "unknown poisoning kind 'evil'"),
+    (["--percent", "150"], "outside 0..100"),
+    (["--then", "burn"], "unknown --then 'burn'"),
+    (["--detector-model", "svc"], "unknown detector model 'svc'"),
+    (["--labels", "cifar10n:worse"], "belong to CIFAR-10, not digits"),
+    (["--labels", "cifar10n:best"], "unknown label set 'best'"),
+    (["--poison", "targeted"], "needs a class pair"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    with pytest.raises(PoisonlabError, match=message) as excinfo:
+        run_command("--dataset", "digits", "--dataset-size", "0", "--out", str(tmp_path), *args)
+    assert "\n" not in str(excinfo.value)
+
+
+@pytest.mark.slow
+def test_real_human_noise_of_cifar10n(shared_data, tmp_path):
+    labels = shared_data / "cifar_n" / "cifar10n_labels.npz"
+    run_command("--dataset", "cifar10", "--labels", "cifar10n:worse", "--method", "cl", "--cifar-n", str(labels),
+                "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path))
+    (row,) = json.loads((tmp_path / "detect.json").read_text())["rows"]
+    assert row["setting"] == "worse" and 0.35 < row["rate"] / 100 < 0.45
+    assert row["methods"][0]["roc_auc"] > 0.6
+    with np.load(labels) as npz:
+        np.savez(tmp_path / "shifted.npz", **{k: np.roll(npz[k], 1) for k in npz.files})
+    with pytest.raises(PoisonlabError, match="differ from the loaded CIFAR-10 training labels"):
+        run_command("--dataset", "cifar10", "--labels", "cifar10n:worse", "--cifar-n", str(tmp_path / "shifted.npz"),
+                    "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path))
