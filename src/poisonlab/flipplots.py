@@ -39,10 +39,17 @@ def _largest(doc: dict) -> dict:
     return max(doc["summary"], key=lambda s: s["n"])
 
 
-def _err(values: list[dict | None]) -> np.ndarray | None:
-    """Error-bar half-widths (std) when there are several seeds."""
-    stds = [v["std"] if v and v["std"] is not None else 0.0 for v in values]
+def _err(values: list[dict | None], scale: float = 100.0) -> np.ndarray | None:
+    """Error-bar half-widths (std, in the bars' units) when there are several seeds."""
+    stds = [v["std"] * scale if v and v["std"] is not None else 0.0 for v in values]
     return np.asarray(stds) if any(stds) else None
+
+
+def _signed(value: dict | None) -> str:
+    """A change in percentage points, with '± std' on a second line for several seeds."""
+    if value is None:
+        return ""
+    return f"{100 * value['mean']:+.2f}" + (f"\n± {100 * value['std']:.2f}" if value["std"] is not None else "")
 
 
 def _means(values: list[dict | None], scale: float = 100.0) -> np.ndarray:
@@ -114,7 +121,7 @@ def accuracy(doc: dict, path: Path) -> Path:
     acc = [s["overall_accuracy"] for s in rows]
     ax.bar(x, _means(acc), yerr=_err(acc), capsize=4, color=[CLEAN if s["n"] == 0 else POISONED for s in rows])
     for i, v in enumerate(_means(acc)):
-        ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.text(i, 2, f"{v:.2f}", ha="center", va="bottom", fontsize=8, color="white", fontweight="bold")
     ax.set_xticks(x, labels)
     ax.set_ylim(0, 105)
     ax.set_ylabel("test accuracy (%)")
@@ -128,12 +135,8 @@ def accuracy(doc: dict, path: Path) -> Path:
                       if r["n"] == s["n"] and r["seed"] in clean]
             zoom.scatter([i] * len(points), points, color="black", s=12, zorder=3, label="one seed" if i == 0 else None)
         zoom.legend(fontsize=8)
-    for i, v in enumerate(_means(delta)):
-        if not np.isnan(v):
-            zoom.annotate(f"{v:+.2f}", (i, v), xytext=(0, 3 if v >= 0 else -11), textcoords="offset points",
-                          ha="center", fontsize=8)
     zoom.axhline(0, color="black", lw=0.8)
-    zoom.set_xticks(x, labels)
+    zoom.set_xticks(x, [f"{label}\n{_signed(d)}" for label, d in zip(labels, delta)])
     zoom.set_ylabel("change in test accuracy (percentage points)")
     zoom.set_title("Zoom: poisoned − clean, same seed")
     low, high = zoom.get_ylim()
@@ -171,7 +174,7 @@ def source_target(doc: dict, path: Path) -> Path:
         values = [s[key] for s in rows]
         ax.bar(x + offset, _means(values), 0.4, yerr=_err(values), capsize=3, color=colour, label=f"{name} accuracy")
         for i, v in enumerate(_means(values)):
-            ax.text(i + offset, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+            ax.text(i + offset, 2, f"{v:.1f}", ha="center", va="bottom", fontsize=7, color="white", fontweight="bold")
     ax.set_xticks(x, ["clean" if s["n"] == 0 else f"N={s['n']}" for s in rows])
     ax.set_ylim(0, 122)
     ax.set_yticks(range(0, 101, 20))
