@@ -15,7 +15,7 @@ from poisonlab import budget as budget_search
 from poisonlab import flipexperiment, flipreport, sweep
 from poisonlab.defend.commands import manifest_app, monitor_app
 from poisonlab.defend.detect_cmd import detect
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.experiment import VAL_MODES, RunSpec
 from poisonlab.models import MODELS
 from poisonlab.poison import KINDS, check_percent
@@ -96,12 +96,9 @@ def train(
     """Train one model per (dataset, size, kind, percent, seed) with poisoned labels; resumes where it stopped."""
     kind_list = [k.strip() for k in kinds.split(",")] if kinds else ["biased" if biased else "random"]
     for k in kind_list:
-        if k not in KINDS:
-            raise PoisonlabError(f"unknown poisoning kind '{k}'; choose one of {', '.join(KINDS)}")
-    if model not in MODELS:
-        raise PoisonlabError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
-    if val not in VAL_MODES:
-        raise PoisonlabError(f"unknown validation mode '{val}'; choose split or test")
+        check_choice(k, KINDS, "poisoning kind")
+    check_choice(model, MODELS, "model")
+    check_choice(val, VAL_MODES, "validation mode")
     base = RunSpec(dataset="", model=model, val=val, train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
     specs = sweep.plan(base, [d.strip() for d in dataset.split(",") if d.strip()], parse_counts(dataset_size, "dataset size"),
                        kind_list, parse_percents(percents), parse_counts(seeds, "seed"))
@@ -214,8 +211,7 @@ def budget(
 ) -> None:
     """Search (exponential, then bisection, retraining each probe) for the fewest flips that push a metric below a threshold."""
     started = time.perf_counter()
-    if metric not in budget_search.METRICS:
-        raise PoisonlabError(f"unknown metric '{metric}'; choose one of {', '.join(budget_search.METRICS)}")
+    check_choice(metric, budget_search.METRICS, "metric")
     base, data = flipexperiment.prepare(dataset, source, target, [], model, select, train_size, test_size, epochs,
                                         batch_size, data_dir, download)
     out = out or flipexperiment.default_out("budget", base, data)

@@ -25,7 +25,7 @@ from poisonlab.datasets import Dataset  # noqa: E402
 from poisonlab.defend import detect as detectors  # noqa: E402
 from poisonlab.defend.evaluate import score  # noqa: E402
 from poisonlab.defend.features import DETECTOR_MODELS, DetectorConfig  # noqa: E402
-from poisonlab.errors import PoisonlabError  # noqa: E402
+from poisonlab.errors import PoisonlabError, check_choice  # noqa: E402
 from poisonlab.experiment import slug, split_indices  # noqa: E402
 from poisonlab.flipplots import save  # noqa: E402
 from poisonlab.models import MODELS  # noqa: E402
@@ -71,12 +71,9 @@ def poisoned_sets(data: Dataset, kinds: list[str], percents: list[float], source
 def check_request(kinds: list[str], then: str, model: str) -> None:
     """Reject unknown poisoning kinds, --then modes and retraining models, one line each."""
     for kind in kinds:
-        if kind not in POISONS:
-            raise PoisonlabError(f"unknown poisoning kind '{kind}'; choose from {', '.join(POISONS)}")
-    if then not in THEN:
-        raise PoisonlabError(f"unknown --then '{then}'; choose one of {', '.join(THEN)}")
-    if model not in MODELS:
-        raise PoisonlabError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+        check_choice(kind, POISONS, "poisoning kind")
+    check_choice(then, THEN, "--then")
+    check_choice(model, MODELS, "model")
 
 
 def cifar10n_keys(spec: str, dataset: str, poison_kind: str | None) -> list[str]:
