@@ -10,7 +10,7 @@ from rich.console import Console
 
 from poisonlab import flipplots, store
 from poisonlab.datasets import Dataset
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.flipruns import Runner
 from poisonlab.targeted import FlipSpec
 
@@ -22,8 +22,7 @@ def metric_value(record: dict, metric: str) -> float:
     cfg, scores = record["config"], record["metrics"]
     if metric == "overall-accuracy":
         return scores["overall_accuracy"]
-    if metric not in METRICS:
-        raise PoisonlabError(f"unknown metric '{metric}'; choose one of {', '.join(METRICS)}")
+    check_choice(metric, METRICS, "metric")
     value = scores["per_class_accuracy"][cfg["source" if metric == "source-accuracy" else "target"]]
     if value is None:
         raise PoisonlabError(f"the test set has no items of the {metric.split('-')[0]} class, so {metric} is undefined; "
@@ -61,8 +60,7 @@ def search(evaluate: Callable[[int], float], below: float, limit: int, precision
 def run_budget(base: FlipSpec, data: Dataset, metric: str, below: float, seeds: list[int], out: Path, console: Console,
                overwrite: bool = False, precision: int = 1, json_path: Path | None = None) -> dict:
     """Search the budget with retraining (each N trained once per seed, seed-mean metric); writes JSON and the curve."""
-    if metric not in METRICS:
-        raise PoisonlabError(f"unknown metric '{metric}'; choose one of {', '.join(METRICS)}")
+    check_choice(metric, METRICS, "metric")
     if not 0.0 < below <= 1.0:
         raise PoisonlabError(f"threshold {below:g} is outside (0, 1]; give a fraction such as 0.30")
     if precision < 1:
