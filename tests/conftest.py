@@ -18,3 +18,16 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real dataset copies not found at {path}; set POISONLAB_TEST_DATA to their folder")
     return path
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `poisonlab ARGS...` in-process; returns (exit code, stdout, stderr)."""
+    from poisonlab.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out, captured.err
+    return run

@@ -1,5 +1,7 @@
 """Curves: aggregation over seeds and series, and the drawn files."""
 
+import pytest
+
 from poisonlab import analyse
 
 
@@ -31,3 +33,15 @@ def test_plot_writes_png_and_svg(tmp_path):
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:500]
     assert b"break point" in paths[1].read_bytes()
+
+
+def test_halving_point_interpolates_between_measured_percents():
+    assert analyse.halving_percent([0, 10, 20], [0.9, 0.6, 0.3]) == pytest.approx(15.0)
+    assert analyse.halving_percent([0, 50], [0.8, 0.4]) == 50
+    assert analyse.halving_percent([0, 50, 100], [0.8, 0.7, 0.5]) is None
+    assert analyse.halving_percent([10, 50], [0.8, 0.1]) is None  # no unpoisoned point to halve
+
+
+def test_interpolate_stays_inside_the_measured_range():
+    assert analyse.interpolate([0, 20], [1.0, 0.5], 9.0) == pytest.approx(0.775)
+    assert analyse.interpolate([0, 20], [1.0, 0.5], 40.0) is None

@@ -123,3 +123,21 @@ def analyse(out: Path, datasets: list[str] | None, kinds: tuple[str, ...]) -> di
     write_curves_csv(data, stem.with_suffix(".csv"))
     missing = [d for d in datasets or [] if d not in data]
     return {"paths": paths + [stem.with_suffix(".csv")], "missing": missing, "curves": data}
+
+
+def halving_percent(percents: list[float], means: list[float]) -> float | None:
+    """Poison percent where accuracy first falls to half of its 0% value (linear between measured points); None if never."""
+    if not percents or percents[0] != 0:
+        return None
+    half = means[0] / 2
+    for (p0, a0), (p1, a1) in zip(zip(percents, means), zip(percents[1:], means[1:])):
+        if a1 <= half:
+            return p1 if a0 == a1 else p0 + (a0 - half) * (p1 - p0) / (a0 - a1)
+    return None
+
+
+def interpolate(percents: list[float], means: list[float], at: float) -> float | None:
+    """Mean accuracy of a curve at percent `at` (linear between measured points); None outside the measured range."""
+    if not percents or not percents[0] <= at <= percents[-1]:
+        return None
+    return float(np.interp(at, percents, means))

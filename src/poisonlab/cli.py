@@ -18,6 +18,7 @@ from poisonlab.defend.detect_cmd import detect
 from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.experiment import VAL_MODES, RunSpec
 from poisonlab.models import MODELS
+from poisonlab.report.command import report
 from poisonlab.poison import KINDS, check_percent
 from poisonlab.train import TrainConfig
 
@@ -235,6 +236,7 @@ def budget(
 app.command()(detect)
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(monitor_app, name="monitor")
+app.command("report")(report)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,100 @@
+"""The HTML report of a real small study (sweeps, a targeted flip, a detection), checked as HTML and in Chromium."""
+
+import base64
+import io
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from poisonlab import report
+from poisonlab.report import browser
+from poisonlab.report.charts import plotly_js
+from poisonlab.report.collect import collect
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, shared_data):
+    """A real study folder: MNIST sweeps (first 500, random+biased, 2 seeds), an SVC flip and a kNN/CL detection."""
+    from poisonlab.cli import main
+
+    out = tmp_path_factory.mktemp("study")
+    data = ["--data-dir", str(shared_data), "--no-download"]
+    commands = [
+        ["train", "--dataset", "mnist", "--dataset-size", "500", "--kinds", "random,biased", "--percents", "0,30,60,90",
+         "--seeds", "0,1", "--epochs", "2", "--out", out, *data],
+        ["flip", "--dataset", "mnist", "--source", "1", "--target", "7", "--n", "0,40", "--model", "svc",
+         "--train-size", "1000", "--test-size", "500", "--out", out / "flip-mnist-1-7", *data],
+        ["detect", "--dataset", "mnist", "--dataset-size", "600", "--method", "knn-pixels,cl", "--percent", "20",
+         "--out", out / "detect-mnist", *data],
+    ]
+    for args in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        assert exit_info.value.code == 0, args
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(study):
+    path = study / "report.html"
+    result = report.build(study, path)
+    return path, path.read_text(), result
+
+
+def test_collect_finds_every_kind_of_result(study):
+    found = collect(study)
+    assert len(found.rows) == 16 and len(found.flips) == 1 and len(found.detections) == 1
+    assert {(g["kind"], g["runs"], tuple(g["seeds"])) for g in found.groups} == {("random", 8, (0, 1)), ("biased", 8, (0, 1))}
+    assert all(g["sources"] and g["environments"][0]["torch"] for g in found.groups)
+
+
+def test_report_is_self_contained_and_has_every_section(page):
+    path, html, result = page
+    assert result["sections"] == ["Overview", "Accuracy vs poison", "Until accuracy halves",
+                                  "Targeted flip: mnist 1 -> 7", "Defences", "Models", "Configuration and provenance"]
+    page_only = html.replace(plotly_js(), "")
+    assert html.count(plotly_js()) == 1 and not re.search(r'(src|href)="(https?:)?//', page_only)  # no network
+    assert "Plotly.newPlot" in html and html.count('class="plotly-graph-div') == 2  # mnist sweep + halving chart
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page_only)
+    assert len(images) == 5 + 1  # five flip figures and the detection-quality plot
+    for data in images:
+        assert Image.open(io.BytesIO(base64.b64decode(data))).size[0] > 100
+    assert "random break (K-1)/K = 90%" in html and "biased break 1/2" in html
+
+
+def test_report_tables_carry_the_measured_numbers(page, study):
+    _, html, _ = page
+    found = collect(study)
+    clean = [r["test_accuracy"] for r in found.rows if r["kind"] == "random" and r["percent"] == 0]
+    assert f"{np.mean(clean):.3f} ± {np.std(clean, ddof=1):.3f} (n=2)" in html
+    assert "md5:" in html and "torch 2." in html and "max_epochs=2" in html  # provenance: checksums, versions, config
+    assert "53,362" in html and "Conv2d(1, 24" in html  # smallcnn layer table total
+    assert "SVC(random_state=42)" in html  # the flip's model
+    assert "knn-pixels" in html and "precision" in html
+
+
+def test_missing_folder_and_empty_folder_are_one_line_errors(cli, tmp_path):
+    code, _, err = cli("report", "--out", tmp_path / "nope")
+    assert code == 2 and "does not exist" in err
+    code, _, err = cli("report", "--out", tmp_path)
+    assert code == 2 and "nothing to report" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_renders_in_headless_chromium(cli, study):
+    if not (os.environ.get("POISONLAB_CHROMIUM") or shutil.which("chromium")):
+        if os.environ.get("POISONLAB_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required here (POISONLAB_REQUIRE_BROWSER is set) but was not found")
+        pytest.skip("Chromium not installed (apt install chromium); .ci/run installs it")
+    target = study / "checked" / "report.html"
+    code, out, err = cli("report", "--out", study, "--file", target, "--check")
+    assert code == 0, err
+    assert "6 images and 2 charts loaded, no console errors" in err and str(target) in out
+    seen = browser.check(target)
+    assert seen["images_loaded"] == seen["images"] == 6 and seen["charts_rendered"] == seen["charts"] == 2
+    assert seen["console_errors"] == [] and seen["architecture_pictures"] == (1 if shutil.which("dot") else 0)
+    shot = Image.open(target.with_suffix(".png")).convert("L")
+    assert shot.size == (1400, 1000) and np.asarray(shot).std() > 10  # a real picture, not a blank page
