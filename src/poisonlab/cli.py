@@ -15,6 +15,7 @@ from poisonlab import budget as budget_search
 from poisonlab import flipexperiment, flipreport, sweep
 from poisonlab.defend.commands import manifest_app, monitor_app
 from poisonlab.defend.detect_cmd import detect
+from poisonlab.defend.validate_cmd import validate
 from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.experiment import VAL_MODES, RunSpec
 from poisonlab.models import MODELS
@@ -234,6 +235,7 @@ def budget(
 
 
 app.command()(detect)
+app.command("validate")(validate)
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(monitor_app, name="monitor")
 app.command("report")(report)

@@ -163,18 +163,18 @@ def _print_verify(manifest: dict, path: Path, described: str, result: dict, prob
     words = {"labels": "labels changed", "pixels": "pixels changed", "added": "added", "removed": "removed"}
     console.print("CHANGED: " + ", ".join(f"{n} {words[kind]}" for kind, n in tally.items() if n))
     changes, classes = result["changes"], manifest["classes"]
-    lines = ([f"label   {c['split']}[{c['index']}]: {_name(c['old'], classes)} -> {_name(c['new'], classes)}"
+    lines = ([f"label   {c['split']}[{c['index']}]: {label_name(c['old'], classes)} -> {label_name(c['new'], classes)}"
               for c in changes["labels"]]
              + [f"pixels  {c['split']}[{c['index']}]" for c in changes["pixels"]]
-             + [f"added   {c['split']}[{c['index']}]: label {_name(c['label'], classes)}" for c in changes["added"]]
-             + [f"removed {c['split']}[{c['index']}]: label {_name(c['label'], classes)}" for c in changes["removed"]])
+             + [f"added   {c['split']}[{c['index']}]: label {label_name(c['label'], classes)}" for c in changes["added"]]
+             + [f"removed {c['split']}[{c['index']}]: label {label_name(c['label'], classes)}" for c in changes["removed"]])
     for line in lines[: limit or None]:
         console.print(line)
     if limit and len(lines) > limit:
         console.print(f"... and {len(lines) - limit} more; pass --limit 0 to list all, or --json FILE")
 
 
-def _name(label: int, classes: list[str]) -> str:
+def label_name(label: int, classes: list[str]) -> str:
     """A label with its class name when the name is not just the number."""
     return f"{label} ({classes[label]})" if 0 <= label < len(classes) and classes[label] != str(label) else str(label)
 
