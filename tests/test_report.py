@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from poisonlab import report
+from poisonlab.analyse import halving_percent
 from poisonlab.report import browser
 from poisonlab.report.charts import plotly_js
 from poisonlab.report.collect import collect
@@ -25,7 +26,7 @@ def study(tmp_path_factory, shared_data):
     data = ["--data-dir", str(shared_data), "--no-download"]
     commands = [
         ["train", "--dataset", "mnist", "--dataset-size", "500", "--kinds", "random,biased", "--percents", "0,30,60,90",
-         "--seeds", "0,1", "--epochs", "2", "--out", out, *data],
+         "--seeds", "0,1", "--epochs", "4", "--batch-size", "32", "--out", out, *data],
         ["flip", "--dataset", "mnist", "--source", "1", "--target", "7", "--n", "0,40", "--model", "svc",
          "--train-size", "1000", "--test-size", "500", "--out", out / "flip-mnist-1-7", *data],
         ["detect", "--dataset", "mnist", "--dataset-size", "600", "--method", "knn-pixels,cl", "--percent", "20",
@@ -63,7 +64,7 @@ def test_report_is_self_contained_and_has_every_section(page):
     assert len(images) == 5 + 1  # five flip figures and the detection-quality plot
     for data in images:
         assert Image.open(io.BytesIO(base64.b64decode(data))).size[0] > 100
-    assert "random break (K-1)/K = 90%" in html and "biased break 1/2" in html
+    assert "random break (K-1)\\u002fK = 90%" in html and "biased break 1\\u002f2" in html  # plotly escapes '/' in JSON
 
 
 def test_report_tables_carry_the_measured_numbers(page, study):
@@ -71,7 +72,11 @@ def test_report_tables_carry_the_measured_numbers(page, study):
     found = collect(study)
     clean = [r["test_accuracy"] for r in found.rows if r["kind"] == "random" and r["percent"] == 0]
     assert f"{np.mean(clean):.3f} ± {np.std(clean, ddof=1):.3f} (n=2)" in html
-    assert "md5:" in html and "torch 2." in html and "max_epochs=2" in html  # provenance: checksums, versions, config
+    biased = {p: np.mean([r["test_accuracy"] for r in found.rows if r["kind"] == "biased" and r["percent"] == p])
+              for p in (0, 30, 60, 90)}
+    halves = halving_percent(list(biased), list(biased.values()))
+    assert halves is not None and f"{halves:.1f}%" in html  # biased poisoning at 90% is far below half
+    assert "md5:" in html and "torch 2." in html and "max_epochs=4, batch_size=32" in html  # provenance: checksums, versions, config
     assert "53,362" in html and "Conv2d(1, 24" in html  # smallcnn layer table total
     assert "SVC(random_state=42)" in html  # the flip's model
     assert "knn-pixels" in html and "precision" in html

@@ -127,9 +127,10 @@ def halving_section(data: dict[str, dict[str, dict]]) -> str:
     table_rows = [[r["dataset"], r["series"], None if r["clean"] is None else f"{r['clean']:.3f}",
                    f"{r['halving']:.1f}%" if r["halving"] is not None else f"not reached up to {r['max_percent']:g}%"]
                   for r in rows]
+    reached = any(r["halving"] is not None for r in rows)
     return (note("Poison share at which mean test accuracy first falls to half of the unpoisoned accuracy, "
                  "interpolated linearly between measured percents.")
-            + f'<div class="chart">{charts.halving_chart(rows, "chart-halving")}</div>'
+            + (f'<div class="chart">{charts.halving_chart(rows, "chart-halving")}</div>' if reached else "")
             + table(["dataset", "series", "accuracy at 0%", "halves at"], rows=table_rows, left=2))
 
 
