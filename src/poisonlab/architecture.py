@@ -56,7 +56,7 @@ def summary(name: str, shape: tuple[int, int, int], num_classes: int) -> dict:
 def dot_source(info: dict) -> str:
     """Graphviz DOT text of a layer table: input, one box per layer (output shape, parameters), output."""
     h, w, c = info["input"]
-    lines = ["digraph model {", "rankdir=TB;", 'node [shape=box, style="rounded,filled", fillcolor="#eef3fb", '
+    lines = ["digraph model {", "rankdir=TB; ranksep=0.2; nodesep=0.2;", 'node [shape=box, style="rounded,filled", fillcolor="#eef3fb", '
              'fontname="Helvetica", fontsize=10];', f'in [label="input\\n{c}x{h}x{w}", fillcolor="#ffffff"];']
     previous = "in"
     for i, row in enumerate(info["layers"]):

@@ -40,10 +40,10 @@ def human_points(study: Study) -> dict[str, list[dict]]:
     for row in study.human:
         by_key[(row["dataset"], series_name(row), row["kind"])].append(row)
     points: dict[str, list[dict]] = defaultdict(list)
-    for (dataset, name, kind), rows in sorted(by_key.items()):
+    for (dataset, _, kind), rows in sorted(by_key.items()):
         accs = np.array([r["test_accuracy"] for r in rows])
         key = kind[len(HUMAN_PREFIX):]
-        points[dataset].append({"name": f"CIFAR-10N {name}", "label": key, "kind": kind, "size": rows[0]["dataset_size"],
+        points[dataset].append({"name": f"CIFAR-10N {series_name({**rows[0], 'kind': key})}", "label": key, "kind": kind, "size": rows[0]["dataset_size"],
                                 "model": rows[0]["model"], "percent": float(np.mean([r["percent"] for r in rows])),
                                 "mean": float(accs.mean()), "lo": float(accs.min()), "hi": float(accs.max()),
                                 "seeds": len(rows)})
