@@ -100,3 +100,4 @@ def test_demo_runs_on_the_embedded_dataset_without_data_dir(capsys, tmp_path, mo
     assert code == 0, err
     assert "4 runs trained" in err and (tmp_path / "plots" / "accuracy_vs_poison.png").exists()
     assert str(tmp_path / "plots" / "accuracy_vs_poison.svg") in out
+    assert str(tmp_path / "report.html") in out and "embedded" in (tmp_path / "report.html").read_text()

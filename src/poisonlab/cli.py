@@ -13,6 +13,7 @@ from rich.console import Console
 from poisonlab import analyse as analysis
 from poisonlab import budget as budget_search
 from poisonlab import flipexperiment, flipreport, sweep
+from poisonlab import report as reporting
 from poisonlab.defend.commands import manifest_app, monitor_app
 from poisonlab.defend.detect_cmd import detect
 from poisonlab.defend.validate_cmd import validate
@@ -131,13 +132,14 @@ def demo(
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 6,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
-    """A short real sweep on the embedded Fashion-MNIST subset (no download), random and biased, then the plot."""
+    """A short real sweep on the embedded Fashion-MNIST subset (no download), random and biased, then the plot and report."""
     base = RunSpec(dataset="embedded", train=TrainConfig(max_epochs=epochs))
     specs = sweep.plan(base, ["embedded"], [0], list(KINDS), parse_percents(percents), [0])
     run_sweep(specs, out, None, False, overwrite)
     result = analysis.analyse(out, ["embedded"], tuple(KINDS))
-    console.print("plot and tables:")
-    for path in result["paths"]:
+    page = reporting.build(out, out / "report.html")["path"]
+    console.print("plot, tables and the report to open in a browser:")
+    for path in [*result["paths"], page]:
         print(path)
 
 
