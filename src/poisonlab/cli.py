@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -83,7 +84,7 @@ def human_sets(labels: str, cifar_n: Path | None, data_dir: Path | None, dataset
 
 
 def run_sweep(specs: list[RunSpec], out: Path, data_dir: Path | None, download: bool, overwrite: bool,
-              human: list[HumanLabels] | tuple = ()) -> None:
+              human: Sequence[HumanLabels] = ()) -> None:
     """Execute a sweep (human-label runs on `human`) and print where its results are."""
     started = time.perf_counter()
     counts = sweep.execute(specs, out, data_dir, download, overwrite, console, human=human)
