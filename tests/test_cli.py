@@ -141,7 +141,7 @@ def test_training_on_cifar10n_human_labels_records_the_measured_noise(capsys, sh
         run = store.read_run(tmp_path / "runs" / row["run_dir"])
         assert np.array_equal(store.poison_mask(run), noisy != clean)
         assert run["poison"]["new_labels"] == noisy[noisy != clean].tolist()
-        assert run["labels"]["file"] == str(labels_file) and run["labels"]["sha256"].startswith("sha256:")
+        assert run["labels"]["file"] == str(labels_file.resolve()) and run["labels"]["sha256"].startswith("sha256:")
         assert run["labels"]["noise_rate"] == pytest.approx(row["percent"] / 100)
     assert rows["cifar10n:aggre"]["percent"] < 15 < 35 < rows["cifar10n:worse"]["percent"]
     code, _, err = call(capsys, *args)

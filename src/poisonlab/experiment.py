@@ -140,7 +140,7 @@ def run(spec: RunSpec, data: Dataset, tensors: Tensors, on_epoch: Callable[[dict
         "poison": {"kind": spec.kind, "percent": spec.percent, "n_poisoned": int(mask.sum()),
                    "rate": float(mask.mean()) if len(mask) else 0.0, "indices": poisoned.tolist(),
                    "original_labels": data.y_train[poisoned].tolist(), "new_labels": labels[poisoned].tolist()},
-        **({"labels": human.provenance(mask)} if human is not None else {}),
+        **({"labels": human.provenance(mask)} if humanlabels.is_kind(spec.kind) else {}),
         "split": {"val": spec.val, "n_fit": len(fit_idx), "n_val": len(val_idx) if spec.val == "split" else len(data.y_test),
                   "val_label": "held-out 10% of the poisoned training data" if spec.val == "split"
                   else "clean test set (original protocol: test data used for model selection)"},

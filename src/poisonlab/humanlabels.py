@@ -52,7 +52,7 @@ class HumanLabels:
 
     def provenance(self, mask: np.ndarray) -> dict:
         """The run.json record of where the labels came from and how noisy the used items are."""
-        return {"spec": self.kind, "array": CIFAR10N[self.key], "file": str(self.path), "sha256": self.sha256,
+        return {"spec": self.kind, "array": CIFAR10N[self.key], "file": str(self.path.resolve()), "sha256": self.sha256,
                 "n_items": len(mask), "n_noisy": int(mask.sum()), "noise_rate": float(mask.mean())}
 
 
