@@ -3,8 +3,10 @@
 import gzip
 import shutil
 
+import numpy as np
 import pytest
 
+from poisonlab import store
 from poisonlab.cli import main
 
 
@@ -101,3 +103,51 @@ def test_demo_runs_on_the_embedded_dataset_without_data_dir(capsys, tmp_path, mo
     assert "4 runs trained" in err and (tmp_path / "plots" / "accuracy_vs_poison.png").exists()
     assert str(tmp_path / "plots" / "accuracy_vs_poison.svg") in out
     assert str(tmp_path / "report.html") in out and "embedded" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--labels", "cifar10n:best"], "unknown cifar10n label set 'best'; choose one of aggre, worse, random1, random2, random3"),
+    (["--labels", "cifar10n:aggre", "--dataset", "mnist"], "CIFAR-10N labels belong to CIFAR-10, not mnist; pass --dataset cifar10"),
+    (["--labels", "cifar10n:aggre", "--kinds", "random", "--biased"], "instead of poisoning them; leave out --kinds, --biased"),
+    (["--labels", "cifar10n:aggre", "--percents", "0,10"], "instead of poisoning them; leave out --percents"),
+    (["--labels", "cifar10n:aggre", "--cifar-n", "missing.npz"], "CIFAR-10N labels file missing.npz not found; pass --cifar-n"),
+    (["--cifar-n", "labels.npz"], "--cifar-n is only read with --labels; add --labels cifar10n:KEY or leave out --cifar-n"),
+])
+def test_bad_human_label_requests(capsys, tmp_path, args, message):
+    line = one_line_error(capsys, "train", "--dataset", "cifar10", *args, "--out", str(tmp_path))
+    assert message in line and not (tmp_path / "models").exists()
+
+
+def test_default_labels_file_is_looked_up_in_the_data_folder(capsys, tmp_path):
+    line = one_line_error(capsys, "train", "--dataset", "cifar10", "--labels", "cifar10n:worse", "--data-dir", str(tmp_path),
+                          "--out", str(tmp_path / "runs"))
+    assert f"{tmp_path / 'cifar_n' / 'cifar10n_labels.npz'} not found" in line
+
+
+@pytest.mark.slow
+def test_training_on_cifar10n_human_labels_records_the_measured_noise(capsys, shared_data, tmp_path):
+    labels_file = shared_data / "cifar_n" / "cifar10n_labels.npz"
+    args = ["train", "--dataset", "cifar10", "--dataset-size", "500", "--labels", "cifar10n:aggre,worse", "--epochs", "1",
+            "--seeds", "3", "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path / "runs")]
+    code, _, err = call(capsys, *args)
+    assert code == 0, err
+    with np.load(labels_file, allow_pickle=False) as npz:
+        clean, human = npz["clean_label"][:500], {k: npz[f"{k}_label"][:500] for k in ("aggre", "worse")}
+    rows = {r["kind"]: r for r in store.results(tmp_path / "runs")}
+    assert sorted(rows) == ["cifar10n:aggre", "cifar10n:worse"]
+    for key, noisy in human.items():
+        row = rows[f"cifar10n:{key}"]
+        assert row["run_dir"] == f"models/cifar10_500_cifar10n-{key}/seed3" and row["seed"] == 3
+        assert row["percent"] == pytest.approx(100 * np.mean(noisy != clean)) and row["n_poisoned"] == (noisy != clean).sum()
+        run = store.read_run(tmp_path / "runs" / row["run_dir"])
+        assert np.array_equal(store.poison_mask(run), noisy != clean)
+        assert run["poison"]["new_labels"] == noisy[noisy != clean].tolist()
+        assert run["labels"]["file"] == str(labels_file.resolve()) and run["labels"]["sha256"].startswith("sha256:")
+        assert run["labels"]["noise_rate"] == pytest.approx(row["percent"] / 100)
+    assert rows["cifar10n:aggre"]["percent"] < 15 < 35 < rows["cifar10n:worse"]["percent"]
+    code, _, err = call(capsys, *args)
+    assert code == 0 and "resuming: 2 of 2 runs already finished" in err and "0 runs trained" in err
+    with np.load(labels_file, allow_pickle=False) as npz:
+        np.savez(tmp_path / "shifted.npz", **{k: np.roll(npz[k], 1) for k in npz.files})
+    line = one_line_error(capsys, *args[:-2], "--out", str(tmp_path / "other"), "--cifar-n", str(tmp_path / "shifted.npz"))
+    assert "differ from the loaded CIFAR-10 training labels" in line

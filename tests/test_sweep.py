@@ -1,15 +1,17 @@
-"""Sweeps: planning, resume after an interrupt (in-process and a real Ctrl-C), settings guard."""
+"""Sweeps: planning (poison grids and human label sets), resume after an interrupt (in-process and a real Ctrl-C), settings guard."""
 
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
+import torch
 
-from poisonlab import store, sweep
+from poisonlab import datasets, humanlabels, store, sweep
 from poisonlab.errors import PoisonlabError
-from poisonlab.experiment import RunSpec
+from poisonlab.experiment import RunSpec, Tensors, run
 from poisonlab.train import TrainConfig
 
 BASE = RunSpec(dataset="digits", train=TrainConfig(max_epochs=2))
@@ -70,3 +72,18 @@ def test_ctrl_c_keeps_finished_runs_and_rerun_resumes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"resuming: {done} of 8 runs already finished" in result.stderr
     assert len(store.results(tmp_path)) == 8
+
+
+def test_human_label_runs_are_planned_at_their_measured_noise_rate(shared_data):
+    sets = humanlabels.read(shared_data / "cifar_n" / "cifar10n_labels.npz", ["aggre", "worse"])
+    specs = sweep.plan_human(BASE, [0, 500], sets, [0, 1])
+    assert [(s.dataset, s.dataset_size, s.kind, s.seed) for s in specs[:3]] == [
+        ("cifar10", 0, "cifar10n:aggre", 0), ("cifar10", 0, "cifar10n:aggre", 1), ("cifar10", 0, "cifar10n:worse", 0)]
+    assert [s.percent for s in specs[::2]] == [9.01, 40.208, 9.6, 44.0]
+    assert str(specs[-1].folder()) == "models/cifar10_500_cifar10n-worse/seed1"
+    assert str(replace(specs[0], model="svc", val="test").folder()) == "models/cifar10_svc_valtest_cifar10n-aggre/seed0"
+
+
+def test_a_human_label_run_needs_its_labels():
+    with pytest.raises(ValueError, match="cifar10n:aggre run needs those labels"):
+        run(RunSpec(dataset="digits", kind="cifar10n:aggre"), datasets.load("digits"), Tensors(torch.device("cpu")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -12,13 +13,14 @@ from rich.console import Console
 
 from poisonlab import analyse as analysis
 from poisonlab import budget as budget_search
-from poisonlab import flipexperiment, flipreport, sweep
+from poisonlab import datasets, flipexperiment, flipreport, humanlabels, sweep
 from poisonlab import report as reporting
 from poisonlab.defend.commands import manifest_app, monitor_app
 from poisonlab.defend.detect_cmd import detect
 from poisonlab.defend.validate_cmd import validate
 from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.experiment import VAL_MODES, RunSpec
+from poisonlab.humanlabels import HumanLabels
 from poisonlab.models import MODELS
 from poisonlab.report.command import report
 from poisonlab.poison import KINDS, check_percent
@@ -28,6 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="How much does poisoned (mislabelled) training data hurt a model?")
 console = Console(stderr=True, soft_wrap=True)
 
+DEFAULT_PERCENTS_TEXT = ",".join(map(str, sweep.DEFAULT_PERCENTS))
 OutOpt = Annotated[Path, typer.Option("--out", help="Results folder (runs, results.sqlite, results.csv, plots).")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "--data_dir", envvar="POISONLAB_DATA",
                                                  help="Dataset cache folder [default: ~/.cache/poisonlab].")]
@@ -71,10 +74,23 @@ def parse_counts(text: str, what: str) -> list[int]:
     return values
 
 
-def run_sweep(specs: list[RunSpec], out: Path, data_dir: Path | None, download: bool, overwrite: bool) -> None:
-    """Execute a sweep and print where its results are."""
+def human_sets(labels: str, cifar_n: Path | None, data_dir: Path | None, dataset_list: list[str],
+               poisoning: list[str]) -> list[HumanLabels]:
+    """The CIFAR-10N label sets named by --labels, after checking nothing asks for synthetic poisoning too."""
+    keys = humanlabels.parse(labels)
+    if poisoning:
+        raise PoisonlabError(f"--labels trains on human labels instead of poisoning them; leave out {', '.join(poisoning)}")
+    for name in dataset_list:
+        if name != "cifar10":
+            raise PoisonlabError(f"CIFAR-10N labels belong to CIFAR-10, not {name}; pass --dataset cifar10")
+    return humanlabels.read(cifar_n or humanlabels.default_path(datasets.resolve_data_dir(data_dir)), keys)
+
+
+def run_sweep(specs: list[RunSpec], out: Path, data_dir: Path | None, download: bool, overwrite: bool,
+              human: Sequence[HumanLabels] = ()) -> None:
+    """Execute a sweep (human-label runs on `human`) and print where its results are."""
     started = time.perf_counter()
-    counts = sweep.execute(specs, out, data_dir, download, overwrite, console)
+    counts = sweep.execute(specs, out, data_dir, download, overwrite, console, human=human)
     console.print(f"{counts['trained']} runs trained, {counts['skipped']} already done, in {time.perf_counter() - started:.0f}s; "
                   f"results: {out / 'results.csv'} and {out / 'results.sqlite'}, runs under {out / 'models'}")
 
@@ -82,7 +98,7 @@ def run_sweep(specs: list[RunSpec], out: Path, data_dir: Path | None, download: 
 @app.command()
 def train(
     dataset: Annotated[str, typer.Option(help="Dataset(s), comma-separated: mnist, fashion_mnist, cifar10, cifar100[:coarse], digits, embedded, imagefolder:PATH.")] = "embedded",
-    percents: Annotated[str, typer.Option(help="Poison percents, comma-separated.")] = ",".join(map(str, sweep.DEFAULT_PERCENTS)),
+    percents: Annotated[str, typer.Option(help="Poison percents, comma-separated.")] = DEFAULT_PERCENTS_TEXT,
     biased: Annotated[bool, typer.Option("--biased", help="Biased poisoning (class 0, or 1 for true 0) instead of random.")] = False,
     kinds: Annotated[str | None, typer.Option(help="Poisoning kinds, comma-separated (random,biased); overrides --biased.")] = None,
     dataset_size: Annotated[str, typer.Option("--dataset-size", "--dataset_size", help="Use the first N training items (0 = all); comma-separated for several.")] = "0",
@@ -91,21 +107,32 @@ def train(
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
     epochs: Annotated[int, typer.Option("--epochs", "--max-epochs", min=1, help="Most epochs (early stopping may end sooner).")] = 50,
     val: Annotated[str, typer.Option(help="split: hold out 10% of the poisoned training data; test: validate on the clean test set (original protocol).")] = "split",
+    labels: Annotated[str | None, typer.Option(help="Real human label noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
+    cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels (default: <data-dir>/cifar_n/cifar10n_labels.npz).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain runs that already exist.")] = False,
     out: OutOpt = Path("runs"),
     data_dir: DataDirOpt = None,
     download: Annotated[bool, typer.Option("--download/--no-download", help="Fetch missing dataset files.")] = True,
 ) -> None:
-    """Train one model per (dataset, size, kind, percent, seed) with poisoned labels; resumes where it stopped."""
+    """Train one model per (dataset, size, kind, percent, seed) with poisoned (or CIFAR-10N human) labels; resumes where it stopped."""
     kind_list = [k.strip() for k in kinds.split(",")] if kinds else ["biased" if biased else "random"]
     for k in kind_list:
         check_choice(k, KINDS, "poisoning kind")
     check_choice(model, MODELS, "model")
     check_choice(val, VAL_MODES, "validation mode")
     base = RunSpec(dataset="", model=model, val=val, train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
-    specs = sweep.plan(base, [d.strip() for d in dataset.split(",") if d.strip()], parse_counts(dataset_size, "dataset size"),
-                       kind_list, parse_percents(percents), parse_counts(seeds, "seed"))
-    run_sweep(specs, out, data_dir, download, overwrite)
+    dataset_list, sizes = [d.strip() for d in dataset.split(",") if d.strip()], parse_counts(dataset_size, "dataset size")
+    seed_list = parse_counts(seeds, "seed")
+    if labels is None:
+        if cifar_n is not None:
+            raise PoisonlabError("--cifar-n is only read with --labels; add --labels cifar10n:KEY or leave out --cifar-n")
+        sets, specs = [], sweep.plan(base, dataset_list, sizes, kind_list, parse_percents(percents), seed_list)
+    else:
+        poisoning = [name for name, given in (("--kinds", kinds is not None), ("--biased", biased),
+                                              ("--percents", percents != DEFAULT_PERCENTS_TEXT)) if given]
+        sets = human_sets(labels, cifar_n, data_dir, dataset_list, poisoning)
+        specs = sweep.plan_human(base, sizes, sets, seed_list)
+    run_sweep(specs, out, data_dir, download, overwrite, sets)
 
 
 @app.command()

@@ -14,9 +14,10 @@ import numpy as np
 import sklearn
 import torch
 
-from poisonlab import __version__, metrics, models, poison
+from poisonlab import __version__, humanlabels, metrics, models, poison
 from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
+from poisonlab.humanlabels import HumanLabels
 from poisonlab.train import TrainConfig, fit_sklearn, fit_torch, flatten01, predict, seed_everything, to_tensor
 
 VAL_MODES = ("split", "test")
@@ -41,11 +42,14 @@ class RunSpec:
         return asdict(self)
 
     def folder(self) -> Path:
-        """models/[b_]{dataset}[_{size}][_{model}][_valtest]/{percent}/seed{S} relative to the output folder."""
+        """models/[b_]{dataset}[_{size}][_{model}][_valtest]/{percent}/seed{S} relative to the output folder;
+        human labels: models/{dataset}[_{size}][_{model}][_valtest]_{source}-{key}/seed{S}."""
         name = ("b_" if self.kind == "biased" else "") + slug(self.dataset)
         name += f"_{self.dataset_size}" if self.dataset_size else ""
         name += f"_{self.model}" if self.model != DEFAULT_MODEL else ""
         name += "_valtest" if self.val == "test" else ""
+        if humanlabels.is_kind(self.kind):
+            return Path("models") / f"{name}_{slug(self.kind)}" / f"seed{self.seed}"
         return Path("models") / name / f"{self.percent:g}" / f"seed{self.seed}"
 
 
@@ -86,10 +90,16 @@ def environment(device: torch.device) -> dict:
             "threads": torch.get_num_threads()}
 
 
-def run(spec: RunSpec, data: Dataset, tensors: Tensors, on_epoch: Callable[[dict], None] | None = None):
-    """Carry out one run; returns (run record for run.json, trained model)."""
+def run(spec: RunSpec, data: Dataset, tensors: Tensors, on_epoch: Callable[[dict], None] | None = None,
+        human: HumanLabels | None = None):
+    """Carry out one run (on `human` labels instead of poisoning when given); returns (run.json record, trained model)."""
     started = time.perf_counter()
-    labels, mask = poison.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed)
+    if humanlabels.is_kind(spec.kind):
+        if human is None or human.kind != spec.kind:
+            raise ValueError(f"a {spec.kind} run needs those labels passed as `human`")
+        labels, mask = human.apply(data.y_train)
+    else:
+        labels, mask = poison.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed)
     if spec.val == "split":
         fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
     elif spec.val == "test":
@@ -130,6 +140,7 @@ def run(spec: RunSpec, data: Dataset, tensors: Tensors, on_epoch: Callable[[dict
         "poison": {"kind": spec.kind, "percent": spec.percent, "n_poisoned": int(mask.sum()),
                    "rate": float(mask.mean()) if len(mask) else 0.0, "indices": poisoned.tolist(),
                    "original_labels": data.y_train[poisoned].tolist(), "new_labels": labels[poisoned].tolist()},
+        **({"labels": human.provenance(mask)} if humanlabels.is_kind(spec.kind) else {}),
         "split": {"val": spec.val, "n_fit": len(fit_idx), "n_val": len(val_idx) if spec.val == "split" else len(data.y_test),
                   "val_label": "held-out 10% of the poisoned training data" if spec.val == "split"
                   else "clean test set (original protocol: test data used for model selection)"},

@@ -1,4 +1,4 @@
-"""Sweeps: every (dataset, size, kind, percent, seed) run, resumable, with a progress bar and ETA."""
+"""Sweeps: every (dataset, size, kind, percent, seed) run, or (size, human label set, seed), resumable, with a progress bar and ETA."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from poisonlab import datasets, store
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment import RunSpec, Tensors, run
+from poisonlab.humanlabels import HumanLabels
 from poisonlab.train import pick_device
 
 DEFAULT_PERCENTS = (0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30, 35, 40, 50, 60, 70, 80, 90, 100)
@@ -26,6 +27,14 @@ def plan(
     return [
         replace(base, dataset=d, dataset_size=n, kind=k, percent=float(p), seed=s)
         for d, n, k, p, s in itertools.product(datasets_, sizes, kinds, percents, seeds)
+    ]
+
+
+def plan_human(base: RunSpec, sizes: Iterable[int], sets: Iterable[HumanLabels], seeds: Iterable[int]) -> list[RunSpec]:
+    """Every CIFAR-10 run on human labels: kind "cifar10n:KEY", percent the measured noise rate of the items used."""
+    return [
+        replace(base, dataset="cifar10", dataset_size=n, kind=h.kind, percent=h.percent(n), seed=s)
+        for n, h, s in itertools.product(sizes, sets, seeds)
     ]
 
 
@@ -46,8 +55,10 @@ def finished(out: Path, spec: RunSpec, overwrite: bool) -> dict | None:
 def execute(
     specs: list[RunSpec], out: Path, data_dir: str | Path | None = None, download: bool = True,
     overwrite: bool = False, console: Console | None = None, loader: Callable = datasets.load,
+    human: Iterable[HumanLabels] = (),
 ) -> dict:
-    """Run every spec not already finished under `out`; returns counts of trained and skipped runs."""
+    """Run every spec not already finished under `out` (human-label kinds on `human`); returns trained and skipped counts."""
+    human_by_kind = {h.kind: h for h in human}
     store.ensure_writable(out)
     console = console or Console(stderr=True)
     todo = []
@@ -76,7 +87,7 @@ def execute(
             def show(row: dict) -> None:
                 bar.update(task, status=f"epoch {row['epoch']} val {row.get('val_accuracy', float('nan')):.3f}")
 
-            record, model = run(spec, loaded[key], tensors, show)
+            record, model = run(spec, loaded[key], tensors, show, human_by_kind.get(spec.kind))
             run_dir = out / spec.folder()
             data = loaded[key]
             store.save_model(run_dir, model, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
