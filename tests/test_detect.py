@@ -97,7 +97,7 @@ def test_command_relabels_targeted_flips(tmp_path):
     (["--then", "burn"], "unknown --then 'burn'"),
     (["--detector-model", "svc"], "unknown detector model 'svc'"),
     (["--labels", "cifar10n:worse"], "belong to CIFAR-10, not digits"),
-    (["--labels", "cifar10n:best"], "unknown label set 'best'"),
+    (["--labels", "cifar10n:best"], "unknown cifar10n label set 'best'"),
     (["--poison", "targeted"], "needs a class pair"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, message):

@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from poisonlab import datasets, store
+from poisonlab import datasets, humanlabels, store
 from poisonlab.defend import detect as detectors
 from poisonlab.defend.detectout import print_row, write_outputs
 from poisonlab.defend.features import DETECTOR_MODELS, DetectorConfig
@@ -70,7 +70,7 @@ def detect(
     if labels is None:
         sets = poisoned_sets(data, kinds, percents, source, target, counts, seed)
     else:
-        sets = human_sets(data, keys, cifar_n or datasets.resolve_data_dir(data_dir) / "cifar_n" / "cifar10n_labels.npz")
+        sets = human_sets(data, keys, cifar_n or humanlabels.default_path(datasets.resolve_data_dir(data_dir)))
     out = store.ensure_writable(out or Path("runs") / slug(f"detect-{dataset}"))
     retrain = (model, epochs)
     everything = np.ones(len(data.y_train), bool)

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from poisonlab import poison
+from poisonlab import humanlabels, poison
 from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.targeted import resolve_class
 
 POISONS = ("random", "biased", "targeted")
-CIFAR10N = {"aggre": "aggre_label", "worse": "worse_label", "random1": "random_label1", "random2": "random_label2",
-            "random3": "random_label3"}
 
 
 @dataclass(frozen=True)
@@ -46,12 +44,7 @@ def poisoned_sets(data: Dataset, kinds: list[str], percents: list[float], source
 
 def cifar10n_keys(spec: str, dataset: str, poison_kind: str | None) -> list[str]:
     """The CIFAR-10N label sets named by `spec` ("cifar10n:aggre,worse"), after checking it fits the request."""
-    name, _, rest = spec.partition(":")
-    keys = [k.strip() for k in rest.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in CIFAR10N]
-    if name != "cifar10n" or unknown or not keys:
-        raise PoisonlabError(f"unknown label set '{unknown[0] if unknown else spec}'; write cifar10n:KEY[,KEY] with KEY "
-                             f"from {', '.join(CIFAR10N)}")
+    keys = humanlabels.parse(spec)
     if dataset.strip() != "cifar10":
         raise PoisonlabError(f"CIFAR-10N labels belong to CIFAR-10, not {dataset}; pass --dataset cifar10")
     if poison_kind is not None:
@@ -61,14 +54,4 @@ def cifar10n_keys(spec: str, dataset: str, poison_kind: str | None) -> list[str]
 
 def human_sets(data: Dataset, keys: list[str], path: Path) -> list[LabelSet]:
     """CIFAR-10N label sets (first N, as the loaded training items), after checking the clean labels match."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[name].astype(np.int64)[: len(data.y_train)] for k, name in
-                      [("clean", "clean_label"), *((k, CIFAR10N[k]) for k in keys)]}
-    except (OSError, KeyError, ValueError) as exc:
-        raise PoisonlabError(f"cannot read CIFAR-10N labels from {path} ({exc}); "
-                             "pass --cifar-n PATH to cifar10n_labels.npz") from None
-    if not np.array_equal(arrays["clean"], data.y_train):
-        raise PoisonlabError(f"the clean labels in {path} differ from the loaded CIFAR-10 training labels; load CIFAR-10 "
-                             "in the official training order (binary release, or the JPEG copy with its order file)")
-    return [LabelSet("cifar10n", k, None, arrays[k], arrays[k] != data.y_train) for k in keys]
+    return [LabelSet("cifar10n", h.key, None, *h.apply(data.y_train)) for h in humanlabels.read(path, keys)]
