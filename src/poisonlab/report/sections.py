@@ -150,7 +150,8 @@ def flip_section(folder: Path, doc: dict) -> str:
              _spread(s.get("delta_source_accuracy"), 100, "+.1f")] for s in doc["summary"]]
     parts = [note(f"{doc['dataset']}: the first {max(doc['n'])} (at most) '{src}' training labels flipped to '{tgt}' "
                   f"({doc['select']} selection); model {doc['model']}, {doc['epochs']} epochs, seeds "
-                  f"{', '.join(map(str, doc['seeds']))}, {doc['n_train']} training and {doc['n_test']} test items."),
+                  f"{', '.join(map(str, doc['seeds']))}, {doc['n_train']} training and {doc['n_test']} test items; "
+                  f"{len(doc['runs'])} runs, {_minutes(sum(r.get('train_seconds', 0) for r in doc['runs']))} of training."),
              table(["N flipped", "seeds", "of training set", "test accuracy", f"{src} accuracy", f"{tgt} accuracy",
                     f"{src} predicted as {tgt}", f"Δ {src} accuracy (pp)"], rows)]
     figures = folder / "figures"
@@ -185,7 +186,8 @@ def detect_section(folder: Path, doc: dict) -> str:
     clean = doc.get("clean_accuracy")
     parts = [note(f"{doc['dataset']}, {doc['n_train']} training items, seed {doc['seed']}, detector model "
                   f"{doc['detector']['model']}; after cleaning, {doc['retrain']['model']} is retrained"
-                  + (f" (clean accuracy {clean:.4f})." if clean is not None else ".")),
+                  + (f" (clean accuracy {clean:.4f})" if clean is not None else "")
+                  + f"; {_minutes(doc.get('seconds', 0))} in all."),
              table(["labels", "setting", "method", "precision", "recall", "F1", "ROC AUC", "flagged", "poisoned",
                     "seconds", "accuracy after", "recovered"], rows, 3),
              image(folder / "detect.png", "detection quality vs poison rate"),
