@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from poisonlab.analyse import halving_percent
+from poisonlab.report.collect import dataset_order
 
 COLORS = {"random": ("#1f77b4", "#7fb2dc", "#0b3d66"), "biased": ("#d62728", "#ee8a8b", "#7a1213")}
 HUMAN_COLOR = "#2ca02c"
@@ -72,7 +73,7 @@ def sweep_chart(dataset: str, series: dict[str, dict], human: list[dict], div_id
 def halving_rows(curves: dict[str, dict[str, dict]]) -> list[dict]:
     """Per dataset and series: clean accuracy and the poison percent that halves it (None: not reached)."""
     rows = []
-    for dataset, series in sorted(curves.items()):
+    for dataset, series in sorted(curves.items(), key=lambda item: dataset_order(item[0])):
         for name, c in sorted(series.items()):
             rows.append({"dataset": dataset, "series": name, "kind": c["kind"],
                          "clean": c["mean"][0] if c["percents"] and c["percents"][0] == 0 else None,
@@ -92,7 +93,9 @@ def halving_chart(rows: list[dict], div_id: str) -> str:
                              text=[f"{r['halving']:.0f}%" for r in chosen], textposition="outside",
                              hovertext=[f"{r['dataset']}, {name}: accuracy {r['clean']:.3f} halves at "
                                         f"{r['halving']:.1f}% poisoned" for r in chosen], hoverinfo="text"))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     fig.update_layout(title="How much poison until test accuracy halves", barmode="group", template="plotly_white",
+                      xaxis={"categoryorder": "array", "categoryarray": datasets},
                       yaxis={"title": "training labels poisoned (%)", "range": [0, 105]}, height=380,
                       margin={"l": 60, "r": 20, "t": 60, "b": 50})
     return _div(fig, div_id)

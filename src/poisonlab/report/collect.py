@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poisonlab import store
+from poisonlab.datasets import DATASETS
 from poisonlab.errors import PoisonlabError
 
 HUMAN_PREFIX = "cifar10n:"
@@ -41,6 +42,12 @@ def _load_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def dataset_order(name: str) -> tuple[int, str]:
+    """Known datasets in their usual order (MNIST first), then the others by name."""
+    known = list(DATASETS)
+    return (known.index(name), name) if name in known else (len(known), name)
 
 
 def group_key(row: dict) -> tuple:

@@ -12,7 +12,7 @@ import numpy as np
 from poisonlab import architecture
 from poisonlab.analyse import curves, interpolate, series_name
 from poisonlab.report import charts
-from poisonlab.report.collect import HUMAN_PREFIX, Study
+from poisonlab.report.collect import HUMAN_PREFIX, Study, dataset_order
 from poisonlab.report.page import image, note, table
 
 
@@ -26,8 +26,9 @@ def _minutes(seconds: float) -> str:
 
 def overview(study: Study) -> str:
     """What the folder holds: one line per run group, flips and detections counted."""
+    groups = sorted(study.groups, key=lambda g: dataset_order(g["dataset"]))
     rows = [[g["dataset"], _size(g["dataset_size"]), g["kind"], g["model"], g["runs"], len(g["percents"]),
-             ", ".join(map(str, g["seeds"])), _minutes(g["total_seconds"])] for g in study.groups]
+             ", ".join(map(str, g["seeds"])), _minutes(g["total_seconds"])] for g in groups]
     parts = [table(["dataset", "training set", "poisoning", "model", "runs", "percents", "seeds", "compute"], rows, 4)]
     parts.append(note(f"{len(study.rows)} sweep runs, {len(study.flips)} targeted-flip studies and "
                       f"{len(study.detections)} detection studies in {study.out}."))
@@ -94,7 +95,7 @@ def curves_section(study: Study, data: dict[str, dict[str, dict]]) -> str:
                   "theoretical break points: random poisoning leaves the true label the most common one until "
                   "(K-1)/K of the labels are poisoned, biased poisoning until 1/2. Click legend entries to toggle "
                   "series; hover for values.")]
-    for i, dataset in enumerate(sorted(set(data) | set(humans))):
+    for i, dataset in enumerate(sorted(set(data) | set(humans), key=dataset_order)):
         series = data.get(dataset, {})
         parts.append(f"<h3>{escape(dataset)}</h3>")
         parts.append(f'<div class="chart">{charts.sweep_chart(dataset, series, humans.get(dataset, []), f"chart-sweep-{i}")}</div>')
