@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
@@ -24,18 +26,19 @@ def _div(fig: go.Figure, div_id: str) -> str:
 
 
 def _style(kind: str, shade: int, full: bool) -> dict:
-    """Line colour and dash of a series: colour per kind, shade per size, solid for the full set."""
+    """Line colour and dash of a series: colour per kind; the full set solid in the main shade, subsets dashed and lighter."""
     palette = COLORS.get(kind, ("#7f7f7f", "#bbbbbb", "#444444"))
-    return {"color": palette[shade % len(palette)], "dash": "solid" if full else "dash"}
+    return {"color": palette[0 if full else 1 + shade % (len(palette) - 1)], "dash": "solid" if full else "dash"}
 
 
 def sweep_chart(dataset: str, series: dict[str, dict], human: list[dict], div_id: str) -> str:
     """Accuracy vs poison percent of one dataset: mean line and min-max band per series, break points, CIFAR-10N points."""
     fig = go.Figure()
-    shades: dict[str, int] = {}
+    subsets: dict[str, int] = defaultdict(int)
     for name, c in sorted(series.items()):
-        shade = shades[c["kind"]] = shades.get(c["kind"], -1) + 1
-        style = _style(c["kind"], shade, "full" in name)
+        full = "full" in name
+        style = _style(c["kind"], subsets[c["kind"]], full)
+        subsets[c["kind"]] += not full
         hover = [f"{name}<br>{p:g}% poisoned<br>accuracy {m:.3f} (min {lo:.3f}, max {hi:.3f}, {n} seeds)"
                  for p, m, lo, hi, n in zip(c["percents"], c["mean"], c["lo"], c["hi"], c["seeds"])]
         fig.add_trace(go.Scatter(x=c["percents"] + c["percents"][::-1], y=c["hi"] + c["lo"][::-1], fill="toself",
