@@ -103,3 +103,15 @@ def test_report_renders_in_headless_chromium(cli, study):
     assert seen["console_errors"] == [] and seen["architecture_pictures"] == (1 if shutil.which("dot") else 0)
     shot = Image.open(target.with_suffix(".png")).convert("L")
     assert shot.size == (1400, 1000) and np.asarray(shot).std() > 10  # a real picture, not a blank page
+
+
+def test_unreadable_or_incomplete_results_are_listed_not_fatal(study, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(study, copy)
+    (copy / "detect-mnist" / "detect.json").write_text("{not json")
+    (copy / "old-flip").mkdir()
+    (copy / "old-flip" / "flip.json").write_text('{"dataset": "mnist", "summary": []}')
+    result = report.build(copy, copy / "report.html")
+    html = (copy / "report.html").read_text()
+    assert result["detections"] == 0 and result["flips"] == 1 and "Defences" not in result["sections"]
+    assert "detect.json: missing (not readable JSON)" in html and "old-flip/flip.json: missing classes" in html

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from html import escape
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def build(out: Path, path: Path) -> dict:
         title = f"Targeted flip: {doc['dataset']} {doc['source']['name']} -> {doc['target']['name']}"
         parts.append((f"flip-{i}", title, sections.flip_section(folder, doc)))
     if study.detections:
-        body = "".join(f"<h3>{d['dataset']} ({folder.name})</h3>" + sections.detect_section(folder, d)
+        body = "".join(f"<h3>{escape(d['dataset'])} ({escape(folder.name)})</h3>" + sections.detect_section(folder, d)
                        for folder, d in study.detections)
         parts.append(("defences", "Defences", body))
     parts += [("models", "Models", sections.models_section(study)),

@@ -12,6 +12,9 @@ from poisonlab.datasets import DATASETS
 from poisonlab.errors import PoisonlabError
 
 HUMAN_PREFIX = "cifar10n:"
+FLIP_KEYS = {"dataset", "classes", "source", "target", "model", "select", "n", "seeds", "epochs", "n_train", "n_test",
+             "runs", "summary"}
+DETECT_KEYS = {"dataset", "n_train", "seed", "detector", "retrain", "rows"}
 
 
 @dataclass
@@ -23,6 +26,7 @@ class Study:
     groups: list[dict] = field(default_factory=list)
     flips: list[tuple[Path, dict]] = field(default_factory=list)
     detections: list[tuple[Path, dict]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def synthetic(self) -> list[dict]:
@@ -94,10 +98,13 @@ def collect(out: Path) -> Study:
         store.reindex(out)
         rows = store.results(out)
     study = Study(out, rows, provenance(out, rows))
-    for name, needed, bucket in (("flip.json", "summary", study.flips), ("detect.json", "rows", study.detections)):
+    for name, needed, bucket in (("flip.json", FLIP_KEYS, study.flips), ("detect.json", DETECT_KEYS, study.detections)):
         for path in sorted(out.glob(f"**/{name}")):
             doc = _load_json(path)
-            if doc and needed in doc:
+            missing = sorted(needed - set(doc)) if doc is not None else ["(not readable JSON)"]
+            if missing:
+                study.skipped.append(f"{path}: missing {', '.join(missing)}")
+            else:
                 bucket.append((path.parent, doc))
     if not (study.rows or study.flips or study.detections):
         raise PoisonlabError(f"nothing to report in {out}: no runs, flip.json or detect.json; "

@@ -32,6 +32,8 @@ def overview(study: Study) -> str:
     parts = [table(["dataset", "training set", "poisoning", "model", "runs", "percents", "seeds", "compute"], rows, 4)]
     parts.append(note(f"{len(study.rows)} sweep runs, {len(study.flips)} targeted-flip studies and "
                       f"{len(study.detections)} detection studies in {study.out}."))
+    if study.skipped:
+        parts.append(note("Left out (re-run the command that wrote them): " + "; ".join(study.skipped)))
     return "".join(parts)
 
 
