@@ -20,14 +20,28 @@ def shared_data() -> Path:
     return path
 
 
-@pytest.fixture
-def cli(capsys):
-    """Run `poisonlab ARGS...` in-process; returns (exit code, stdout, stderr)."""
-    from poisonlab.cli import main
+class Cli:
+    """Runs `poisonlab ARGS...` in-process and returns its exit code and output."""
 
-    def run(*args: str) -> tuple[int, str, str]:
+    def __init__(self, capsys: pytest.CaptureFixture) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args) -> tuple[int, str, str]:
+        """Exit code, stdout and stderr."""
+        from poisonlab.cli import main
+
         with pytest.raises(SystemExit) as exit_info:
             main([str(a) for a in args])
-        captured = capsys.readouterr()
+        captured = self.capsys.readouterr()
         return exit_info.value.code, captured.out, captured.err
-    return run
+
+    def text(self, *args) -> tuple[int, str]:
+        """Exit code and stdout + stderr together."""
+        code, out, err = self(*args)
+        return code, out + err
+
+
+@pytest.fixture
+def cli(capsys) -> Cli:
+    """The CLI, run in-process."""
+    return Cli(capsys)

@@ -8,14 +8,6 @@ import pytest
 from poisonlab.cli import main
 
 
-def call(capsys, *args) -> tuple[int, str]:
-    """Exit code and stdout + stderr of `poisonlab ARGS`."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out + captured.err
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
     """A manifest of the real digits set, a run with one random label poisoned (0.07 % of 1437) and one with 40 %
@@ -31,25 +23,25 @@ def runs(tmp_path_factory) -> dict:
             "biased": folder / "runs" / "models" / "b_digits_logreg" / "40" / "seed0"}
 
 
-def test_manifest_verify_passes_unchanged_data_and_lists_a_tampered_label(runs, capsys):
-    code, out = call(capsys, "manifest", "verify", runs["manifest"], "--dataset", "digits")
+def test_manifest_verify_passes_unchanged_data_and_lists_a_tampered_label(runs, cli):
+    code, out = cli.text("manifest", "verify", runs["manifest"], "--dataset", "digits")
     assert code == 0 and "VERIFIED" in out and "every item matches" in out
     poison = json.loads((runs["one"] / "run.json").read_text())["poison"]
     (index,), (old,), (new,) = poison["indices"], poison["original_labels"], poison["new_labels"]
-    code, out = call(capsys, "manifest", "verify", runs["manifest"], "--run", runs["one"])
+    code, out = cli.text("manifest", "verify", runs["manifest"], "--run", runs["one"])
     assert code == 1 and "FAILED" in out and "CHANGED: 1 labels changed" in out
     assert f"label   train[{index}]: {old} -> {new}" in out
 
 
-def test_monitor_counts_flags_a_big_shift_and_not_one_flip(runs, capsys):
-    code, out = call(capsys, "monitor", "counts", "--baseline", runs["manifest"], "--run", runs["biased"])
+def test_monitor_counts_flags_a_big_shift_and_not_one_flip(runs, cli):
+    code, out = cli.text("monitor", "counts", "--baseline", runs["manifest"], "--run", runs["biased"])
     assert code == 1 and "SHIFTED at alpha 0.05" in out and out.count("MOVED") >= 2
-    code, out = call(capsys, "monitor", "counts", "--baseline", runs["manifest"], "--run", runs["one"])
+    code, out = cli.text("monitor", "counts", "--baseline", runs["manifest"], "--run", runs["one"])
     assert code == 0 and "no significant shift" in out
 
 
-def test_detect_on_small_real_mnist_writes_scored_rows(shared_data, tmp_path, capsys):
-    code, out = call(capsys, "detect", "--dataset", "mnist", "--dataset-size", "600", "--method", "knn-pixels,cl",
+def test_detect_on_small_real_mnist_writes_scored_rows(shared_data, tmp_path, cli):
+    code, out = cli.text("detect", "--dataset", "mnist", "--dataset-size", "600", "--method", "knn-pixels,cl",
                      "--data-dir", shared_data, "--no-download", "--out", tmp_path)
     assert code == 0, out
     doc = json.loads((tmp_path / "detect.json").read_text())
@@ -66,9 +58,9 @@ def test_detect_on_small_real_mnist_writes_scored_rows(shared_data, tmp_path, ca
     (["manifest", "verify", "missing.manifest.json"], "missing.manifest.json"),
     (["monitor", "counts", "--baseline", "missing.json", "--dataset", "digits"], "cannot read baseline missing.json"),
 ])
-def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, message):
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    code, out = call(capsys, *args)
+    code, out = cli.text(*args)
     lines = [line for line in out.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], out
     assert not any(tmp_path.iterdir())

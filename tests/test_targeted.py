@@ -10,20 +10,12 @@ from PIL import Image
 from rich.console import Console
 
 from poisonlab import datasets, flipexperiment, flipreport, poison, targeted
-from poisonlab.cli import main
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment import Tensors
 from poisonlab.targeted import FlipSpec
 
 RUN_KEYS = {"overall_accuracy", "per_class_accuracy", "correct_by_predicted", "incorrect_by_predicted", "confusion",
             "changed_indices"}
-
-
-def call(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def assert_png(path) -> None:
@@ -72,11 +64,11 @@ def test_classes_resolve_by_name_or_number():
         targeted.resolve_class("4", classes)
 
 
-def test_real_svc_flip_on_mnist_end_to_end(capsys, shared_data, tmp_path):
+def test_real_svc_flip_on_mnist_end_to_end(cli, shared_data, tmp_path):
     args = ["flip", "--dataset", "mnist", "--source", "1", "--target", "2", "--n", "100", "--model", "svc",
             "--train-size", "2000", "--test-size", "1000", "--data-dir", str(shared_data), "--no-download",
             "--out", str(tmp_path / "out"), "--json", str(tmp_path / "flip.json")]
-    code, out, _ = call(capsys, *args)
+    code, out, _ = cli(*args)
     assert code == 0 and str(tmp_path / "flip.json") in out
     doc = json.loads((tmp_path / "flip.json").read_text())
     assert doc["n"] == [0, 100] and doc["n_train"] == 2000 and doc["n_test"] == 1000
@@ -94,7 +86,7 @@ def test_real_svc_flip_on_mnist_end_to_end(capsys, shared_data, tmp_path):
     for name in ("class_counts", "flipped_images", "accuracy", "source_target", "confusion"):
         assert_png(tmp_path / "out" / "figures" / f"{name}.png")
     assert "| 100 |" in (tmp_path / "out" / "report.md").read_text()
-    code, _, err = call(capsys, *args)
+    code, _, err = cli(*args)
     assert code == 0 and "0 runs trained, 2 already done" in err
 
 
@@ -130,16 +122,16 @@ def test_real_cnn_flip_same_seed_gives_the_same_clean_model(digits, one_thread):
     (["--select", "best"], "unknown selection 'best'"),
     (["--n", "5,x"], "'x' is not a number"),
 ])
-def test_bad_input_is_one_line(capsys, tmp_path, extra, message):
+def test_bad_input_is_one_line(cli, tmp_path, extra, message):
     base = {"--dataset": "digits", "--source": "3", "--target": "8", "--n": "5", "--model": "svc", "--out": str(tmp_path)}
     base.update(dict(zip(extra[::2], extra[1::2])))
-    code, _, err = call(capsys, "flip", *[x for pair in base.items() for x in pair])
+    code, _, err = cli("flip", *[x for pair in base.items() for x in pair])
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
 
 
-def test_budget_bad_input_is_one_line(capsys, tmp_path):
-    code, _, err = call(capsys, "budget", "--dataset", "digits", "--source", "3", "--target", "3", "--out", str(tmp_path))
+def test_budget_bad_input_is_one_line(cli, tmp_path):
+    code, _, err = cli("budget", "--dataset", "digits", "--source", "3", "--target", "3", "--out", str(tmp_path))
     assert code == 2 and err.count("\n") == 1 and "both '3'" in err
 
 

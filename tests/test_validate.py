@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from poisonlab import datasets
-from poisonlab.cli import main
 from poisonlab.defend.validate import KNOWN, check_schema, known_schema, observed_schema, parse_schema, validate
 from poisonlab.errors import PoisonlabError
 
@@ -97,26 +96,19 @@ def test_schemas_round_trip_and_unknown_names_need_a_file():
         known_schema("imagefolder:/x")
 
 
-def call(capsys, *args) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out + captured.err
-
-
-def test_cli_exit_codes_json_and_written_schema(tmp_path, capsys):
-    code, out = call(capsys, "validate", "--dataset", "digits", "--json", tmp_path / "v.json",
+def test_cli_exit_codes_json_and_written_schema(tmp_path, cli):
+    code, out = cli.text("validate", "--dataset", "digits", "--json", tmp_path / "v.json",
                      "--write-schema", tmp_path / "digits.schema.json")
     doc = json.loads((tmp_path / "v.json").read_text())
     assert code == 0 and "schema OK" in out and doc["schema_ok"] and doc["schema_source"] == "built-in digits"
     assert json.loads((tmp_path / "digits.schema.json").read_text())["shape"] == [8, 8, 1]
-    assert call(capsys, "validate", "--dataset", "digits", "--schema", tmp_path / "digits.schema.json")[0] == 0
+    assert cli("validate", "--dataset", "digits", "--schema", tmp_path / "digits.schema.json")[0] == 0
     (tmp_path / "wrong.json").write_text(json.dumps(KNOWN["mnist"].to_dict()))
-    code, out = call(capsys, "validate", "--dataset", "digits", "--schema", tmp_path / "wrong.json")
+    code, out = cli.text("validate", "--dataset", "digits", "--schema", tmp_path / "wrong.json")
     assert code == 1 and "SCHEMA FAILED: train image shape, test image shape" in out and "expected 28x28x1" in out
-    code, out = call(capsys, "validate", "--dataset", "digits", "--schema", tmp_path / "missing.json")
+    code, out = cli.text("validate", "--dataset", "digits", "--schema", tmp_path / "missing.json")
     assert code == 2 and "error: cannot read schema" in out
-    code, out = call(capsys, "validate")
+    code, out = cli.text("validate")
     assert code == 2 and "pass --dataset NAME or --run RUN" in out
 
 
@@ -124,18 +116,18 @@ def coverage(doc: dict) -> str:
     return next(c["detail"] for c in doc["checks"] if c["check"] == "class coverage")
 
 
-def test_cli_validates_the_poisoned_labels_of_a_run(tmp_path, capsys):
-    assert call(capsys, "train", "--dataset", "digits", "--percents", "30", "--model", "logreg", "--out", tmp_path)[0] == 0
+def test_cli_validates_the_poisoned_labels_of_a_run(tmp_path, cli):
+    assert cli("train", "--dataset", "digits", "--percents", "30", "--model", "logreg", "--out", tmp_path)[0] == 0
     (run_file,) = tmp_path.glob("models/**/run.json")
     run = json.loads(run_file.read_text())
     labels = datasets.load("digits").y_train.copy()
     labels[run["poison"]["indices"]] = run["poison"]["new_labels"]
     counts = np.bincount(labels)
-    code, out = call(capsys, "validate", "--run", run_file.parent, "--threshold", "3", "--top", "2",
+    code, out = cli.text("validate", "--run", run_file.parent, "--threshold", "3", "--top", "2",
                      "--json", tmp_path / "v.json")
     doc = json.loads((tmp_path / "v.json").read_text())
     assert code == 0 and doc["data"] == f"run {run_file.parent}" and doc["n_train"] == 1437
     assert coverage(doc) == f"every class in both splits; {counts.min()}..{counts.max()} training items per class"
     assert doc["n_flagged"] > 2 and f"and {doc['n_flagged'] - 2} more" in out
-    call(capsys, "validate", "--dataset", "digits", "--json", tmp_path / "clean.json")
+    cli("validate", "--dataset", "digits", "--json", tmp_path / "clean.json")
     assert coverage(json.loads((tmp_path / "clean.json").read_text())) != coverage(doc)

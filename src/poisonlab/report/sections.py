@@ -118,7 +118,7 @@ def _human_table(points: list[dict], series: dict[str, dict]) -> str:
         rows.append([p["label"], f"{p['percent']:.1f}%", f"{p['mean']:.3f}", p["seeds"],
                      None if expected is None else f"{expected:.3f}",
                      None if expected is None else f"{p['mean'] - expected:+.3f}"])
-    return (f"<h4>Human label noise (CIFAR-10N) beside random poisoning</h4>"
+    return ("<h4>Human label noise (CIFAR-10N) beside random poisoning</h4>"
             + table(["labels", "measured noise", "test accuracy", "seeds", "random curve at same rate", "difference"], rows))
 
 
