@@ -2,6 +2,7 @@
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -51,6 +52,13 @@ def test_collect_finds_every_kind_of_result(study):
     assert len(found.rows) == 16 and len(found.flips) == 1 and len(found.detections) == 1
     assert {(g["kind"], g["runs"], tuple(g["seeds"])) for g in found.groups} == {("random", 8, (0, 1)), ("biased", 8, (0, 1))}
     assert all(g["sources"] and g["environments"][0]["torch"] for g in found.groups)
+    for g in found.groups:  # per-class accuracy: seed means of the runs' own per-class figures
+        assert list(g["per_class"]) == [0, 30, 60, 90] and all(len(v) == 10 for v in g["per_class"].values())
+    runs = [r for r in found.rows if r["kind"] == "random" and r["percent"] == 0]
+    per_class = [json.loads((study / r["run_dir"] / "run.json").read_text())["metrics"]["per_class_accuracy"][3]
+                 for r in runs]
+    random_group = next(g for g in found.groups if g["kind"] == "random")
+    assert random_group["per_class"][0][3] == pytest.approx(np.mean(per_class))
 
 
 def test_report_is_self_contained_and_has_every_section(page):
@@ -59,7 +67,7 @@ def test_report_is_self_contained_and_has_every_section(page):
                                   "Targeted flip: mnist 1 -> 7", "Defences", "Models", "Configuration and provenance"]
     page_only = html.replace(plotly_js(), "")
     assert html.count(plotly_js()) == 1 and not re.search(r'(src|href)="(https?:)?//', page_only)  # no network
-    assert "Plotly.newPlot" in html and html.count('class="plotly-graph-div') == 2  # mnist sweep + halving chart
+    assert "Plotly.newPlot" in html and html.count('class="plotly-graph-div') == 4  # sweep, 2 per-class heatmaps, halving
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page_only)
     assert len(images) == 5 + 1  # five flip figures and the detection-quality plot
     for data in images:
@@ -97,9 +105,9 @@ def test_report_renders_in_headless_chromium(cli, study):
     target = study / "checked" / "report.html"
     code, out, err = cli("report", "--out", study, "--file", target, "--check")
     assert code == 0, err
-    assert "6 images and 2 charts loaded, no console errors" in err and str(target) in out
+    assert "6 images and 4 charts loaded, no console errors" in err and str(target) in out
     seen = browser.check(target)
-    assert seen["images_loaded"] == seen["images"] == 6 and seen["charts_rendered"] == seen["charts"] == 2
+    assert seen["images_loaded"] == seen["images"] == 6 and seen["charts_rendered"] == seen["charts"] == 4
     assert seen["console_errors"] == [] and seen["architecture_pictures"] == (1 if shutil.which("dot") else 0)
     shot = Image.open(target.with_suffix(".png")).convert("L")
     assert shot.size == (1400, 1000) and np.asarray(shot).std() > 10  # a real picture, not a blank page

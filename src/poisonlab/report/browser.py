@@ -21,7 +21,7 @@ PROBE = """() => {
     images: imgs.length,
     images_loaded: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
     charts: charts.length,
-    charts_rendered: charts.filter(c => c.querySelector('.main-svg') && c.querySelectorAll('.scatterlayer .trace, .barlayer .trace').length > 0).length,
+    charts_rendered: charts.filter(c => c.querySelector('.main-svg') && c.querySelectorAll('.scatterlayer .trace, .barlayer .trace, .heatmaplayer image').length > 0).length,
     architecture_pictures: svgs.length,
     sections: [...document.querySelectorAll('section h2')].map(h => h.textContent),
   };

@@ -102,3 +102,17 @@ def halving_chart(rows: list[dict], div_id: str) -> str:
                       yaxis={"title": "training labels poisoned (%)", "range": [0, 105]}, height=380,
                       margin={"l": 60, "r": 20, "t": 60, "b": 50})
     return _div(fig, div_id)
+
+
+def per_class_chart(title: str, classes: list[str], per_class: dict[float, list[float]], div_id: str) -> str:
+    """Heatmap of test accuracy per class (rows) and poison percent (columns), seed means."""
+    percents = list(per_class)
+    z = [[per_class[p][i] for p in percents] for i in range(len(classes))]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[f"{p:g}%" for p in percents], y=classes, zmin=0, zmax=1, colorscale="Blues",
+        colorbar={"title": "accuracy", "thickness": 12},
+        hovertemplate="class %{y}<br>%{x} poisoned<br>accuracy %{z:.3f}<extra></extra>"))
+    fig.update_layout(title=title, template="plotly_white", height=max(300, 22 * len(classes) + 120),
+                      xaxis={"title": "training labels poisoned", "type": "category"},
+                      yaxis={"autorange": "reversed", "type": "category"}, margin={"l": 90, "r": 20, "t": 50, "b": 50})
+    return _div(fig, div_id)

@@ -7,6 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from poisonlab import store
 from poisonlab.datasets import DATASETS
 from poisonlab.errors import PoisonlabError
@@ -60,7 +62,8 @@ def group_key(row: dict) -> tuple:
 
 
 def provenance(out: Path, rows: list[dict]) -> list[dict]:
-    """Per run group: configuration, versions, data checksums, seeds, percents, run count and times, from run.json."""
+    """Per run group: configuration, versions, data checksums, seeds, percents, run count and times, and per-class
+    accuracy, from run.json."""
     by_group: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         by_group[group_key(row)].append(row)
@@ -85,8 +88,17 @@ def provenance(out: Path, rows: list[dict]) -> list[dict]:
             "total_seconds": sum(r["timings"]["total_s"] for r in runs),
             "mean_seconds": sum(r["timings"]["total_s"] for r in runs) / len(runs),
             "first_created": min(r["created"] for r in runs), "last_created": max(r["created"] for r in runs),
+            "per_class": per_class_means(runs),
         })
     return groups
+
+
+def per_class_means(runs: list[dict]) -> dict[float, list[float]]:
+    """Percent -> test accuracy of each class, averaged over the seeds run at that percent."""
+    by_percent: dict[float, list[list[float]]] = defaultdict(list)
+    for run in runs:
+        by_percent[run["config"]["percent"]].append(run["metrics"]["per_class_accuracy"])
+    return {p: np.nanmean(np.array(v, dtype=float), axis=0).tolist() for p, v in sorted(by_percent.items())}
 
 
 def collect(out: Path) -> Study:

@@ -18,7 +18,7 @@ td.l,th.l{text-align:left}tr:nth-child(even) td{background:#f7f9fb}figure{margin
 vertical-align:top;max-width:100%}figure img{max-width:100%;border:1px solid #e1e6eb;background:#fff}
 figcaption{font-size:12px;color:#555}.chart{background:#fff;border:1px solid #e1e6eb;margin:10px 0}
 .note{color:#555;font-size:13px}.cols{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
-.arch svg{max-width:420px;height:auto}code{background:#eef2f6;padding:1px 4px;border-radius:3px}
+.arch svg{max-width:420px;height:auto}.half{flex:0 0 calc(50% - 14px);min-width:0;box-sizing:border-box}code{background:#eef2f6;padding:1px 4px;border-radius:3px}
 """
 
 

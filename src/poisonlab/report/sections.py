@@ -105,7 +105,23 @@ def curves_section(study: Study, data: dict[str, dict[str, dict]]) -> str:
             parts.append(_accuracy_table(series))
         if dataset in humans:
             parts.append(_human_table(humans[dataset], series))
+        parts.append(_per_class(study, dataset, i))
     return "".join(parts)
+
+
+def _per_class(study: Study, dataset: str, index: int) -> str:
+    """Heatmaps of per-class test accuracy vs poison percent, one per random/biased series of `dataset`."""
+    groups = [g for g in study.groups if g["dataset"] == dataset and not g["kind"].startswith(HUMAN_PREFIX)
+              and len(g["per_class"]) > 1]
+    if not groups:
+        return ""
+    cells = [charts.per_class_chart(series_name(g), g["classes"], g["per_class"], f"chart-class-{index}-{j}")
+             for j, g in enumerate(groups)]
+    return ("<h4>Per-class test accuracy (seed means)</h4>"
+            + note("What to look for: biased poisoning moves labels to the first class (the second for first-class "
+                   "items), so those two classes should hold up while the others fall; random poisoning spreads the "
+                   "damage over all classes.")
+            + '<div class="cols">' + "".join(f'<div class="chart half">{c}</div>' for c in cells) + "</div>")
 
 
 def _human_table(points: list[dict], series: dict[str, dict]) -> str:
