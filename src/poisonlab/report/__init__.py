@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from poisonlab import __version__, store
-from poisonlab.report import charts, sections
+from poisonlab.report import charts, sections, studies
 from poisonlab.report.collect import collect
 from poisonlab.report.page import document, note
 
@@ -23,12 +23,12 @@ def build(out: Path, path: Path) -> dict:
                   ("halving", "Until accuracy halves", sections.halving_section(data))]
     for i, (folder, doc) in enumerate(study.flips):
         title = f"Targeted flip: {doc['dataset']} {doc['source']['name']} -> {doc['target']['name']}"
-        parts.append((f"flip-{i}", title, sections.flip_section(folder, doc)))
+        parts.append((f"flip-{i}", title, studies.flip_section(folder, doc)))
     if study.detections:
-        body = "".join(f"<h3>{escape(d['dataset'])} ({escape(folder.name)})</h3>" + sections.detect_section(folder, d)
+        body = "".join(f"<h3>{escape(d['dataset'])} ({escape(folder.name)})</h3>" + studies.detect_section(folder, d)
                        for folder, d in study.detections)
         parts.append(("defences", "Defences", body))
-    parts += [("models", "Models", sections.models_section(study)),
+    parts += [("models", "Models", studies.models_section(study)),
               ("provenance", "Configuration and provenance", sections.provenance_section(study)
                + note(f"Report made by poisonlab {__version__} on Python {platform.python_version()}."))]
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -22,6 +22,16 @@ figcaption{font-size:12px;color:#555}.chart{background:#fff;border:1px solid #e1
 """
 
 
+def size_text(n: int) -> str:
+    """A training-set size as shown: "full" or "first N"."""
+    return f"first {n}" if n else "full"
+
+
+def minutes(seconds: float) -> str:
+    """A duration as "12 s" or "3.4 min"."""
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 def table(header: list[str], rows: list[list], left: int = 1) -> str:
     """An HTML table; the first `left` columns are left-aligned; None shows as an en dash."""
     def cell(tag: str, i: int, value) -> str:

@@ -1,34 +1,24 @@
-"""The report's sections, each an HTML fragment built from a collected study."""
+"""The report's sweep sections (overview, curves, per-class accuracy, halving points, provenance) as HTML fragments."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from html import escape
-from pathlib import Path
 
 import numpy as np
 
-from poisonlab import architecture
 from poisonlab.analyse import curves, interpolate, series_name
 from poisonlab.report import charts
 from poisonlab.report.collect import HUMAN_PREFIX, Study, dataset_order
-from poisonlab.report.page import image, note, table
-
-
-def _size(n: int) -> str:
-    return f"first {n}" if n else "full"
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+from poisonlab.report.page import minutes, note, size_text, table
 
 
 def overview(study: Study) -> str:
     """What the folder holds: one line per run group, flips and detections counted."""
     groups = sorted(study.groups, key=lambda g: dataset_order(g["dataset"]))
-    rows = [[g["dataset"], _size(g["dataset_size"]), g["kind"], g["model"], g["runs"], len(g["percents"]),
-             ", ".join(map(str, g["seeds"])), _minutes(g["total_seconds"])] for g in groups]
+    rows = [[g["dataset"], size_text(g["dataset_size"]), g["kind"], g["model"], g["runs"], len(g["percents"]),
+             ", ".join(map(str, g["seeds"])), minutes(g["total_seconds"])] for g in groups]
     parts = [table(["dataset", "training set", "poisoning", "model", "runs", "percents", "seeds", "compute"], rows, 4)]
     parts.append(note(f"{len(study.rows)} sweep runs, {len(study.flips)} targeted-flip studies and "
                       f"{len(study.detections)} detection studies in {study.out}."))
@@ -153,104 +143,6 @@ def halving_section(data: dict[str, dict[str, dict]]) -> str:
             + table(["dataset", "series", "accuracy at 0%", "halves at"], rows=table_rows, left=2))
 
 
-def _spread(value: dict | None, scale: float = 1.0, fmt: str = ".3f") -> str | None:
-    if not value:
-        return None
-    std = f" ± {value['std'] * scale:{fmt}}" if value.get("std") is not None else ""
-    return f"{value['mean'] * scale:{fmt}}{std}"
-
-
-def flip_section(folder: Path, doc: dict) -> str:
-    """One targeted-flip study: summary per N, figures, and the per-predicted-class table."""
-    classes = doc["classes"]
-    src, tgt = doc["source"]["name"], doc["target"]["name"]
-    rows = [[s["n"], len(s["seeds"]), f"{s['corruption_rate']:.4%}", _spread(s["overall_accuracy"]),
-             _spread(s["source_accuracy"]), _spread(s["target_accuracy"]), _spread(s["source_predicted_as_target"], fmt=".1f"),
-             _spread(s.get("delta_source_accuracy"), 100, "+.1f")] for s in doc["summary"]]
-    parts = [note(f"{doc['dataset']}: the first {max(doc['n'])} (at most) '{src}' training labels flipped to '{tgt}' "
-                  f"({doc['select']} selection); model {doc['model']}, {doc['epochs']} epochs, seeds "
-                  f"{', '.join(map(str, doc['seeds']))}, {doc['n_train']} training and {doc['n_test']} test items; "
-                  f"{len(doc['runs'])} runs, {_minutes(sum(r.get('train_seconds', 0) for r in doc['runs']))} of training."),
-             table(["N flipped", "seeds", "of training set", "test accuracy", f"{src} accuracy", f"{tgt} accuracy",
-                    f"{src} predicted as {tgt}", f"Δ {src} accuracy (pp)"], rows)]
-    figures = folder / "figures"
-    for name, caption in (("class_counts", "class counts before and after the flip"),
-                          ("flipped_images", "the poisoned images with old and new labels"),
-                          ("source_target", f"{src}/{tgt} confusion sub-matrices"),
-                          ("accuracy", "accuracy per N"), ("confusion", "full confusion matrix")):
-        parts.append(image(figures / f"{name}.png", caption))
-    last, first = doc["summary"][-1], doc["summary"][0]
-    if "correct_by_predicted" in last:
-        per_class = [[c, *(f"{v:.1f}" if isinstance(v, float) else v for v in
-                           (first["correct_by_predicted"][i], first["incorrect_by_predicted"][i],
-                            last["correct_by_predicted"][i], last["incorrect_by_predicted"][i]))]
-                     for i, c in enumerate(classes)]
-        parts.append(f"<h4>Per predicted class: correct and incorrect test predictions (N={first['n']} vs N={last['n']},"
-                     f" mean over seeds)</h4>")
-        parts.append(table(["predicted class", f"correct N={first['n']}", f"incorrect N={first['n']}",
-                            f"correct N={last['n']}", f"incorrect N={last['n']}"], per_class))
-    return "".join(parts)
-
-
-def detect_section(folder: Path, doc: dict) -> str:
-    """One detection study: every method's scores per label set, and the quality and recovery figures."""
-    rows = []
-    for row in doc["rows"]:
-        for m in row["methods"]:
-            rows.append([row["kind"], row["setting"], m["method"], *(f"{m[k]:.3f}" if m.get(k) is not None else None
-                                                                       for k in ("precision", "recall", "f1", "roc_auc")),
-                         m["flagged"], m["true_poisoned"], f"{m['seconds']:.1f}",
-                         None if m.get("accuracy_after") is None else f"{m['accuracy_after']:.4f}",
-                         None if m.get("recovered") is None else f"{m['recovered']:.0%}"])
-    clean = doc.get("clean_accuracy")
-    parts = [note(f"{doc['dataset']}, {doc['n_train']} training items, seed {doc['seed']}, detector model "
-                  f"{doc['detector']['model']}; after cleaning, {doc['retrain']['model']} is retrained"
-                  + (f" (clean accuracy {clean:.4f})" if clean is not None else "")
-                  + f"; {_minutes(doc.get('seconds', 0))} in all."),
-             table(["labels", "setting", "method", "precision", "recall", "F1", "ROC AUC", "flagged", "poisoned",
-                    "seconds", "accuracy after", "recovered"], rows, 3),
-             image(folder / "detect.png", "detection quality vs poison rate"),
-             image(folder / "recovery.png", "test accuracy recovered by cleaning")]
-    return "".join(parts)
-
-
-def _flip_shape(folder: Path) -> list[int] | None:
-    """Image shape recorded by the first run of a flip study."""
-    for path in sorted(folder.glob("runs/*/*/run.json")):
-        try:
-            return json.loads(path.read_text())["dataset"]["shape"]
-        except (OSError, ValueError, KeyError):
-            continue
-    return None
-
-
-def models_section(study: Study) -> str:
-    """Layer table and Graphviz picture of every model behind a result."""
-    wanted: dict[tuple, list[str]] = defaultdict(list)
-    for g in study.groups:
-        wanted[(g["model"], tuple(g["shape"]), g["num_classes"])].append(f"{g['dataset']} sweeps")
-    for folder, doc in study.flips:
-        shape = _flip_shape(folder)
-        if shape:
-            wanted[(doc["model"], tuple(shape), len(doc["classes"]))].append(f"{doc['dataset']} targeted flip")
-    parts = []
-    for (name, shape, k), uses in sorted(wanted.items()):
-        info = architecture.summary(name, shape, k)
-        parts.append(f"<h3>{escape(name)}: input {shape[2]}x{shape[0]}x{shape[1]}, {k} classes "
-                     f"(used by {escape(', '.join(sorted(set(uses))))})</h3>")
-        if not info["layers"]:
-            parts.append(note(f"scikit-learn estimator {info['estimator']} on flattened pixels; its parameters "
-                              "are learnt from the data (no layers)."))
-            continue
-        rows = [[r["name"], r["layer"], " x ".join(map(str, r["output"])), f"{r['parameters']:,}"] for r in info["layers"]]
-        rows.append(["total", "", "", f"{info['total']:,}"])
-        svg = architecture.render_svg(architecture.dot_source(info))
-        picture = svg or escape("Install Graphviz for the architecture picture (Debian/Ubuntu: apt install graphviz).")
-        parts.append(f'<div class="cols"><div>{table(["layer", "type", "output shape", "parameters"], rows, 2)}</div>'
-                     f'<div class="arch">{picture}</div></div>')
-    return "".join(parts) or note("No models found.")
-
-
 def provenance_section(study: Study) -> str:
     """Exact configuration, versions, data checksums, seeds and run times behind every number."""
     parts = []
@@ -265,11 +157,11 @@ def provenance_section(study: Study) -> str:
                 ["data checksums", sums], ["percents", ", ".join(f"{p:g}" for p in g["percents"])],
                 ["seeds", ", ".join(map(str, g["seeds"]))],
                 ["epochs run", f"{min(epochs)}–{max(epochs)} (mean {np.mean(epochs):.1f})"],
-                ["run time", f"{_minutes(g['total_seconds'])} in all, {g['mean_seconds']:.1f} s per run"],
+                ["run time", f"{minutes(g['total_seconds'])} in all, {g['mean_seconds']:.1f} s per run"],
                 ["created", f"{g['first_created']} to {g['last_created']}"], ["versions", versions]]
         if g.get("labels"):
             rows.insert(3, ["labels", json.dumps(g["labels"])])
-        parts.append(f"<h3>{escape(g['dataset'])}, {_size(g['dataset_size'])}, {escape(g['kind'])}, "
+        parts.append(f"<h3>{escape(g['dataset'])}, {size_text(g['dataset_size'])}, {escape(g['kind'])}, "
                      f"{escape(g['model'])}: {g['runs']} runs</h3>")
         parts.append(table(["", "value"], rows, 2))
     return "".join(parts) or note("No sweep runs.")
