@@ -13,7 +13,7 @@ from rich.console import Console
 
 from poisonlab import analyse as analysis
 from poisonlab import budget as budget_search
-from poisonlab import datasets, flipexperiment, flipreport, humanlabels, sweep
+from poisonlab import flipexperiment, flipreport, humanlabels, sweep
 from poisonlab import report as reporting
 from poisonlab.defend.commands import manifest_app, monitor_app
 from poisonlab.defend.detect_cmd import detect
@@ -74,18 +74,6 @@ def parse_counts(text: str, what: str) -> list[int]:
     return values
 
 
-def human_sets(labels: str, cifar_n: Path | None, data_dir: Path | None, dataset_list: list[str],
-               poisoning: list[str]) -> list[HumanLabels]:
-    """The CIFAR-10N label sets named by --labels, after checking nothing asks for synthetic poisoning too."""
-    keys = humanlabels.parse(labels)
-    if poisoning:
-        raise PoisonlabError(f"--labels trains on human labels instead of poisoning them; leave out {', '.join(poisoning)}")
-    for name in dataset_list:
-        if name != "cifar10":
-            raise PoisonlabError(f"CIFAR-10N labels belong to CIFAR-10, not {name}; pass --dataset cifar10")
-    return humanlabels.read(cifar_n or humanlabels.default_path(datasets.resolve_data_dir(data_dir)), keys)
-
-
 def run_sweep(specs: list[RunSpec], out: Path, data_dir: Path | None, download: bool, overwrite: bool,
               human: Sequence[HumanLabels] = ()) -> None:
     """Execute a sweep (human-label runs on `human`) and print where its results are."""
@@ -130,7 +118,7 @@ def train(
     else:
         poisoning = [name for name, given in (("--kinds", kinds is not None), ("--biased", biased),
                                               ("--percents", percents != DEFAULT_PERCENTS_TEXT)) if given]
-        sets = human_sets(labels, cifar_n, data_dir, dataset_list, poisoning)
+        sets = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), humanlabels.request(labels, dataset_list, poisoning))
         specs = sweep.plan_human(base, sizes, sets, seed_list)
     run_sweep(specs, out, data_dir, download, overwrite, sets)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from poisonlab.datasets import resolve_data_dir
 from poisonlab.datasets.checksums import digest, read_bytes
 from poisonlab.errors import PoisonlabError, check_choice
 
@@ -72,9 +73,25 @@ def parse(spec: str) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+def request(spec: str, dataset_names: list[str], conflicts: list[str]) -> list[str]:
+    """The keys of `spec`, after checking every dataset is CIFAR-10 and no poisoning option (`conflicts`) was given."""
+    keys = parse(spec)
+    if conflicts:
+        raise PoisonlabError(f"--labels trains on human labels instead of poisoning them; leave out {', '.join(conflicts)}")
+    for name in dataset_names:
+        if name.strip() != "cifar10":
+            raise PoisonlabError(f"CIFAR-10N labels belong to CIFAR-10, not {name}; pass --dataset cifar10")
+    return keys
+
+
 def default_path(data_dir: Path) -> Path:
     """Where the labels live in a dataset folder: <data-dir>/cifar_n/cifar10n_labels.npz."""
     return data_dir / FILE
+
+
+def labels_file(cifar_n: Path | None, data_dir: Path | None) -> Path:
+    """The --cifar-n file, else the one in the dataset cache folder."""
+    return cifar_n or default_path(resolve_data_dir(data_dir))
 
 
 def read(path: Path, keys: list[str]) -> list[HumanLabels]:

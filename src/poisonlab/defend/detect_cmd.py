@@ -13,7 +13,7 @@ from poisonlab import datasets, humanlabels, store
 from poisonlab.defend import detect as detectors
 from poisonlab.defend.detectout import print_row, write_outputs
 from poisonlab.defend.features import DETECTOR_MODELS, DetectorConfig
-from poisonlab.defend.labelsets import POISONS, cifar10n_keys, human_sets, poisoned_sets
+from poisonlab.defend.labelsets import POISONS, human_sets, poisoned_sets
 from poisonlab.defend.retrain import check_one, retrained_accuracy
 from poisonlab.errors import check_choice
 from poisonlab.experiment import slug
@@ -64,13 +64,14 @@ def detect(
     config = DetectorConfig(detector_model, folds, detector_epochs, neighbours, members)
     kinds = [k.strip() for k in (poison_kind or "random").split(",") if k.strip()]
     check_request(kinds, then, model)
-    keys = cifar10n_keys(labels, dataset, poison_kind) if labels is not None else []
+    conflicts = ["--poison"] if poison_kind is not None else []
+    keys = humanlabels.request(labels, [dataset], conflicts) if labels is not None else []
     percents, counts = parse_percents(percent), parse_counts(n, "number of flips")
     data = datasets.load(dataset, data_dir, dataset_size, download)
     if labels is None:
         sets = poisoned_sets(data, kinds, percents, source, target, counts, seed)
     else:
-        sets = human_sets(data, keys, cifar_n or humanlabels.default_path(datasets.resolve_data_dir(data_dir)))
+        sets = human_sets(data, keys, humanlabels.labels_file(cifar_n, data_dir))
     out = store.ensure_writable(out or Path("runs") / slug(f"detect-{dataset}"))
     retrain = (model, epochs)
     everything = np.ones(len(data.y_train), bool)

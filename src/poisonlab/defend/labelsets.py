@@ -42,16 +42,6 @@ def poisoned_sets(data: Dataset, kinds: list[str], percents: list[float], source
     return sets
 
 
-def cifar10n_keys(spec: str, dataset: str, poison_kind: str | None) -> list[str]:
-    """The CIFAR-10N label sets named by `spec` ("cifar10n:aggre,worse"), after checking it fits the request."""
-    keys = humanlabels.parse(spec)
-    if dataset.strip() != "cifar10":
-        raise PoisonlabError(f"CIFAR-10N labels belong to CIFAR-10, not {dataset}; pass --dataset cifar10")
-    if poison_kind is not None:
-        raise PoisonlabError("--labels uses real human label noise instead of poisoning; leave out --poison")
-    return keys
-
-
 def human_sets(data: Dataset, keys: list[str], path: Path) -> list[LabelSet]:
     """CIFAR-10N label sets (first N, as the loaded training items), after checking the clean labels match."""
     return [LabelSet("cifar10n", h.key, None, *h.apply(data.y_train)) for h in humanlabels.read(path, keys)]
