@@ -31,7 +31,7 @@ def series_name(row: dict) -> str:
 
 
 def curves(rows: list[dict]) -> dict[str, dict[str, dict]]:
-    """dataset -> series -> {kind, num_classes, percents, mean, lo, hi, seeds} aggregated over seeds."""
+    """dataset -> series -> {kind, num_classes, percents, mean, lo, hi, seeds, std} aggregated over seeds."""
     grouped: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     meta = {}
     for row in rows:
@@ -46,6 +46,7 @@ def curves(rows: list[dict]) -> dict[str, dict[str, dict]]:
             "kind": meta[(dataset, name)][0], "num_classes": meta[(dataset, name)][1], "percents": pcts,
             "mean": [float(a.mean()) for a in accs], "lo": [float(a.min()) for a in accs],
             "hi": [float(a.max()) for a in accs], "seeds": [len(a) for a in accs],
+            "std": [float(a.std(ddof=1)) if len(a) > 1 else 0.0 for a in accs],
         }
     return out
 
@@ -107,10 +108,7 @@ def write_curves_csv(data: dict[str, dict[str, dict]], path: Path) -> None:
 
 def analyse(out: Path, datasets: list[str] | None, kinds: tuple[str, ...]) -> dict:
     """Draw the curves of the chosen runs under `out`; returns the written paths and the missing datasets."""
-    rows = store.results(out)
-    if not rows and (out / "models").exists():
-        store.reindex(out)
-        rows = store.results(out)
+    rows = store.results_rebuilt(out)
     chosen = select(rows, datasets, kinds)
     if not chosen:
         raise PoisonlabError(

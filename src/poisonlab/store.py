@@ -179,6 +179,15 @@ def results(out: Path) -> list[dict]:
         return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
 
 
+def results_rebuilt(out: Path) -> list[dict]:
+    """The results table, first rebuilt from the run folders when it is missing or empty."""
+    rows = results(out)
+    if not rows and (out / "models").is_dir():
+        reindex(out)
+        rows = results(out)
+    return rows
+
+
 def export_csv(out: Path) -> None:
     """Rewrite results.csv from the table, atomically."""
     buf = io.StringIO()

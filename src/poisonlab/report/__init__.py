@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from poisonlab import __version__, store
+from poisonlab.analyse import curves
 from poisonlab.report import charts, sections, studies
 from poisonlab.report.collect import collect
 from poisonlab.report.page import document, note
@@ -16,7 +17,7 @@ from poisonlab.report.page import document, note
 def build(out: Path, path: Path) -> dict:
     """Write the report of results folder `out` to `path` (atomically); returns what it contains."""
     study = collect(out)
-    data = sections.sweep_curves(study)
+    data = curves(study.synthetic)
     parts = [("overview", "Overview", sections.overview(study))]
     if study.rows:
         parts += [("curves", "Accuracy vs poison", sections.curves_section(study, data)),

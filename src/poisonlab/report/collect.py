@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from poisonlab import store
+from poisonlab import humanlabels, store
 from poisonlab.datasets import DATASETS
 from poisonlab.errors import PoisonlabError
 
-HUMAN_PREFIX = "cifar10n:"
 FLIP_KEYS = {"dataset", "classes", "source", "target", "model", "select", "n", "seeds", "epochs", "n_train", "n_test",
              "runs", "summary"}
 DETECT_KEYS = {"dataset", "n_train", "seed", "detector", "retrain", "rows"}
@@ -33,12 +32,12 @@ class Study:
     @property
     def synthetic(self) -> list[dict]:
         """Rows of random and biased poisoning."""
-        return [r for r in self.rows if not r["kind"].startswith(HUMAN_PREFIX)]
+        return [r for r in self.rows if not humanlabels.is_kind(r["kind"])]
 
     @property
     def human(self) -> list[dict]:
         """Rows trained on human-noisy labels (CIFAR-10N), their percent being the measured noise rate."""
-        return [r for r in self.rows if r["kind"].startswith(HUMAN_PREFIX)]
+        return [r for r in self.rows if humanlabels.is_kind(r["kind"])]
 
 
 def _load_json(path: Path) -> dict | None:
@@ -105,10 +104,7 @@ def collect(out: Path) -> Study:
     """Read the results table (rebuilt from run.json files if missing) and every flip.json and detect.json under `out`."""
     if not out.is_dir():
         raise PoisonlabError(f"results folder {out} does not exist; pass --out with the folder of `poisonlab train`")
-    rows = store.results(out)
-    if not rows and (out / "models").is_dir():
-        store.reindex(out)
-        rows = store.results(out)
+    rows = store.results_rebuilt(out)
     study = Study(out, rows, provenance(out, rows))
     for name, needed, bucket in (("flip.json", FLIP_KEYS, study.flips), ("detect.json", DETECT_KEYS, study.detections)):
         for path in sorted(out.glob(f"**/{name}")):

@@ -8,9 +8,10 @@ from html import escape
 
 import numpy as np
 
+from poisonlab import humanlabels
 from poisonlab.analyse import curves, interpolate, series_name
 from poisonlab.report import charts
-from poisonlab.report.collect import HUMAN_PREFIX, Study, dataset_order
+from poisonlab.report.collect import Study, dataset_order
 from poisonlab.report.page import minutes, note, size_text, table
 
 
@@ -28,18 +29,15 @@ def overview(study: Study) -> str:
 
 
 def human_points(study: Study) -> dict[str, list[dict]]:
-    """CIFAR-10N runs per dataset, aggregated over seeds, at their measured noise rate."""
-    by_key: dict[tuple, list[dict]] = defaultdict(list)
-    for row in study.human:
-        by_key[(row["dataset"], series_name(row), row["kind"])].append(row)
+    """CIFAR-10N runs per dataset, aggregated over seeds, at their measured noise rate, with their random-curve twin."""
     points: dict[str, list[dict]] = defaultdict(list)
-    for (dataset, _, kind), rows in sorted(by_key.items()):
-        accs = np.array([r["test_accuracy"] for r in rows])
-        key = kind[len(HUMAN_PREFIX):]
-        points[dataset].append({"name": f"CIFAR-10N {series_name({**rows[0], 'kind': key})}", "label": key, "kind": kind, "size": rows[0]["dataset_size"],
-                                "model": rows[0]["model"], "percent": float(np.mean([r["percent"] for r in rows])),
-                                "mean": float(accs.mean()), "lo": float(accs.min()), "hi": float(accs.max()),
-                                "seeds": len(rows)})
+    for dataset, series in curves(study.human).items():
+        for name, c in sorted(series.items()):
+            rest = name[len(c["kind"]):]  # ", first 10000[, model]": the same run settings as the random curve
+            points[dataset].append({"name": f"CIFAR-10N {c['kind'].partition(':')[2]}{rest}",
+                                    "label": c["kind"].partition(":")[2], "random_series": "random" + rest,
+                                    "percent": c["percents"][0], "mean": c["mean"][0], "lo": c["lo"][0],
+                                    "hi": c["hi"][0], "seeds": c["seeds"][0]})
     return points
 
 
@@ -60,24 +58,6 @@ def _accuracy_table(series: dict[str, dict]) -> str:
             cells.append(f"{c['mean'][i]:.3f}{spread} (n={c['seeds'][i]})")
         rows.append([f"{p:g}%", *cells])
     return table(["poisoned", *names], rows)
-
-
-def _with_std(study_rows: list[dict], data: dict[str, dict[str, dict]]) -> None:
-    """Add the seed standard deviation to every curve point (curves() keeps mean, min and max)."""
-    values: dict[tuple, list[float]] = defaultdict(list)
-    for row in study_rows:
-        values[(row["dataset"], series_name(row), row["percent"])].append(row["test_accuracy"])
-    for dataset, series in data.items():
-        for name, c in series.items():
-            c["std"] = [float(np.std(values[(dataset, name, p)], ddof=1)) if c["seeds"][i] > 1 else 0.0
-                        for i, p in enumerate(c["percents"])]
-
-
-def sweep_curves(study: Study) -> dict[str, dict[str, dict]]:
-    """Seed-aggregated curves of the synthetic poisoning runs, with standard deviations."""
-    data = curves(study.synthetic)
-    _with_std(study.synthetic, data)
-    return data
 
 
 def curves_section(study: Study, data: dict[str, dict[str, dict]]) -> str:
@@ -101,7 +81,7 @@ def curves_section(study: Study, data: dict[str, dict[str, dict]]) -> str:
 
 def _per_class(study: Study, dataset: str, index: int) -> str:
     """Heatmaps of per-class test accuracy vs poison percent, one per random/biased series of `dataset`."""
-    groups = [g for g in study.groups if g["dataset"] == dataset and not g["kind"].startswith(HUMAN_PREFIX)
+    groups = [g for g in study.groups if g["dataset"] == dataset and not humanlabels.is_kind(g["kind"])
               and len(g["per_class"]) > 1]
     if not groups:
         return ""
@@ -118,8 +98,7 @@ def _human_table(points: list[dict], series: dict[str, dict]) -> str:
     """CIFAR-10N accuracy next to the random-poisoning curve's accuracy at the same noise rate."""
     rows = []
     for p in points:
-        name = series_name({"kind": "random", "dataset_size": p["size"], "model": p["model"], "val": "split"})
-        curve = series.get(name)
+        curve = series.get(p["random_series"])
         expected = interpolate(curve["percents"], curve["mean"], p["percent"]) if curve else None
         rows.append([p["label"], f"{p['percent']:.1f}%", f"{p['mean']:.3f}", p["seeds"],
                      None if expected is None else f"{expected:.3f}",
