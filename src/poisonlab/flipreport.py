@@ -8,6 +8,8 @@ from rich.table import Table
 
 RUN_FIELDS = ("overall_accuracy", "per_class_accuracy", "correct_by_predicted", "incorrect_by_predicted", "confusion",
               "classification_report")
+SPREAD_NOTE = ("Values are mean ± sample std over seeds (mean only for one seed); "
+               "Δ is against the clean model of the same seed.")
 FLIP_FIELDS = ("changed_indices", "n_changed", "corruption_rate", "source_share", "counts_before", "counts_after")
 
 
@@ -124,8 +126,7 @@ def markdown(doc: dict) -> str:
     seeds = ", ".join(map(str, doc["seeds"]))
     parts = [f"# {doc['source']['name']} → {doc['target']['name']}: {doc['dataset']}, {doc['model']}, "
              f"{doc['n_train']} train / {doc['n_test']} test, select {doc['select']}, seeds {seeds}\n\n",
-             "Values are mean ± sample std over seeds (mean only for one seed); "
-             "Δ is against the clean model of the same seed.\n\n",
+             SPREAD_NOTE + "\n\n",
              table(*main_rows(doc)), "\n## Training class counts\n\n", table(*count_rows(doc)),
              "\n## Predictions per predicted class (seed mean)\n\n", table(*predicted_rows(doc, doc["n"])),
              "\n## Classification reports\n"]

@@ -31,11 +31,11 @@ def report(
     if check:
         shot = path.with_suffix(".png")
         seen = browser.check(path, shot)
-        problems = [f"{seen['images'] - seen['images_loaded']} of {seen['images']} images did not load"] * (
-            seen["images_loaded"] < seen["images"])
-        problems += [f"{seen['charts'] - seen['charts_rendered']} of {seen['charts']} charts did not render"] * (
-            seen["charts_rendered"] < seen["charts"])
-        problems += [f"console error: {e}" for e in seen["console_errors"]]
+        problems = [f"console error: {e}" for e in seen["console_errors"]]
+        if seen["images_loaded"] < seen["images"]:
+            problems.append(f"{seen['images'] - seen['images_loaded']} of {seen['images']} images did not load")
+        if seen["charts_rendered"] < seen["charts"]:
+            problems.append(f"{seen['charts'] - seen['charts_rendered']} of {seen['charts']} charts did not render")
         if problems:
             raise PoisonlabError(f"{path} did not render cleanly: {'; '.join(problems)}")
         console.print(f"checked in Chromium: {seen['images']} images and {seen['charts']} charts loaded, "

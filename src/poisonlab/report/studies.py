@@ -7,47 +7,30 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
-from poisonlab import architecture
+from poisonlab import architecture, flipreport
 from poisonlab.report.collect import Study
 from poisonlab.report.page import image, minutes, note, table
 
 
-def _spread(value: dict | None, scale: float = 1.0, fmt: str = ".3f") -> str | None:
-    if not value:
-        return None
-    std = f" ± {value['std'] * scale:{fmt}}" if value.get("std") is not None else ""
-    return f"{value['mean'] * scale:{fmt}}{std}"
-
-
 def flip_section(folder: Path, doc: dict) -> str:
     """One targeted-flip study: summary per N, figures, and the per-predicted-class table."""
-    classes = doc["classes"]
     src, tgt = doc["source"]["name"], doc["target"]["name"]
-    rows = [[s["n"], len(s["seeds"]), f"{s['corruption_rate']:.4%}", _spread(s["overall_accuracy"]),
-             _spread(s["source_accuracy"]), _spread(s["target_accuracy"]), _spread(s["source_predicted_as_target"], fmt=".1f"),
-             _spread(s.get("delta_source_accuracy"), 100, "+.1f")] for s in doc["summary"]]
     parts = [note(f"{doc['dataset']}: the first {max(doc['n'])} (at most) '{src}' training labels flipped to '{tgt}' "
                   f"({doc['select']} selection); model {doc['model']}, {doc['epochs']} epochs, seeds "
                   f"{', '.join(map(str, doc['seeds']))}, {doc['n_train']} training and {doc['n_test']} test items; "
                   f"{len(doc['runs'])} runs, {minutes(sum(r.get('train_seconds', 0) for r in doc['runs']))} of training."),
-             table(["N flipped", "seeds", "of training set", "test accuracy", f"{src} accuracy", f"{tgt} accuracy",
-                    f"{src} predicted as {tgt}", f"Δ {src} accuracy (pp)"], rows)]
+             note(flipreport.SPREAD_NOTE),
+             table(*flipreport.main_rows(doc))]
     figures = folder / "figures"
     for name, caption in (("class_counts", "class counts before and after the flip"),
                           ("flipped_images", "the poisoned images with old and new labels"),
                           ("source_target", f"{src}/{tgt} confusion sub-matrices"),
                           ("accuracy", "accuracy per N"), ("confusion", "full confusion matrix")):
         parts.append(image(figures / f"{name}.png", caption))
-    last, first = doc["summary"][-1], doc["summary"][0]
-    if "correct_by_predicted" in last:
-        per_class = [[c, *(f"{v:.1f}" if isinstance(v, float) else v for v in
-                           (first["correct_by_predicted"][i], first["incorrect_by_predicted"][i],
-                            last["correct_by_predicted"][i], last["incorrect_by_predicted"][i]))]
-                     for i, c in enumerate(classes)]
-        parts.append(f"<h4>Per predicted class: correct and incorrect test predictions (N={first['n']} vs N={last['n']},"
-                     f" mean over seeds)</h4>")
-        parts.append(table(["predicted class", f"correct N={first['n']}", f"incorrect N={first['n']}",
-                            f"correct N={last['n']}", f"incorrect N={last['n']}"], per_class))
+    ns = sorted({doc["n"][0], doc["n"][-1]})
+    parts.append(f"<h4>Per predicted class: correct and incorrect test predictions (N={' vs N='.join(map(str, ns))},"
+                 f" mean over seeds)</h4>")
+    parts.append(table(*flipreport.predicted_rows(doc, ns)))
     return "".join(parts)
 
 
