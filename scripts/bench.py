@@ -17,8 +17,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from poisonlab import datasets, models
-from poisonlab.train import to_tensor
+from poisonlab import datasets
+from poisonlab.training import models
+from poisonlab.training.loop import to_tensor
 
 
 def plain_block(c_in: int, c_out: int) -> nn.Sequential:

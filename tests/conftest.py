@@ -1,6 +1,7 @@
 """Shared pytest fixtures and markers."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,10 @@ def shared_data() -> Path:
     """The read-only real dataset copies: $POISONLAB_TEST_DATA, else <repo root>/../shared/data."""
     path = Path(os.environ.get("POISONLAB_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
     if not path.is_dir():
-        pytest.skip(f"real dataset copies not found at {path}; set POISONLAB_TEST_DATA to their folder")
+        message = f"real dataset copies not found at {path}; set POISONLAB_TEST_DATA to their folder"
+        if os.environ.get("POISONLAB_REQUIRE_DATA"):  # CI: the real-data tests must run, never skip
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 
@@ -25,6 +29,7 @@ class Cli:
 
     def __init__(self, capsys: pytest.CaptureFixture) -> None:
         self.capsys = capsys
+        self.out = self.err = ""  # what the last command printed
 
     def __call__(self, *args) -> tuple[int, str, str]:
         """Exit code, stdout and stderr."""
@@ -33,12 +38,26 @@ class Cli:
         with pytest.raises(SystemExit) as exit_info:
             main([str(a) for a in args])
         captured = self.capsys.readouterr()
+        self.out, self.err = captured.out, captured.err
         return exit_info.value.code, captured.out, captured.err
 
     def text(self, *args) -> tuple[int, str]:
         """Exit code and stdout + stderr together."""
         code, out, err = self(*args)
         return code, out + err
+
+    def code(self, *args) -> int:
+        """Just the exit code."""
+        return self(*args)[0]
+
+    def fails(self, message: str, *args) -> str:
+        """Assert that the command ends with exit code 2 and ONE error line matching `message`; returns it."""
+        code, out, err = self(*args)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2, f"exit {code}, expected 2: {out}{err}"
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"not one error line: {err!r}"
+        assert re.search(message, lines[0]), f"{message!r} not in {lines[0]!r}"
+        return lines[0]
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from poisonlab import analyse
+from poisonlab.reporting import curves as analyse
 
 
 def row(kind, size, percent, seed, acc, model="smallcnn"):

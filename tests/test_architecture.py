@@ -4,7 +4,8 @@ import shutil
 
 import pytest
 
-from poisonlab import architecture, models
+from poisonlab.training import architecture
+from poisonlab.training import models
 
 
 @pytest.mark.parametrize("name, shape, k", [("smallcnn", (28, 28, 1), 10), ("simplecnn", (32, 32, 3), 10),

@@ -5,8 +5,8 @@ import json
 import pytest
 import typer
 
-from poisonlab.defend import audit
-from poisonlab.defend.commands import manifest_app
+from poisonlab.defences import audit
+from poisonlab.cli.manifest import manifest_app
 from poisonlab.errors import PoisonlabError
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from poisonlab import budget
+from poisonlab.studies import budget
 from poisonlab.cli import main
 
 

@@ -98,10 +98,10 @@ def test_demo_runs_on_the_embedded_dataset_without_data_dir(cli, tmp_path, monke
 
 @pytest.mark.parametrize("args, message", [
     (["--labels", "cifar10n:best"], "unknown cifar10n label set 'best'; choose one of aggre, worse, random1, random2, random3"),
-    (["--labels", "cifar10n:aggre", "--dataset", "mnist"], "CIFAR-10N labels belong to CIFAR-10, not mnist; pass --dataset cifar10"),
-    (["--labels", "cifar10n:aggre", "--kinds", "random", "--biased"], "instead of poisoning them; leave out --kinds, --biased"),
-    (["--labels", "cifar10n:aggre", "--percents", "0,10"], "instead of poisoning them; leave out --percents"),
-    (["--labels", "cifar10n:aggre", "--cifar-n", "missing.npz"], "CIFAR-10N labels file missing.npz not found; pass --cifar-n"),
+    (["--labels", "cifar10n:aggre", "--dataset", "mnist"], "CIFAR-10N labels belong to CIFAR-10, not mnist; use dataset cifar10"),
+    (["--labels", "cifar10n:aggre", "--kinds", "random", "--biased"], "human labels replace poisoning; leave out --kinds, --biased"),
+    (["--labels", "cifar10n:aggre", "--percents", "0,10"], "human labels replace poisoning; leave out --percents"),
+    (["--labels", "cifar10n:aggre", "--cifar-n", "missing.npz"], "CIFAR-10N labels file missing.npz not found; give the path of the official cifar10n_labels.npz"),
     (["--cifar-n", "labels.npz"], "--cifar-n is only read with --labels; add --labels cifar10n:KEY or leave out --cifar-n"),
 ])
 def test_bad_human_label_requests(cli, tmp_path, args, message):

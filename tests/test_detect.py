@@ -1,27 +1,18 @@
 """Detectors on real data: each beats chance on poisoned MNIST, cl is cleanlab's, runs repeat; the command end to end."""
 
 import json
+import re
 
 import numpy as np
 import pytest
-import typer
 from cleanlab.count import num_label_issues
 from cleanlab.filter import find_label_issues
 
-from poisonlab import datasets, poison
-from poisonlab.defend import detect
-from poisonlab.defend.detect_cmd import detect as detect_command
-from poisonlab.defend.evaluate import score
-from poisonlab.defend.features import DetectorConfig, out_of_fold
-from poisonlab.errors import PoisonlabError
-
-app = typer.Typer()
-app.command()(detect_command)
-
-
-def run_command(*args: str) -> None:
-    app(list(args), standalone_mode=False)
-
+from poisonlab import datasets
+from poisonlab.attacks import flips as poison
+from poisonlab.defences import detectors as detect
+from poisonlab.defences.evaluate import score
+from poisonlab.defences.folds import DetectorConfig, out_of_fold
 
 @pytest.fixture(scope="module")
 def mnist_poisoned(shared_data):
@@ -67,9 +58,9 @@ def test_torch_detector_repeats_per_seed_and_keeps_features_per_fold():
     assert oof.features.shape == (len(labels), 96) and np.bincount(oof.groups).tolist() == [288, 288, 287, 287, 287]
 
 
-def test_command_cleans_and_retrains_on_real_digits(tmp_path):
-    run_command("--dataset", "digits", "--dataset-size", "0", "--poison", "biased", "--percent", "40", "--method",
-                "cl,knn,loss", "--then", "clean", "--model", "logreg", "--out", str(tmp_path), "--json", str(tmp_path / "copy.json"))
+def test_command_cleans_and_retrains_on_real_digits(tmp_path, cli):
+    assert cli.code("detect", "--dataset", "digits", "--dataset-size", "0", "--poison", "biased", "--percent", "40", "--method",
+                "cl,knn,loss", "--then", "clean", "--model", "logreg", "--out", str(tmp_path), "--json", str(tmp_path / "copy.json")) == 0
     doc = json.loads((tmp_path / "detect.json").read_text())
     assert doc == json.loads((tmp_path / "copy.json").read_text())
     (row,) = doc["rows"]
@@ -81,10 +72,10 @@ def test_command_cleans_and_retrains_on_real_digits(tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_command_relabels_targeted_flips(tmp_path):
-    run_command("--dataset", "digits", "--dataset-size", "0", "--poison", "targeted", "--source", "7", "--target", "1",
+def test_command_relabels_targeted_flips(tmp_path, cli):
+    assert cli.code("detect", "--dataset", "digits", "--dataset-size", "0", "--poison", "targeted", "--source", "7", "--target", "1",
                 "--n", "10,40", "--method", "knn-pixels,ensemble", "--then", "relabel", "--model", "logreg",
-                "--out", str(tmp_path))
+                "--out", str(tmp_path)) == 0
     rows = json.loads((tmp_path / "detect.json").read_text())["rows"]
     assert [(r["kind"], r["setting"], r["n_poisoned"]) for r in rows] == [("targeted 7->1", "n=10", 10), ("targeted 7->1", "n=40", 40)]
     assert all(isinstance(m["accuracy_after"], float) for r in rows for m in r["methods"])
@@ -100,22 +91,19 @@ def test_command_relabels_targeted_flips(tmp_path):
     (["--labels", "cifar10n:best"], "unknown cifar10n label set 'best'"),
     (["--poison", "targeted"], "needs a class pair"),
 ])
-def test_bad_input_is_one_line(tmp_path, args, message):
-    with pytest.raises(PoisonlabError, match=message) as excinfo:
-        run_command("--dataset", "digits", "--dataset-size", "0", "--out", str(tmp_path), *args)
-    assert "\n" not in str(excinfo.value)
+def test_bad_input_is_one_line(tmp_path, cli, args, message):
+    cli.fails(re.escape(message), "detect", "--dataset", "digits", "--dataset-size", "0", "--out", str(tmp_path), *args)
 
 
 @pytest.mark.slow
-def test_real_human_noise_of_cifar10n(shared_data, tmp_path):
+def test_real_human_noise_of_cifar10n(shared_data, tmp_path, cli):
     labels = shared_data / "cifar_n" / "cifar10n_labels.npz"
-    run_command("--dataset", "cifar10", "--labels", "cifar10n:worse", "--method", "cl", "--cifar-n", str(labels),
-                "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path))
+    assert cli.code("detect", "--dataset", "cifar10", "--labels", "cifar10n:worse", "--method", "cl", "--cifar-n", str(labels),
+                    "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path)) == 0 == 0
     (row,) = json.loads((tmp_path / "detect.json").read_text())["rows"]
     assert row["setting"] == "worse" and 0.35 < row["rate"] / 100 < 0.45
     assert row["methods"][0]["roc_auc"] > 0.6
     with np.load(labels) as npz:
         np.savez(tmp_path / "shifted.npz", **{k: np.roll(npz[k], 1) for k in npz.files})
-    with pytest.raises(PoisonlabError, match="differ from the loaded CIFAR-10 training labels"):
-        run_command("--dataset", "cifar10", "--labels", "cifar10n:worse", "--cifar-n", str(tmp_path / "shifted.npz"),
-                    "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path))
+    cli.fails("differ from the loaded CIFAR-10 training labels", "detect", "--dataset", "cifar10", "--labels", "cifar10n:worse",
+              "--cifar-n", str(tmp_path / "shifted.npz"), "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path))

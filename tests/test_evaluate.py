@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from poisonlab.defend.detect import Detection
-from poisonlab.defend.evaluate import score
+from poisonlab.defences.detectors import Detection
+from poisonlab.defences.evaluate import score
 
 
 def detection(scores, flagged, seconds: float = 1.5) -> Detection:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from poisonlab import humanlabels
+from poisonlab.attacks import humanlabels
 from poisonlab.errors import PoisonlabError
 
 ALL_KEYS = ["aggre", "worse", "random1", "random2", "random3"]
@@ -67,7 +67,7 @@ def write_npz(path, arrays, **changes):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"worse_label": None}, "has no 'worse_label' array; pass --cifar-n PATH"),
+    ({"worse_label": None}, "has no 'worse_label' array; give the path of the official cifar10n_labels.npz"),
     ({"worse_label": np.zeros(49999, np.uint8)}, "'worse_label' in .* holds uint8 \\(49999,\\), not 50000 integer labels"),
     ({"clean_label": np.full(50000, 0.5)}, "'clean_label' in .* holds float64 \\(50000,\\), not 50000 integer labels"),
     ({"worse_label": np.full(50000, 10, np.uint8)}, "'worse_label' in .* has labels outside 0..9"),
@@ -80,10 +80,10 @@ def test_bad_arrays_name_the_file_and_the_fix(tmp_path, arrays, change, message)
 
 
 def test_missing_corrupt_or_pickled_file(tmp_path, arrays):
-    with pytest.raises(PoisonlabError, match=r"CIFAR-10N labels file .*nothing.npz not found; pass --cifar-n PATH"):
+    with pytest.raises(PoisonlabError, match=r"CIFAR-10N labels file .*nothing.npz not found; give the path of the official cifar10n_labels.npz"):
         humanlabels.read(tmp_path / "nothing.npz", ["aggre"])
     (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(PoisonlabError, match=r"cannot read CIFAR-10N labels from .*corrupt.npz \(.*\); pass --cifar-n"):
+    with pytest.raises(PoisonlabError, match=r"cannot read CIFAR-10N labels from .*corrupt.npz \(.*\); give the path of the official"):
         humanlabels.read(tmp_path / "corrupt.npz", ["aggre"])
     pickled = write_npz(tmp_path / "pickled.npz", arrays, aggre_label=np.array([{"label": 1}], dtype=object))
     with pytest.raises(PoisonlabError, match=r"cannot read CIFAR-10N labels from .*pickled.npz .*allow_pickle"):

@@ -8,26 +8,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from poisonlab import datasets, store
-from poisonlab.defend import integrity
-from poisonlab.defend.commands import manifest_app
+from poisonlab.defences import integrity
 from poisonlab.errors import PoisonlabError
-from poisonlab.experiment import RunSpec, Tensors
-from poisonlab.experiment import run as sweep_run
-from poisonlab.targeted import FlipSpec
-from poisonlab.targeted import run as flip_run
+from poisonlab.studies.run import RunSpec
+from poisonlab.studies.run import run as sweep_run
+from poisonlab.studies.flip import FlipSpec
+from poisonlab.studies.flip import run as flip_run
 
 MNIST_SIZE = 2000
 
-
-def cli(*args) -> int:
-    """Run `poisonlab manifest ...` through a local app; returns the exit code."""
-    app = typer.Typer()
-    app.add_typer(manifest_app, name="manifest")
-    return app(["manifest", *map(str, args)], standalone_mode=False) or 0
 
 
 @pytest.fixture(scope="module")
@@ -117,57 +109,52 @@ def test_full_mnist_hashing_speed(shared_data):
     assert seconds < 3.0 and built["splits"]["train"]["count"] == 60000
 
 
-def test_cli_build_sign_verify_and_forged_signature(tmp_path, shared_data, capsys):
+def test_cli_build_sign_verify_and_forged_signature(tmp_path, shared_data, cli):
     common = ("--data-dir", shared_data, "--no-download")
     path = tmp_path / "mnist.manifest.json"
-    assert cli("keygen", "--out", tmp_path / "key") == 0
-    assert cli("build", "--dataset", "mnist", "--dataset-size", MNIST_SIZE, "--out", path,
+    assert cli.code("manifest", "keygen", "--out", tmp_path / "key") == 0
+    assert cli.code("manifest", "build", "--dataset", "mnist", "--dataset-size", MNIST_SIZE, "--out", path,
                "--sign-key", tmp_path / "key.pem", *common) == 0
-    assert cli("verify", path, "--public-key", tmp_path / "key.pub.pem", *common) == 0
-    assert "VERIFIED" in capsys.readouterr().out
+    assert cli.code("manifest", "verify", path, "--public-key", tmp_path / "key.pub.pem", *common) == 0
+    assert "VERIFIED" in cli.out
     doc = json.loads(path.read_text())
     doc["signature"]["value"] = doc["signature"]["value"][::-1]
     path.write_text(json.dumps(doc))
-    assert cli("verify", path, *common) == 1
-    assert "signature: BAD" in capsys.readouterr().out
-    assert cli("keygen", "--out", tmp_path / "other") == 0
+    assert cli.code("manifest", "verify", path, *common) == 1
+    assert "signature: BAD" in cli.out
+    assert cli.code("manifest", "keygen", "--out", tmp_path / "other") == 0
     integrity.write(path, integrity.sign(integrity.read(path), integrity.load_key(tmp_path / "other.pem", True)))
-    assert cli("verify", path, "--public-key", tmp_path / "key.pub.pem", *common) == 1
-    assert cli("verify", path, *common) == 0
+    assert cli.code("manifest", "verify", path, "--public-key", tmp_path / "key.pub.pem", *common) == 1
+    assert cli.code("manifest", "verify", path, *common) == 0
 
 
 def save(run_dir, record) -> None:
     store.write_json(run_dir / store.RUN_FILE, record)
 
 
-def test_cli_verify_run_lists_exactly_the_poisoned_items(tmp_path, capsys):
-    data, tensors = datasets.load("digits"), Tensors(torch.device("cpu"))
-    swept, _ = sweep_run(RunSpec(dataset="digits", kind="random", percent=5, model="svc"), data, tensors)
-    flipped, _ = flip_run(FlipSpec(dataset="digits", source=3, target=8, n=20, model="svc"), data, tensors)
+def test_cli_verify_run_lists_exactly_the_poisoned_items(tmp_path, cli):
+    data = datasets.load("digits")
+    swept, _ = sweep_run(RunSpec(dataset="digits", kind="random", percent=5, model="svc"), data)
+    flipped, _ = flip_run(FlipSpec(dataset="digits", source=3, target=8, n=20, model="svc"), data)
     save(tmp_path / "swept", swept)
     save(tmp_path / "flipped", flipped)
     path = tmp_path / "digits.manifest.json"
-    assert cli("build", "--dataset", "digits", "--out", path) == 0
-    assert cli("verify", path) == 0
-    assert cli("verify", path, "--run", tmp_path / "swept", "--json", tmp_path / "swept.json") == 1
+    assert cli.code("manifest", "build", "--dataset", "digits", "--out", path) == 0
+    assert cli.code("manifest", "verify", path) == 0
+    assert cli.code("manifest", "verify", path, "--run", tmp_path / "swept", "--json", tmp_path / "swept.json") == 1
     report = json.loads((tmp_path / "swept.json").read_text())
     assert [c["index"] for c in report["changes"]["labels"]] == swept["poison"]["indices"]
     assert [c["new"] for c in report["changes"]["labels"]] == swept["poison"]["new_labels"]
     assert not report["changes"]["pixels"] and not report["unchanged"]
-    capsys.readouterr()
-    assert cli("verify", path, "--run", tmp_path / "flipped", "--limit", 0) == 1
-    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("label")]
+    assert cli.code("manifest", "verify", path, "--run", tmp_path / "flipped", "--limit", 0) == 1
+    listed = [line for line in cli.out.splitlines() if line.startswith("label")]
     assert listed == [f"label   train[{i}]: 3 -> 8" for i in flipped["flip"]["changed_indices"]]
 
 
-def test_cli_bad_input_is_one_clear_error(tmp_path):
+def test_cli_bad_input_is_one_clear_error(tmp_path, cli):
     (tmp_path / "junk.json").write_text("{}")
-    with pytest.raises(PoisonlabError, match="cannot read manifest"):
-        cli("verify", tmp_path / "missing.json")
-    with pytest.raises(PoisonlabError, match="is not a poisonlab-manifest/1 manifest"):
-        cli("verify", tmp_path / "junk.json")
-    with pytest.raises(PoisonlabError, match="not an unencrypted private key"):
-        cli("build", "--dataset", "digits", "--out", tmp_path / "m.json", "--sign-key", tmp_path / "junk.json")
-    assert cli("keygen", "--out", tmp_path / "key.pem") == 0
-    with pytest.raises(PoisonlabError, match="already exist"):
-        cli("keygen", "--out", tmp_path / "key")
+    cli.fails("cannot read manifest", "manifest", "verify", tmp_path / "missing.json")
+    cli.fails("is not a poisonlab-manifest/1 manifest", "manifest", "verify", tmp_path / "junk.json")
+    cli.fails("not an unencrypted private key", "manifest", "build", "--dataset", "digits", "--out", tmp_path / "m.json", "--sign-key", tmp_path / "junk.json")
+    assert cli.code("manifest", "keygen", "--out", tmp_path / "key.pem") == 0
+    cli.fails("already exist", "manifest", "keygen", "--out", tmp_path / "key")

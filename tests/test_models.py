@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from poisonlab import models
+from poisonlab.training import models
 from poisonlab.errors import PoisonlabError
 
 

@@ -6,26 +6,17 @@ import json
 import numpy as np
 import pytest
 import torch
-import typer
 
 from poisonlab import datasets, store
-from poisonlab.defend import monitor
-from poisonlab.defend.commands import manifest_app, monitor_app
+from poisonlab.defences import monitor
 from poisonlab.errors import PoisonlabError
-from poisonlab.experiment import RunSpec, Tensors
-from poisonlab.experiment import run as sweep_run
-from poisonlab.targeted import FlipSpec
-from poisonlab.targeted import run as flip_run
+from poisonlab.studies.run import RunSpec
+from poisonlab.studies.run import run as sweep_run
+from poisonlab.studies.flip import FlipSpec
+from poisonlab.studies.flip import run as flip_run
 
 CAT, DOG = 3, 5
 
-
-def cli(*args) -> int:
-    """Run `poisonlab manifest|monitor ...` through a local app; returns the exit code."""
-    app = typer.Typer()
-    app.add_typer(manifest_app, name="manifest")
-    app.add_typer(monitor_app, name="monitor")
-    return app(list(map(str, args)), standalone_mode=False) or 0
 
 
 @pytest.fixture(scope="module")
@@ -63,25 +54,22 @@ def test_detectable_flip_grows_like_the_square_root_of_the_set(cifar_counts):
     assert sizes[0] < sizes[1] < sizes[2] and 2.5 < sizes[2] / sizes[1] < 3.7
 
 
-def test_counts_cli_against_a_manifest_and_a_counts_file(tmp_path, capsys):
+def test_counts_cli_against_a_manifest_and_a_counts_file(tmp_path, cli):
     data = datasets.load("digits")
-    record, _ = sweep_run(RunSpec(dataset="digits", kind="biased", percent=20, model="svc"), data,
-                          Tensors(torch.device("cpu")))
+    record, _ = sweep_run(RunSpec(dataset="digits", kind="biased", percent=20, model="svc"), data)
     store.write_json(tmp_path / "biased" / store.RUN_FILE, record)
     manifest = tmp_path / "digits.manifest.json"
-    assert cli("manifest", "build", "--dataset", "digits", "--out", manifest) == 0
-    capsys.readouterr()
-    assert cli("monitor", "counts", "--baseline", manifest) == 0
-    assert "no significant shift" in capsys.readouterr().out
-    assert cli("monitor", "counts", "--baseline", manifest, "--run", tmp_path / "biased") == 1
-    out = capsys.readouterr().out
+    assert cli.code("manifest", "build", "--dataset", "digits", "--out", manifest) == 0
+    assert cli.code("monitor", "counts", "--baseline", manifest) == 0
+    assert "no significant shift" in cli.out
+    assert cli.code("monitor", "counts", "--baseline", manifest, "--run", tmp_path / "biased") == 1
+    out = cli.out
     assert "SHIFTED" in out and "MOVED" in out and "smallest" in out
     counts_file = tmp_path / "counts.json"
     counts_file.write_text(json.dumps({"classes": data.classes, "counts": [100] * 10}))
-    assert cli("monitor", "counts", "--baseline", counts_file, "--dataset", "digits", "--source", "3", "--target", "8") == 0
+    assert cli.code("monitor", "counts", "--baseline", counts_file, "--dataset", "digits", "--source", "3", "--target", "8") == 0
     counts_file.write_text(json.dumps({"counts": [1, 2]}))
-    with pytest.raises(PoisonlabError, match="cannot compare 10 class counts"):
-        cli("monitor", "counts", "--baseline", counts_file, "--dataset", "digits")
+    cli.fails("cannot compare 10 class counts", "monitor", "counts", "--baseline", counts_file, "--dataset", "digits")
 
 
 def test_holm():
@@ -99,23 +87,22 @@ def test_accuracy_alert_names_only_the_class_that_dropped():
     assert monitor.compare_accuracy(base, base)["dropped"] == []
 
 
-def test_accuracy_cli_on_real_poisoned_runs(tmp_path, capsys):
-    data, tensors = datasets.load("digits"), Tensors(torch.device("cpu"))
+def test_accuracy_cli_on_real_poisoned_runs(tmp_path, cli):
+    data = datasets.load("digits")
     runs = {
-        "clean": sweep_run(RunSpec(dataset="digits", model="svc"), data, tensors)[0],
-        "biased60": sweep_run(RunSpec(dataset="digits", kind="biased", percent=60, model="svc"), data, tensors)[0],
-        "flip0": flip_run(FlipSpec(dataset="digits", source=3, target=8, n=0, model="svc"), data, tensors)[0],
-        "flip100": flip_run(FlipSpec(dataset="digits", source=3, target=8, n=100, model="svc"), data, tensors)[0],
+        "clean": sweep_run(RunSpec(dataset="digits", model="svc"), data)[0],
+        "biased60": sweep_run(RunSpec(dataset="digits", kind="biased", percent=60, model="svc"), data)[0],
+        "flip0": flip_run(FlipSpec(dataset="digits", source=3, target=8, n=0, model="svc"), data)[0],
+        "flip100": flip_run(FlipSpec(dataset="digits", source=3, target=8, n=100, model="svc"), data)[0],
     }
     for name, record in runs.items():
         store.write_json(tmp_path / name / store.RUN_FILE, record)
-    assert cli("monitor", "accuracy", "--baseline", tmp_path / "clean", "--candidate", tmp_path / "clean") == 0
-    assert "no significant accuracy drop" in capsys.readouterr().out
-    assert cli("monitor", "accuracy", "--baseline", tmp_path / "clean", "--candidate", tmp_path / "biased60") == 1
-    alert = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ALERT")]
+    assert cli.code("monitor", "accuracy", "--baseline", tmp_path / "clean", "--candidate", tmp_path / "clean") == 0
+    assert "no significant accuracy drop" in cli.out
+    assert cli.code("monitor", "accuracy", "--baseline", tmp_path / "clean", "--candidate", tmp_path / "biased60") == 1
+    alert = [line for line in cli.out.splitlines() if line.startswith("ALERT")]
     assert len(alert) == 1 and len(alert[0].split(":")[-1].split(",")) >= 5
-    assert cli("monitor", "accuracy", "--baseline", tmp_path / "flip0", "--candidate", tmp_path / "flip100") == 1
-    alert = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ALERT")]
+    assert cli.code("monitor", "accuracy", "--baseline", tmp_path / "flip0", "--candidate", tmp_path / "flip100") == 1
+    alert = [line for line in cli.out.splitlines() if line.startswith("ALERT")]
     assert alert[0].endswith(": 3")
-    with pytest.raises(PoisonlabError, match="no readable run.json"):
-        cli("monitor", "accuracy", "--baseline", tmp_path / "missing", "--candidate", tmp_path / "clean")
+    cli.fails("not a finished poisonlab run", "monitor", "accuracy", "--baseline", tmp_path / "missing", "--candidate", tmp_path / "clean")

@@ -3,7 +3,7 @@
 import numpy as np
 
 from poisonlab import datasets
-from poisonlab.defend import outliers
+from poisonlab.defences import outliers
 
 
 def test_statistics_of_crafted_images():

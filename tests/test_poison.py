@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poisonlab import poison
+from poisonlab.attacks import flips as poison
 from poisonlab.errors import PoisonlabError
 
 label_arrays = st.integers(2, 12).flatmap(

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from poisonlab import report
-from poisonlab.analyse import halving_percent
-from poisonlab.report import browser
-from poisonlab.report.charts import plotly_js
-from poisonlab.report.collect import collect
+from poisonlab.reporting import html as report
+from poisonlab.reporting.curves import halving_percent
+from poisonlab.reporting.html import browser
+from poisonlab.reporting.html.charts import plotly_js
+from poisonlab.reporting.html.collect import collect
 
 
 @pytest.fixture(scope="module")

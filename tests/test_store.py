@@ -9,9 +9,11 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from poisonlab import models, store
+from poisonlab import store
+from poisonlab.training import models
 from poisonlab.errors import PoisonlabError
-from poisonlab.train import flatten01
+from poisonlab.training.fitting import as_features as flatten01
+from poisonlab.training.saving import load_model, save_model
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
@@ -33,7 +35,7 @@ def test_atomic_write_keeps_old_content_when_writing_fails(tmp_path):
 def test_unwritable_output_folder_is_one_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(PoisonlabError, match="cannot write to output folder .*choose another --out"):
+    with pytest.raises(PoisonlabError, match="cannot write to output folder .*choose another output folder"):
         store.ensure_writable(blocker / "runs")
 
 
@@ -43,16 +45,16 @@ def test_sklearn_model_round_trip_without_pickle(tmp_path, name):
     x = (digits.images * 255 / 16).astype(np.uint8)[..., None]
     model = models.build(name, (8, 8, 1), 10)
     model.fit(flatten01(x[:500]), digits.target[:500])
-    store.save_model(tmp_path, model, {"name": name, "shape": [8, 8, 1], "num_classes": 10})
-    loaded = store.load_model(tmp_path)
+    save_model(tmp_path, model, {"name": name, "shape": [8, 8, 1], "num_classes": 10})
+    loaded = load_model(tmp_path)
     assert np.array_equal(loaded.predict(flatten01(x[500:])), model.predict(flatten01(x[500:])))
     assert b"\x80\x04" not in (tmp_path / store.WEIGHTS_FILE).read_bytes()[:8]  # safetensors header, not a pickle
 
 
 def test_torch_model_round_trip(tmp_path):
     model = models.build("smallcnn", (28, 28, 1), 10).eval()
-    store.save_model(tmp_path, model, {"name": "smallcnn", "shape": [28, 28, 1], "num_classes": 10})
-    loaded = store.load_model(tmp_path)
+    save_model(tmp_path, model, {"name": "smallcnn", "shape": [28, 28, 1], "num_classes": 10})
+    loaded = load_model(tmp_path)
     x = torch.randn(3, 1, 28, 28)
     assert torch.equal(loaded(x), model(x))
 

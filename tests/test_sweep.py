@@ -9,10 +9,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from poisonlab import datasets, humanlabels, store, sweep
+from poisonlab import datasets, store
+from poisonlab.attacks import humanlabels
+from poisonlab.studies import sweep
 from poisonlab.errors import PoisonlabError
-from poisonlab.experiment import RunSpec, Tensors, run
-from poisonlab.train import TrainConfig
+from poisonlab.studies.run import RunSpec, run
+from poisonlab.training.loop import TrainConfig
 
 BASE = RunSpec(dataset="digits", train=TrainConfig(max_epochs=2))
 
@@ -41,7 +43,8 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert not (tmp_path / specs[1].folder()).exists()
     first_created = (tmp_path / specs[0].folder() / store.RUN_FILE).stat().st_mtime_ns
     monkeypatch.setattr(sweep, "run", real_run)
-    assert sweep.execute(specs, tmp_path) == {"trained": 2, "skipped": 1}
+    result = sweep.execute(specs, tmp_path)
+    assert (result["trained"], result["skipped"]) == (2, 1) and len(result["records"]) == 3
     assert (tmp_path / specs[0].folder() / store.RUN_FILE).stat().st_mtime_ns == first_created
     assert [r["percent"] for r in store.results(tmp_path)] == [0.0, 30.0, 60.0]
     assert sweep.execute(specs, tmp_path, overwrite=True)["trained"] == 3
@@ -51,7 +54,7 @@ def test_existing_run_with_other_settings_is_not_silently_reused(tmp_path):
     spec = sweep.plan(BASE, ["digits"], [0], ["random"], [10], [0])
     sweep.execute(spec, tmp_path)
     other = sweep.plan(RunSpec(dataset="digits", train=TrainConfig(max_epochs=3)), ["digits"], [0], ["random"], [10], [0])
-    with pytest.raises(PoisonlabError, match=r"other settings \(train\); pass --overwrite"):
+    with pytest.raises(PoisonlabError, match=r"other settings \(train.max_epochs 2 -> 3\); retrain it \(overwrite\) or write to another output folder"):
         sweep.execute(other, tmp_path)
 
 
@@ -86,4 +89,4 @@ def test_human_label_runs_are_planned_at_their_measured_noise_rate(shared_data):
 
 def test_a_human_label_run_needs_its_labels():
     with pytest.raises(ValueError, match="cifar10n:aggre run needs those labels"):
-        run(RunSpec(dataset="digits", kind="cifar10n:aggre"), datasets.load("digits"), Tensors(torch.device("cpu")))
+        run(RunSpec(dataset="digits", kind="cifar10n:aggre"), datasets.load("digits"))

@@ -2,6 +2,7 @@
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,10 +10,14 @@ import torch
 from PIL import Image
 from rich.console import Console
 
-from poisonlab import datasets, flipexperiment, flipreport, poison, targeted
+from poisonlab import datasets
+from poisonlab.reporting import flips as flipreport
+from poisonlab.attacks import flips as poison
+from poisonlab.studies import flip as targeted
 from poisonlab.errors import PoisonlabError
-from poisonlab.experiment import Tensors
-from poisonlab.targeted import FlipSpec
+from poisonlab.studies import flipstudy as flipexperiment
+from poisonlab.studies.flip import FlipSpec
+from poisonlab.training.loop import TrainConfig
 
 RUN_KEYS = {"overall_accuracy", "per_class_accuracy", "correct_by_predicted", "incorrect_by_predicted", "confusion",
             "changed_indices"}
@@ -100,12 +105,11 @@ def one_thread():
 
 
 def test_real_cnn_flip_same_seed_gives_the_same_clean_model(digits, one_thread):
-    tensors = Tensors(torch.device("cpu"))
-    spec = FlipSpec(dataset="digits", source=3, target=8, n=0, model="smallcnn", train_size=600, epochs=2,
-                    batch_size=64)
-    first, model_a = targeted.run(spec, digits, tensors)
-    again, model_b = targeted.run(spec, digits, tensors)
-    poisoned, model_c = targeted.run(FlipSpec(**{**spec.to_dict(), "n": 30}), digits, tensors)
+    spec = FlipSpec(dataset="digits", source=3, target=8, n=0, model="smallcnn", train_size=600,
+                    train=TrainConfig(max_epochs=2, batch_size=64))
+    first, model_a = targeted.run(spec, digits)
+    again, model_b = targeted.run(spec, digits)
+    poisoned, model_c = targeted.run(replace(spec, n=30), digits)
     state_a, state_b, state_c = model_a.state_dict(), model_b.state_dict(), model_c.state_dict()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert not all(torch.equal(state_a[k], state_c[k]) for k in state_a)

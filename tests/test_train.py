@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from poisonlab import datasets, poison
-from poisonlab.experiment import RunSpec, Tensors, run, split_indices
-from poisonlab.models import build
-from poisonlab.train import TrainConfig, fit_torch, predict, to_tensor
+from poisonlab import datasets
+from poisonlab.attacks import flips as poison
+from poisonlab.studies.run import RunSpec, run, split_indices
+from poisonlab.training.models import build
+from poisonlab.training.loop import TrainConfig, fit_torch, predict, to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def digits():
 def test_short_mnist_run_learns_well_above_chance(shared_data):
     data = datasets.load("mnist", shared_data, dataset_size=2000)
     spec = RunSpec(dataset="mnist", dataset_size=2000, train=TrainConfig(max_epochs=2, batch_size=64))
-    record, _ = run(spec, data, Tensors(torch.device("cpu")))
+    record, _ = run(spec, data)
     assert record["training"]["epochs_run"] == 2
     assert record["metrics"]["accuracy"] > 0.7  # chance is 0.1
     assert record["dataset"]["n_train"] == 2000 and record["split"]["n_fit"] == 1800
@@ -26,7 +27,7 @@ def test_short_mnist_run_learns_well_above_chance(shared_data):
 
 def test_same_config_and_seed_give_identical_models(digits):
     spec = RunSpec(dataset="digits", kind="random", percent=20, seed=1, train=TrainConfig(max_epochs=3))
-    (a, model_a), (b, model_b) = run(spec, digits, Tensors(torch.device("cpu"))), run(spec, digits, Tensors(torch.device("cpu")))
+    (a, model_a), (b, model_b) = run(spec, digits), run(spec, digits)
     assert a["metrics"] == b["metrics"] and a["poison"]["indices"] == b["poison"]["indices"]
     sa, sb = model_a.state_dict(), model_b.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -34,7 +35,7 @@ def test_same_config_and_seed_give_identical_models(digits):
 
 def test_early_stopping_restores_best_weights(digits):
     spec = RunSpec(dataset="digits", percent=60, train=TrainConfig(max_epochs=60, patience=3, lr_patience=1))
-    record, model = run(spec, digits, Tensors(torch.device("cpu")))
+    record, model = run(spec, digits)
     t = record["training"]
     assert t["epochs_run"] < 60 and t["epochs_run"] == t["best_epoch"] + 3
     assert t["best_val_accuracy"] == max(h["val_accuracy"] for h in t["history"])
@@ -47,15 +48,14 @@ def test_early_stopping_restores_best_weights(digits):
 
 
 def test_poison_hurts_and_sklearn_models_train(digits):
-    tensors = Tensors(torch.device("cpu"))
-    clean, _ = run(RunSpec(dataset="digits", model="logreg"), digits, tensors)
-    dirty, _ = run(RunSpec(dataset="digits", model="logreg", kind="biased", percent=60), digits, tensors)
+    clean, _ = run(RunSpec(dataset="digits", model="logreg"), digits)
+    dirty, _ = run(RunSpec(dataset="digits", model="logreg", kind="biased", percent=60), digits)
     assert clean["metrics"]["accuracy"] > 0.85 and dirty["metrics"]["accuracy"] < 0.5
     assert dirty["poison"]["n_poisoned"] == round(0.6 * len(digits.y_train))
 
 
 def test_val_test_mode_is_labelled_as_the_original_protocol(digits):
-    record, _ = run(RunSpec(dataset="digits", val="test", train=TrainConfig(max_epochs=1)), digits, Tensors(torch.device("cpu")))
+    record, _ = run(RunSpec(dataset="digits", val="test", train=TrainConfig(max_epochs=1)), digits)
     assert record["split"]["n_fit"] == len(digits.y_train) and "clean test set" in record["split"]["val_label"]
 
 

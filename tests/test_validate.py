@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from poisonlab import datasets
-from poisonlab.defend.validate import KNOWN, check_schema, known_schema, observed_schema, parse_schema, validate
+from poisonlab.defences.validate import KNOWN, check_schema, known_schema, observed_schema, parse_schema, validate
 from poisonlab.errors import PoisonlabError
 
 WHITE, INVERTED, NOISE = 10, 20, 30

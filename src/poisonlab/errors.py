@@ -1,11 +1,16 @@
-"""The one error type the CLI turns into a single line and exit code 2."""
+"""The one error type of bad input: the CLI turns it into a single line and exit code 2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
 
 
-class PoisonlabError(Exception):
+class PoisonlabError(ValueError):
     """Bad input or environment: the message names the problem and the fix."""
 
 
-def check_choice(value: str, choices, what: str) -> None:
+def check_choice(value: str, choices: Iterable[str], what: str) -> None:
     """Reject a `value` outside `choices` with the one-line error "unknown <what> '<value>'; choose one of ..."."""
+    choices = list(choices)
     if value not in choices:
         raise PoisonlabError(f"unknown {what} '{value}'; choose one of {', '.join(choices)}")

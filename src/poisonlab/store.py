@@ -1,4 +1,4 @@
-"""Results on disk: atomic writes, run folders (run.json + safetensors), the SQLite table and its CSV export."""
+"""Results on disk: atomic writes, run records (run.json), the SQLite results table and its CSV export."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -13,11 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load as np_load
-from safetensors.numpy import save as np_save
-from safetensors.torch import load as torch_load
-from safetensors.torch import save as torch_save
-from torch import nn
 
 from poisonlab.errors import PoisonlabError
 
@@ -68,17 +64,34 @@ def ensure_writable(folder: Path) -> Path:
         atomic_write(folder / ".write-test", b"ok")
         (folder / ".write-test").unlink()
     except OSError as exc:
-        raise PoisonlabError(f"cannot write to output folder {folder} ({exc.strerror or exc}); choose another --out") from None
+        raise PoisonlabError(f"cannot write to output folder {folder} ({exc.strerror or exc}); choose another output folder") from None
     return folder
 
 
-def read_run(run_dir: Path) -> dict | None:
-    """The run.json of a finished run, or None when the run is missing or incomplete."""
+def read_run(path: Path, *, required: bool = False, weights: bool = True) -> dict | None:
+    """The record of a finished run, from its folder or its run.json (and, with `weights`, its weights file beside it).
+
+    None when it is missing, unreadable or incomplete; with `required` a one-line error instead."""
+    file = path / RUN_FILE if path.is_dir() or not path.name.endswith(".json") else path
     try:
-        run = json.loads((run_dir / RUN_FILE).read_text())
+        run = json.loads(file.read_text())
     except (OSError, ValueError):
-        return None
-    return run if run.get("status") == "complete" and (run_dir / WEIGHTS_FILE).exists() else None
+        run = None
+    finished = (isinstance(run, dict) and run.get("status") == "complete" and isinstance(run.get("config"), dict)
+                and "metrics" in run and (not weights or (file.parent / WEIGHTS_FILE).exists()))
+    if finished:
+        return run
+    if required:
+        raise PoisonlabError(f"{path} is not a finished poisonlab run (no complete {RUN_FILE}); "
+                             "give the folder of a run that completed, such as runs/models/<name>/<percent>/seed0")
+    return None
+
+
+def slug(spec: str) -> str:
+    """A folder-safe name for a dataset spec (imagefolder:PATH becomes imagefolder-<stem>)."""
+    if spec.startswith("imagefolder:"):
+        spec = "imagefolder-" + Path(spec.split(":", 1)[1].split("?")[0]).name.split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", spec)
 
 
 def poison_mask(run: dict) -> np.ndarray:
@@ -86,50 +99,6 @@ def poison_mask(run: dict) -> np.ndarray:
     mask = np.zeros(run["dataset"]["n_train"], dtype=bool)
     mask[run["poison"]["indices"]] = True
     return mask
-
-
-def _json_value(value):
-    """A fitted scikit-learn attribute as a JSON value, or raise TypeError."""
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (tuple, list)) and all(isinstance(v, (int, float, str)) for v in value):
-        return {"tuple": list(value)} if isinstance(value, tuple) else list(value)
-    raise TypeError(type(value).__name__)
-
-
-def save_model(run_dir: Path, model, meta: dict) -> None:
-    """Save weights (torch) or fitted arrays (scikit-learn) as safetensors, and metadata as JSON; never pickle."""
-    if isinstance(model, nn.Module):
-        atomic_write(run_dir / WEIGHTS_FILE, torch_save({k: v.contiguous().cpu() for k, v in model.state_dict().items()}))
-        write_json(run_dir / MODEL_META_FILE, {**meta, "format": "torch"})
-        return
-    arrays, attrs = {}, {}
-    for key, value in vars(model).items():
-        if isinstance(value, np.ndarray) and value.dtype != object:
-            arrays[key] = np.ascontiguousarray(value)
-        else:
-            attrs[key] = _json_value(value)
-    atomic_write(run_dir / WEIGHTS_FILE, np_save(arrays))
-    write_json(run_dir / MODEL_META_FILE, {**meta, "format": "sklearn", "attributes": attrs})
-
-
-def load_model(run_dir: Path):
-    """Rebuild the model of a saved run (torch module in eval mode, or fitted scikit-learn estimator)."""
-    from poisonlab import models
-
-    meta = json.loads((run_dir / MODEL_META_FILE).read_text())
-    model = models.build(meta["name"], tuple(meta["shape"]), meta["num_classes"], meta.get("seed", 0))
-    data = (run_dir / WEIGHTS_FILE).read_bytes()
-    if meta["format"] == "torch":
-        model.load_state_dict(torch_load(data))
-        return model.eval()
-    for key, value in meta["attributes"].items():
-        setattr(model, key, tuple(value["tuple"]) if isinstance(value, dict) else value)
-    for key, value in np_load(data).items():
-        setattr(model, key, value)
-    return model
 
 
 @contextmanager
@@ -208,3 +177,10 @@ def reindex(out: Path) -> int:
     export_csv(out)
     return len(runs)
 
+
+
+def results_frame(out: Path):
+    """Every run under results folder `out` as a pandas DataFrame, one row per run (columns as results.csv)."""
+    import pandas as pd
+
+    return pd.DataFrame(results_rebuilt(Path(out)), columns=list(COLUMNS))

@@ -4,7 +4,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from poisonlab.datasets.cifar import load_cifar10, load_cifar100
-from poisonlab.datasets.dataset import Dataset
+from poisonlab.datasets.adapters import from_arrays, from_torch
+from poisonlab.datasets.dataset import Dataset, resolve_class
 from poisonlab.datasets.digits import load_digits
 from poisonlab.datasets.embedded import load_embedded
 from poisonlab.datasets.imagefolder import load_imagefolder
@@ -14,15 +15,32 @@ from poisonlab.datasets.paths import resolve_cache_dir, resolve_data_dir
 from poisonlab.datasets.sampling import check_size, shrink
 from poisonlab.errors import PoisonlabError
 
-__all__ = ["DATASETS", "Dataset", "load", "resolve_cache_dir", "resolve_data_dir"]
+__all__ = ["DATASETS", "Dataset", "from_arrays", "from_torch", "load", "resolve_cache_dir", "resolve_class",
+           "resolve_data_dir"]
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits", "embedded")
 
 
 def load(spec: str, data_dir: str | Path | None = None, dataset_size: int = 0, download: bool = True,
-         seed: int = 0) -> Dataset:
-    """Load `spec` (a name from DATASETS, "cifar100:coarse" or "imagefolder:PATH[?order=CSV]")."""
+         seed: int = 0, test_size: int = 0) -> Dataset:
+    """Load `spec` (a name from DATASETS, "cifar100:coarse" or "imagefolder:PATH[?order=CSV]").
+
+    `dataset_size` keeps the first N training items, `test_size` the first N test items (0 = all)."""
     check_size(dataset_size)
+    if test_size < 0:
+        raise PoisonlabError(f"test_size must be 0 (all items) or positive, got {test_size}")
+    dataset = _load(spec, data_dir, dataset_size, download, seed)
+    if test_size > len(dataset.y_test):
+        raise PoisonlabError(f"test_size {test_size} is larger than the {len(dataset.y_test)} test items of "
+                             f"{dataset.name}; pass at most {len(dataset.y_test)}, or 0 for all")
+    if test_size and test_size < len(dataset.y_test):
+        dataset = replace(dataset, x_test=dataset.x_test[:test_size], y_test=dataset.y_test[:test_size],
+                          notes=[*dataset.notes, f"first {test_size} test items"])
+    return dataset
+
+
+def _load(spec: str, data_dir: str | Path | None, dataset_size: int, download: bool, seed: int) -> Dataset:
+    """The loader behind `load`, before the test set is shortened."""
     name, _, variant = spec.strip().partition(":")
     if name == "imagefolder":
         dataset, ordered = _load_imagefolder(variant)

@@ -1,13 +1,18 @@
-"""The in-memory dataset every loader returns."""
+"""The in-memory dataset every loader returns, and class lookup by name or number."""
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from poisonlab.errors import PoisonlabError
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images as uint8 (N, H, W, C) with int64 labels, plus class names and provenance."""
+    """Training and test items with int64 labels, class names and provenance.
+
+    Items are uint8 images (N, H, W, C) (every built-in dataset), float images (N, H, W, C) or float feature
+    rows (N, D); float values are used as given."""
 
     name: str
     x_train: np.ndarray
@@ -20,11 +25,24 @@ class Dataset:
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
-            if x.dtype != np.uint8 or x.ndim != 4 or y.dtype != np.int64 or y.shape != (len(x),):
-                raise ValueError(f"{self.name} {split}: need uint8 (N,H,W,C) images and int64 (N,) labels, "
-                                 f"got {x.dtype} {x.shape} and {y.dtype} {y.shape}")
+            images = x.ndim == 4 and x.dtype in (np.uint8, np.float32)
+            rows = x.ndim == 2 and x.dtype == np.float32
+            if not (images or rows) or y.dtype != np.int64 or y.shape != (len(x),):
+                raise PoisonlabError(f"{self.name} {split}: need uint8 or float32 (N,H,W,C) images or float32 (N,D) rows "
+                                     f"and int64 (N,) labels, got {x.dtype} {x.shape} and {y.dtype} {y.shape}")
 
     @property
     def num_classes(self) -> int:
         """Number of classes (length of `classes`)."""
         return len(self.classes)
+
+
+def resolve_class(text: str | int, classes: list[str]) -> int:
+    """A class index from its name (case-insensitive) or its number."""
+    text = str(text).strip()
+    lowered = [c.lower() for c in classes]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    if text.isdigit() and int(text) < len(classes):
+        return int(text)
+    raise PoisonlabError(f"unknown class '{text}'; choose a name or number 0..{len(classes) - 1}: {', '.join(classes)}")

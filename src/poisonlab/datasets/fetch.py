@@ -68,4 +68,4 @@ def _download(url: str, part: Path, label: str) -> None:
 def missing_error(name: str, folder: Path, files: Sequence[str], origin: str, reason: str) -> PoisonlabError:
     """The one-line error for a dataset that is neither on disk nor downloadable."""
     return PoisonlabError(f"{name} is not in {folder} and cannot be downloaded ({reason}); place "
-                          f"{', '.join(files)} there (from {origin}) or pass --data-dir")
+                          f"{', '.join(files)} there (from {origin}) or choose the data folder that holds them")

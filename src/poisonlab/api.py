@@ -1,0 +1,296 @@
+"""The Python API: the same studies as the commands, on built-in or your own data and models, with typed results.
+
+Everything here is re-exported by `poisonlab` itself; arguments after the data are keyword-only."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from poisonlab import datasets, store
+from poisonlab.attacks.flips import poison_labels
+from poisonlab.datasets import Dataset
+from poisonlab.datasets.adapters import as_items, as_labels
+from poisonlab.defences import detectors
+from poisonlab.defences.detectors import Detection
+from poisonlab.defences.evaluate import score as _score
+from poisonlab.defences.folds import DetectorConfig
+from poisonlab.errors import PoisonlabError
+from poisonlab.studies import DEFAULT_PERCENTS
+from poisonlab.studies import flipstudy
+from poisonlab.studies import sweep as sweeps
+from poisonlab.studies.run import RunSpec, run
+from poisonlab.training.loop import TrainConfig
+from poisonlab.training.models import ModelSpec, model_name
+
+DEFAULT_RATES = tuple(p / 100 for p in DEFAULT_PERCENTS)
+
+
+def load_dataset(name: str, *, data_dir: str | Path | None = None, size: int | None = None,
+                 download: bool = True) -> Dataset:
+    """Load a built-in dataset, verified against its checksums.
+
+    Parameters
+    ----------
+    name : str
+        mnist, fashion_mnist, cifar10, cifar100 (or cifar100:coarse), digits, embedded, or imagefolder:PATH.
+    data_dir : path, optional
+        Folder of the dataset files; default $POISONLAB_DATA, else ~/.cache/poisonlab.
+    size : int, optional
+        Keep the first `size` training items (None or 0: all).
+    download : bool
+        Fetch missing files from the official locations.
+
+    Returns
+    -------
+    Dataset
+        ``x_train`` uint8 (N, H, W, C), ``y_train`` int64 (N,), ``x_test``, ``y_test``, ``classes`` (K names).
+    """
+    return datasets.load(name, data_dir, size or 0, download)
+
+
+def _data(data: Dataset | str, data_dir: str | Path | None) -> Dataset:
+    """A Dataset as given, or a built-in one by name."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, str):
+        return datasets.load(data, data_dir)
+    raise PoisonlabError(f"data must be a Dataset (load_dataset, from_arrays, from_torch) or a dataset name, "
+                         f"got {type(data).__name__}")
+
+
+def _percent(rate: float) -> float:
+    """A poison rate (fraction in [0, 1]) as the percent stored with runs."""
+    if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        hint = f"; rates are fractions: did you mean {rate / 100:g}?" if isinstance(rate, (int, float)) and 1 < rate <= 100 else ""
+        raise PoisonlabError(f"rate {rate!r} is outside [0, 1]{hint}")
+    return round(100.0 * rate, 10)
+
+
+def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec, epochs: int, batch_size: int,
+          val: str) -> RunSpec:
+    return RunSpec(dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, model=model_name(model), val=val,
+                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One trained run: test accuracy, per-class accuracy (K,), confusion (K, K), the training labels used (N,),
+    the poison mask (N,), the epoch history, the trained model and the full run.json record."""
+
+    accuracy: float
+    per_class_accuracy: np.ndarray
+    confusion: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+    history: list[dict]
+    model: object
+    record: dict
+
+
+def _result(record: dict, model, n_train: int, y_train: np.ndarray) -> RunResult:
+    mask = store.poison_mask(record)
+    labels = y_train.copy()
+    labels[np.flatnonzero(mask)] = record["poison"]["new_labels"]
+    metrics = record["metrics"]
+    return RunResult(metrics["accuracy"], np.array([np.nan if a is None else a for a in metrics["per_class_accuracy"]]),
+                     np.asarray(metrics["confusion"]), labels, mask, record["training"]["history"], model, record)
+
+
+def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed: int = 0, model: ModelSpec = "smallcnn",
+          epochs: int = 50, batch_size: int = 256, val: str = "split", data_dir: str | Path | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> RunResult:
+    """Poison a share of the training labels, train, and evaluate on the untouched test set.
+
+    Parameters
+    ----------
+    data : Dataset or str
+        The data (`load_dataset`, `from_arrays`, `from_torch`) or a built-in dataset name.
+    kind : {"random", "biased"}
+        How the chosen labels are changed (see `poison_labels`).
+    rate : float in [0, 1]
+        Share of training labels poisoned (0.2 = 20 %).
+    seed : int
+        Seed of the poisoning, the validation split, the initial weights and the batch order.
+    model : str, callable or estimator
+        smallcnn, simplecnn, svc, logreg; a factory ``f(shape, num_classes) -> torch.nn.Module`` where shape is
+        (H, W, C) or (D,); or an unfitted scikit-learn estimator (cloned for the run).
+    epochs, batch_size : int
+        Most epochs (early stopping on validation accuracy, patience 10) and items per step of a torch model.
+    val : {"split", "test"}
+        Model selection on a seeded 10 % of the poisoned training data, or on the clean test set (original protocol).
+    on_epoch : callable, optional
+        Called with each epoch's row (epoch, train_loss, lr, val_accuracy).
+
+    Returns
+    -------
+    RunResult
+    """
+    data = _data(data, data_dir)
+    record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val), data,
+                         model=None if isinstance(model, str) else model, on_epoch=on_epoch)
+    return _result(record, fitted, len(data.y_train), data.y_train)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Every run of a sweep as its run.json record (in kind, rate, seed order), and the folder they are saved in."""
+
+    records: list[dict]
+    out: Path | None
+
+    def frame(self):
+        """One row per run as a pandas DataFrame (the columns of results.csv, plus `rate` as a fraction)."""
+        import pandas as pd
+
+        rows = [store.row_of(r, str(r["config"]["seed"])) for r in self.records]
+        frame = pd.DataFrame(rows, columns=list(store.COLUMNS)).drop(columns=["run_dir"])
+        frame.insert(frame.columns.get_loc("percent"), "rate", frame["percent"] / 100)
+        return frame
+
+
+def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds: Sequence[str] = ("random",),
+          seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 50, batch_size: int = 256,
+          val: str = "split", out: str | Path | None = None, overwrite: bool = False,
+          data_dir: str | Path | None = None) -> SweepResult:
+    """Train one run per (kind, rate, seed), as `poisonlab train` does; resumable when `out` is given.
+
+    Parameters
+    ----------
+    data : Dataset or str
+        The data, or a built-in dataset name.
+    rates : sequence of float in [0, 1]
+        Poison rates; default the 20 rates of the original protocol (0, 0.01, ..., 1).
+    kinds : sequence of {"random", "biased"}
+    seeds : sequence of int
+    model, epochs, batch_size, val
+        As in `train`.
+    out : path, optional
+        Results folder: every run is saved there (run.json, weights, results.sqlite/csv) and finished runs are
+        reused on the next call. The data are recorded by name only: use one folder per dataset.
+    overwrite : bool
+        Retrain runs already in `out`.
+
+    Returns
+    -------
+    SweepResult
+        ``.records`` and ``.frame()`` (a pandas DataFrame).
+    """
+    data = _data(data, data_dir)
+    base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, val)
+    for rate in rates:
+        _percent(rate)
+    specs = sweeps.plan(base, [data.name], [0], list(kinds), [_percent(r) for r in dict.fromkeys(rates)],
+                        list(dict.fromkeys(seeds)))
+    custom = None if isinstance(model, str) else model
+    if out is None:
+        return SweepResult([run(spec, data, model=custom)[0] for spec in specs], None)
+    done = sweeps.execute(specs, Path(out), overwrite=overwrite, loader=lambda *_, **__: data, model=custom)
+    return SweepResult(done["records"], Path(out))
+
+
+@dataclass(frozen=True)
+class FlipResult:
+    """A targeted-flip study: the flip.json document (settings, runs, seed summary per N) and the files written."""
+
+    doc: dict
+    files: list[Path]
+
+    def frame(self):
+        """One row per N: overall, source and target accuracy (seed means) and their change against the clean model."""
+        import pandas as pd
+
+        keys = ("overall_accuracy", "source_accuracy", "target_accuracy", "delta_overall_accuracy",
+                "delta_source_accuracy", "delta_target_accuracy")
+        return pd.DataFrame([{"n": s["n"], "n_changed": s["n_changed"],
+                              **{k: None if s[k] is None else s[k]["mean"] for k in keys}} for s in self.doc["summary"]])
+
+
+def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequence[int] = (1, 5, 10, 50, 100),
+         seeds: Sequence[int] = (0,), model: ModelSpec = "simplecnn", epochs: int = 5, batch_size: int = 128,
+         select: str = "first", out: str | Path | None = None, overwrite: bool = False,
+         data_dir: str | Path | None = None) -> FlipResult:
+    """Flip `n` training labels of class `source` to `target` and compare with the clean model of each seed.
+
+    Parameters
+    ----------
+    data : Dataset or str
+    source, target : str or int
+        Class names or numbers.
+    n : sequence of int
+        Numbers of flipped labels; the clean model (0) is always added.
+    seeds, model, epochs, batch_size
+        As in `train`; torch models train exactly `epochs` epochs.
+    select : {"first", "random"}
+        The lowest-index source items, or a seeded choice per seed.
+    out : path, optional
+        Folder of the runs, flip.json, report.md and figures (default: a temporary folder, removed afterwards).
+
+    Returns
+    -------
+    FlipResult
+    """
+    data = _data(data, data_dir)
+    counts = list(dict.fromkeys(int(c) for c in n))
+    base, data = flipstudy.prepare(data, source, target, counts, select=select,
+                                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+    base = replace(base, model=model_name(model))
+    custom = None if isinstance(model, str) else model
+    if out is not None:
+        result = flipstudy.run_flip(base, data, counts, list(seeds), Path(out), overwrite=overwrite, model=custom)
+        return FlipResult(result["doc"], [*result["files"], *result["figures"]])
+    with tempfile.TemporaryDirectory(prefix="poisonlab-flip-") as folder:
+        result = flipstudy.run_flip(base, data, counts, list(seeds), Path(folder), model=custom)
+    return FlipResult(result["doc"], [])
+
+
+def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_probs: np.ndarray | None = None,
+           num_classes: int | None = None, seed: int = 0, model: str = "logreg", folds: int = 5, epochs: int = 5,
+           k: int = 10, members: int = 5) -> dict[str, Detection]:
+    """Score every training item for a wrong label and flag the suspicious ones.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W[, C]) uint8 images, or (N, D) float features
+    labels : array-like of int, shape (N,)
+        The (possibly poisoned) labels to check.
+    methods : sequence of str
+        cl (cleanlab's find_label_issues), knn, knn-pixels, loss, ensemble.
+    pred_probs : ndarray, shape (N, K), optional
+        Your own out-of-fold class probabilities, as with cleanlab; then no fold models are trained: cl uses them,
+        loss ranks their cross-entropy, knn compares the items themselves.
+    num_classes : int, optional
+        K; default that of `pred_probs`, else max(labels) + 1.
+    seed : int
+    model : {"logreg", "smallcnn", "simplecnn"}
+        Fold and ensemble model (logreg on PCA-50 of the inputs).
+    folds, epochs, k, members : int
+        Out-of-fold folds, torch epochs, kNN neighbours, ensemble members.
+
+    Returns
+    -------
+    dict of str to Detection
+        Per method: ``scores`` (N,) higher = more suspicious, ``flagged`` (N,) bool, ``suggested`` (N,) labels,
+        ``seconds``.
+    """
+    if isinstance(methods, str):
+        methods = [methods]
+    x = as_items(x, "x")
+    labels = as_labels(labels, len(x), "labels")
+    k_classes = num_classes or (np.shape(pred_probs)[1] if pred_probs is not None else int(labels.max()) + 1)
+    config = DetectorConfig(model, folds, epochs, k, members)
+    return {d.method: d for d in detectors.run(list(methods), x, labels, k_classes, seed, config, pred_probs)}
+
+
+def score(detection: Detection, mask) -> dict:
+    """Precision, recall, F1 of the flagged items and ROC AUC of the scores against the true poison `mask` (N,)."""
+    return _score(detection, np.asarray(mask, dtype=bool))
+
+
+def results(out: str | Path):
+    """Every run saved under results folder `out` as a pandas DataFrame (one row per run, the columns of results.csv)."""
+    return store.results_frame(Path(out))

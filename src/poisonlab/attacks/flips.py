@@ -1,0 +1,138 @@
+"""Label-flip attacks as pure functions over label arrays: each returns (new_labels, changed_mask) and trains nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonlab.errors import PoisonlabError
+
+from poisonlab.attacks import KINDS
+SELECTIONS = ("first", "random")
+
+
+def poison_count(n_items: int, percent: float) -> int:
+    """Number of items poisoned at `percent` of `n_items`: round(p*N), halves rounded up."""
+    check_percent(percent)
+    return int(np.floor(n_items * percent / 100.0 + 0.5))
+
+
+def check_percent(percent: float) -> None:
+    """Reject percents outside 0..100 (or NaN) with a one-line error."""
+    if not 0.0 <= percent <= 100.0:
+        raise PoisonlabError(f"poison percent {percent:g} is outside 0..100; give values such as 0,10,50,100")
+
+
+def _chosen(n_items: int, percent: float, seed: int) -> np.ndarray:
+    """Seeded choice of round(p*N) indices; nested across percents for one seed (5% is inside 10%)."""
+    order = np.random.default_rng([seed, 0]).permutation(n_items)
+    return np.sort(order[: poison_count(n_items, percent)])
+
+
+def random_flip(labels: np.ndarray, num_classes: int, percent: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Give round(p*N) seeded items a uniformly chosen OTHER class."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if num_classes < 2:
+        raise PoisonlabError("random poisoning needs at least 2 classes")
+    idx = _chosen(len(labels), percent, seed)
+    offsets = np.random.default_rng([seed, 1]).integers(1, num_classes, size=len(labels))
+    new = labels.copy()
+    new[idx] = (labels[idx] + offsets[idx]) % num_classes
+    return new, new != labels
+
+
+def biased_flip(labels: np.ndarray, percent: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Give the same items as `random_flip` class 0, or class 1 where the true label is 0."""
+    labels = np.asarray(labels, dtype=np.int64)
+    idx = _chosen(len(labels), percent, seed)
+    new = labels.copy()
+    new[idx] = np.where(labels[idx] == 0, 1, 0)
+    return new, new != labels
+
+
+def targeted_flip(
+    labels: np.ndarray, source: int, target: int, n: int, select: str = "first", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relabel `n` items of class `source` as `target`: the lowest indices (`first`) or a seeded `random` choice."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if source == target:
+        raise PoisonlabError(f"source and target are both class {source}; choose two different classes")
+    if n < 0:
+        raise PoisonlabError(f"number of flips {n} is negative; give 0 or more")
+    members = np.flatnonzero(labels == source)
+    if n > len(members):
+        raise PoisonlabError(f"cannot flip {n} items of class {source}: it has only {len(members)}; give n <= {len(members)}")
+    if select == "first":
+        idx = members[:n]
+    elif select == "random":
+        idx = np.sort(np.random.default_rng([seed, 2]).choice(members, size=n, replace=False))
+    else:
+        raise PoisonlabError(f"unknown selection '{select}'; choose one of {', '.join(SELECTIONS)}")
+    new = labels.copy()
+    new[idx] = target
+    return new, new != labels
+
+
+def apply(kind: str, labels: np.ndarray, num_classes: int, percent: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dispatch a sweep poisoning `kind` (random or biased)."""
+    if kind == "random":
+        return random_flip(labels, num_classes, percent, seed)
+    if kind == "biased":
+        return biased_flip(labels, percent, seed)
+    raise PoisonlabError(f"unknown poisoning kind '{kind}'; choose one of {', '.join(KINDS)}")
+
+
+def poison_labels(
+    labels, kind: str = "random", *, rate: float | None = None, n: int | None = None, num_classes: int | None = None,
+    source: int | None = None, target: int | None = None, select: str = "first", seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poison a copy of `labels` and return it with the mask of changed items.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (N,)
+        Clean class labels in 0..K-1.
+    kind : {"random", "biased", "targeted"}
+        random: each chosen item gets a uniformly drawn other class; biased: class 0 (class 1 where the label is 0);
+        targeted: `n` items of class `source` become `target`.
+    rate : float in [0, 1], optional
+        Share of items to poison for random and biased (a FRACTION: 0.2 poisons 20 %). Exactly round(rate * N) items
+        change; for one seed the chosen items are nested across rates.
+    n : int, optional
+        Number of items to flip for targeted.
+    num_classes : int, optional
+        K; default max(labels) + 1.
+    source, target : int, optional
+        The class pair of targeted.
+    select : {"first", "random"}
+        Which source items targeted takes: the lowest indices or a seeded choice.
+    seed : int
+        Seed of the choice of items and of the new classes.
+
+    Returns
+    -------
+    new_labels : ndarray of int64, shape (N,)
+    mask : ndarray of bool, shape (N,)
+        True where the label changed.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (len(labels) and labels.dtype.kind not in "iu"):
+        raise PoisonlabError(f"labels must be a 1-d array of whole class numbers, got {labels.dtype} of shape {labels.shape}")
+    if len(labels) and labels.min() < 0:
+        raise PoisonlabError(f"labels must be 0 or more, got {labels.min()}")
+    if kind == "targeted":
+        if source is None or target is None or n is None:
+            raise PoisonlabError("kind='targeted' needs source, target and n (the number of items to flip)")
+        if rate is not None:
+            raise PoisonlabError("kind='targeted' takes n, not rate; pass n=<number of items>")
+        return targeted_flip(labels, source, target, n, select, seed)
+    if kind not in KINDS:
+        raise PoisonlabError(f"unknown kind '{kind}'; choose one of random, biased, targeted")
+    if n is not None or rate is None:
+        raise PoisonlabError(f"kind='{kind}' takes rate, a fraction in [0, 1] such as 0.2; got rate={rate}, n={n}")
+    if not 0.0 <= rate <= 1.0:
+        hint = f"; rates are fractions: did you mean {rate / 100:g}?" if 1.0 < rate <= 100.0 else ""
+        raise PoisonlabError(f"rate {rate:g} is outside [0, 1]{hint}")
+    k = int(labels.max()) + 1 if num_classes is None and len(labels) else num_classes or 2
+    if len(labels) and labels.max() >= k:
+        raise PoisonlabError(f"labels reach {labels.max()} but num_classes is {k}; pass num_classes > {labels.max()}")
+    return apply(kind, labels, k, 100.0 * rate, seed)

@@ -1,0 +1,76 @@
+"""The `poisonlab` command line: one module per command group; heavy libraries load only when a command runs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from poisonlab import __version__
+from poisonlab.cli import detect, flip, report, train, validate
+from poisonlab.cli.common import console
+from poisonlab.cli.manifest import manifest_app
+from poisonlab.cli.monitor import monitor_app
+from poisonlab.errors import PoisonlabError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="How much does poisoned (mislabelled) training data hurt a model, and can we catch it?")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"poisonlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """How much does poisoned (mislabelled) training data hurt a model, and can we catch it?"""
+
+
+for command in (train.train, train.analyse, train.demo, flip.flip, flip.budget, detect.detect, validate.validate,
+                report.report):
+    app.command()(command)
+app.add_typer(manifest_app, name="manifest")
+app.add_typer(monitor_app, name="monitor")
+
+
+def _plain_flags(command):
+    """Show on/off flags (and --help) without a value type in help: `--biased`, not `--biased <bool>`."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    make_help = command.get_help_option
+
+    def help_option(ctx):
+        option = make_help(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+    return command
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad input becomes one line on stderr and exit code 2; Ctrl-C keeps finished runs."""
+    command = _plain_flags(typer.main.get_command(app))
+    try:
+        code = command.main(argv, prog_name="poisonlab", standalone_mode=False)  # returns 130 after Ctrl-C
+    except PoisonlabError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: Typer's own message
+        exc.show() if hasattr(exc, "show") else console.print(f"error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    if code == 130:
+        console.print("interrupted: finished runs are saved; run the same command again to resume")
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,5 @@
+"""`python -m poisonlab.cli`: the same CLI as the `poisonlab` command."""
+
+from poisonlab.cli import main
+
+main()

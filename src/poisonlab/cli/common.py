@@ -1,0 +1,87 @@
+"""What every command shares: the console, list parsing, and the option types used by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from poisonlab.errors import PoisonlabError
+
+console = Console(stderr=True, soft_wrap=True, highlight=False)  # progress, notes and errors
+results_console = Console(soft_wrap=True, highlight=False)  # verdicts and tables of manifest, monitor, validate
+
+DATASET_HELP = "mnist, fashion_mnist, cifar10, cifar100[:coarse], digits, embedded, imagefolder:PATH"
+OutOpt = Annotated[Path, typer.Option("--out", help="Results folder (runs, results.sqlite, results.csv, plots).")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "--data_dir", envvar="POISONLAB_DATA",
+                                                 help="Dataset cache folder [default: ~/.cache/poisonlab].")]
+DownloadOpt = Annotated[bool, typer.Option("--download/--no-download", help="Fetch missing dataset files.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Retrain runs that already exist.")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the machine-readable result to this file.")]
+RunOpt = Annotated[Path | None, typer.Option("--run", help="A run folder (or its run.json): its dataset with the run's poisoned training labels.")]
+
+
+def parse_list(text: str, what: str, convert=float) -> list:
+    """Comma-separated values, or one clear error naming the bad item."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    values = []
+    for item in items:
+        try:
+            values.append(convert(item))
+        except ValueError:
+            example = "0,10,50" if convert is float else "0,1,2"
+            raise PoisonlabError(f"{what} '{item}' is not a number; give a comma-separated list such as {example}") from None
+    if not values:
+        raise PoisonlabError(f"no {what} given; give a comma-separated list")
+    return values
+
+
+def parse_names(text: str | None, what: str) -> list[str]:
+    """Comma-separated names without blanks or repeats, or one error when none is given."""
+    names = list(dict.fromkeys(t.strip() for t in (text or "").split(",") if t.strip()))
+    if not names:
+        raise PoisonlabError(f"no {what} given; give a comma-separated list")
+    return names
+
+
+def parse_percents(text: str) -> list[float]:
+    """Poison percents in 0..100, each once."""
+    from poisonlab.attacks.flips import check_percent
+
+    values = list(dict.fromkeys(parse_list(text, "percent")))
+    for v in values:
+        check_percent(v)
+    return values
+
+
+def parse_counts(text: str, what: str) -> list[int]:
+    """Non-negative whole numbers (sizes, seeds), each once."""
+    values = list(dict.fromkeys(parse_list(text, what, int)))
+    for v in values:
+        if v < 0:
+            raise PoisonlabError(f"{what} {v} is negative; give 0 or a positive whole number")
+    return values
+
+
+def current_data(default: dict, dataset: str | None, run: Path | None, data_dir: Path | None, size: int | None,
+                 download: bool):
+    """The data to check and its description: a run's poisoned data, or a dataset (defaults from `default`)."""
+    from poisonlab import datasets, store
+    from poisonlab.studies.run import run_dataset
+
+    if run is not None:
+        if dataset is not None or size is not None:
+            raise PoisonlabError("--run sets the dataset and its size; leave out --dataset and --dataset-size")
+        return run_dataset(store.read_run(run, required=True, weights=False), data_dir, download), f"run {run}"
+    spec = dataset or default.get("dataset")
+    if spec is None:
+        raise PoisonlabError("no dataset to check; pass --dataset NAME or --run RUN")
+    size = default.get("dataset_size", 0) if size is None else size
+    return datasets.load(spec, data_dir, size, download), spec + (f" (first {size} training items)" if size else "")
+
+
+def label_name(label: int, classes: list[str]) -> str:
+    """A label with its class name when the name is not just the number."""
+    return f"{label} ({classes[label]})" if 0 <= label < len(classes) and classes[label] != str(label) else str(label)

@@ -1,0 +1,78 @@
+"""`poisonlab detect`: poison labels (or take CIFAR-10N human labels), run the detectors, score them, clean and retrain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from poisonlab.attacks import POISONS
+from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, console, parse_counts, parse_names,
+                                  parse_percents)
+from poisonlab.defences import DETECTION_METHODS, DETECTOR_MODELS
+from poisonlab.errors import check_choice
+from poisonlab.training import MODELS
+
+DEFAULT_SIZE = 2000
+
+
+def detect(
+    dataset: Annotated[str, typer.Option(help=f"Dataset: {DATASET_HELP}.")] = "mnist",
+    poison_kind: Annotated[str | None, typer.Option("--poison", help="Poisoning kinds, comma-separated: random, biased, targeted [default: random].")] = None,
+    percent: Annotated[str, typer.Option(help="Poison percents (random, biased), comma-separated: one row each.")] = "20",
+    source: Annotated[str | None, typer.Option(help="Targeted: class whose labels are flipped (name or number).")] = None,
+    target: Annotated[str | None, typer.Option(help="Targeted: class they are flipped to (name or number).")] = None,
+    n: Annotated[str, typer.Option("--n", help="Targeted: numbers of flipped labels (the first of the class), comma-separated.")] = "100",
+    labels: Annotated[str | None, typer.Option(help="Real human noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
+    cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels [default: <data-dir>/cifar_n/cifar10n_labels.npz].")] = None,
+    method: Annotated[str, typer.Option(help=f"Detection methods, comma-separated: {', '.join(DETECTION_METHODS)}.")] = ",".join(DETECTION_METHODS),
+    dataset_size: Annotated[int | None, typer.Option("--dataset-size", "--dataset_size", min=0, help=f"Use the first N training items (0 = all) [default: {DEFAULT_SIZE}, or all of a smaller set].")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the poisoning, folds, subsets and models.")] = 0,
+    detector_model: Annotated[str, typer.Option("--detector-model", help=f"Model of the out-of-fold pass and the ensemble: {', '.join(DETECTOR_MODELS)} (logreg on PCA-50 of the pixels).")] = "logreg",
+    folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold pass.")] = 5,
+    detector_epochs: Annotated[int, typer.Option("--detector-epochs", min=1, help="Epochs of a torch detector model.")] = 5,
+    neighbours: Annotated[int, typer.Option(min=1, help="k of the kNN methods.")] = 10,
+    members: Annotated[int, typer.Option(min=2, help="Ensemble models, on disjoint subsets.")] = 5,
+    then: Annotated[str, typer.Option(help="none; clean: drop the flagged items and retrain; relabel: give them the method's suggested label and retrain.")] = "none",
+    model: Annotated[str, typer.Option(help=f"Model retrained after --then: {', '.join(MODELS)}.")] = "smallcnn",
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs of a retrained torch model (best of a 10% validation split).")] = 10,
+    out: Annotated[Path | None, typer.Option("--out", help="Results folder [default: runs/detect-<dataset>].")] = None,
+    json_path: JsonOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = True,
+) -> None:
+    """Poison labels, detect them (confident learning, kNN, loss, ensemble) and score against the truth; optionally clean and retrain."""
+    from poisonlab import datasets, store
+    from poisonlab.attacks import humanlabels
+    from poisonlab.defences import detectors
+    from poisonlab.defences.folds import DetectorConfig
+    from poisonlab.reporting.detections import print_row, write_outputs
+    from poisonlab.studies import detection
+    from poisonlab.studies.labelsets import human_sets, poisoned_sets
+
+    names = parse_names(method, "detection methods")
+    detectors.check_methods(names)
+    config = DetectorConfig(detector_model, folds, detector_epochs, neighbours, members)
+    kinds = parse_names(poison_kind or "random", "poisoning kinds")
+    for kind in kinds:
+        check_choice(kind, POISONS, "poisoning kind")
+    check_choice(then, detection.THEN, "--then")
+    check_choice(model, MODELS, "model")
+    keys = humanlabels.request(labels, [dataset], ["--poison"] if poison_kind is not None else []) if labels is not None else []
+    percents, counts = parse_percents(percent), parse_counts(n, "number of flips")
+    data = datasets.load(dataset, data_dir, dataset_size or 0, download)
+    if dataset_size is None and len(data.y_train) > DEFAULT_SIZE:
+        dataset_size, data = DEFAULT_SIZE, datasets.load(dataset, data_dir, DEFAULT_SIZE, download)
+    if labels is None:
+        sets = poisoned_sets(data, kinds, percents, source, target, counts, seed)
+    else:
+        sets = human_sets(data, keys, humanlabels.labels_file(cifar_n, data_dir))
+    out = store.ensure_writable(out or Path("runs") / store.slug(f"detect-{dataset}"))
+    doc = detection.study(data, sets, names, config=config, seed=seed, then=then, model=model, epochs=epochs,
+                          on_row=lambda row, clean: print_row(row, len(data.y_train), clean, then, console))
+    doc = {"dataset": dataset, "dataset_size": dataset_size or 0, **doc}
+    paths = write_outputs(doc, out, json_path)
+    console.print(f"{len(doc['rows'])} label sets checked with {len(names)} methods in {doc['seconds']:.0f}s; results and figures:")
+    for path in paths:
+        print(path)

@@ -1,0 +1,115 @@
+"""`poisonlab train`, `analyse` and `demo`: poisoning sweeps, their curves, and a short real sweep on embedded data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from poisonlab.attacks import KINDS
+from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt, console, parse_counts,
+                                  parse_names, parse_percents)
+from poisonlab.errors import PoisonlabError, check_choice
+from poisonlab.studies import DEFAULT_PERCENTS, VAL_MODES
+from poisonlab.training import MODELS
+
+DEFAULT_PERCENTS_TEXT = ",".join(map(str, DEFAULT_PERCENTS))
+
+
+
+def run_sweep(specs: list, out: Path, data_dir: Path | None, download: bool, overwrite: bool, human=()) -> None:
+    """Execute a sweep (human-label runs on `human`) and print where its results are."""
+    from poisonlab.studies import sweep
+
+    started = time.perf_counter()
+    counts = sweep.execute(specs, out, data_dir, download, overwrite, console, human=human)
+    console.print(f"{counts['trained']} runs trained, {counts['skipped']} already done, in {time.perf_counter() - started:.0f}s; "
+                  f"results: {out / 'results.csv'} and {out / 'results.sqlite'}, runs under {out / 'models'}")
+
+
+def train(
+    dataset: Annotated[str, typer.Option(help=f"Dataset(s), comma-separated: {DATASET_HELP}.")] = "embedded",
+    percents: Annotated[str, typer.Option(help="Poison percents, comma-separated.")] = DEFAULT_PERCENTS_TEXT,
+    biased: Annotated[bool, typer.Option("--biased", help="Biased poisoning (class 0, or 1 for true 0) instead of random.")] = False,
+    kinds: Annotated[str | None, typer.Option(help="Poisoning kinds, comma-separated (random,biased); overrides --biased.")] = None,
+    dataset_size: Annotated[str, typer.Option("--dataset-size", "--dataset_size", help="Use the first N training items (0 = all); comma-separated for several.")] = "0",
+    batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 256,
+    model: Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")] = "smallcnn",
+    seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
+    epochs: Annotated[int, typer.Option("--epochs", "--max-epochs", min=1, help="Most epochs (early stopping may end sooner).")] = 50,
+    val: Annotated[str, typer.Option(help="split: hold out 10% of the poisoned training data; test: validate on the clean test set (original protocol).")] = "split",
+    labels: Annotated[str | None, typer.Option(help="Real human label noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
+    cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels [default: <data-dir>/cifar_n/cifar10n_labels.npz].")] = None,
+    overwrite: OverwriteOpt = False,
+    out: OutOpt = Path("runs"),
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = True,
+) -> None:
+    """Train one model per (dataset, size, kind, percent, seed) with poisoned (or CIFAR-10N human) labels; resumes where it stopped."""
+    from poisonlab.attacks import humanlabels
+    from poisonlab.studies import sweep
+    from poisonlab.studies.run import RunSpec
+    from poisonlab.training.loop import TrainConfig
+
+    kind_list = parse_names(kinds, "poisoning kinds") if kinds is not None else ["biased" if biased else "random"]
+    for k in kind_list:
+        check_choice(k, KINDS, "poisoning kind")
+    check_choice(model, MODELS, "model")
+    check_choice(val, VAL_MODES, "validation mode")
+    base = RunSpec(dataset="", model=model, val=val, train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+    dataset_list, sizes = parse_names(dataset, "datasets"), parse_counts(dataset_size, "dataset size")
+    seed_list = parse_counts(seeds, "seed")
+    if labels is None:
+        if cifar_n is not None:
+            raise PoisonlabError("--cifar-n is only read with --labels; add --labels cifar10n:KEY or leave out --cifar-n")
+        sets, specs = [], sweep.plan(base, dataset_list, sizes, kind_list, parse_percents(percents), seed_list)
+    else:
+        poisoning = [name for name, given in (("--kinds", kinds is not None), ("--biased", biased),
+                                              ("--percents", percents != DEFAULT_PERCENTS_TEXT)) if given]
+        sets = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), humanlabels.request(labels, dataset_list, poisoning))
+        specs = sweep.plan_human(base, sizes, sets, seed_list)
+    run_sweep(specs, out, data_dir, download, overwrite, sets)
+
+
+def analyse(
+    datasets: Annotated[str | None, typer.Option(help="Datasets to draw, comma-separated [default: all in the store].")] = None,
+    biased: Annotated[bool, typer.Option("--biased", help="Draw biased runs only.")] = False,
+    all_kinds: Annotated[bool, typer.Option("--all", help="Draw random and biased runs.")] = False,
+    out: OutOpt = Path("runs"),
+) -> None:
+    """Plot test accuracy vs percent poisoned, one panel per dataset (PNG, SVG and a CSV of the curves)."""
+    from poisonlab.reporting import curves
+
+    if biased and all_kinds:
+        raise PoisonlabError("--biased and --all contradict each other; pass one of them")
+    kinds = tuple(KINDS) if all_kinds else ("biased",) if biased else ("random",)
+    wanted = parse_names(datasets, "datasets") if datasets is not None else None
+    result = curves.analyse(out, wanted, kinds)
+    for name in result["missing"]:
+        console.print(f"note: no {'/'.join(kinds)} runs for {name} in {out}; run `poisonlab train --dataset {name}` to add it")
+    for path in result["paths"]:
+        print(path)
+
+
+def demo(
+    out: OutOpt = Path("runs/demo"),
+    percents: Annotated[str, typer.Option(help="Poison percents, comma-separated.")] = "0,20,40,60,80,100",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Most epochs per run.")] = 6,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """A short real sweep on the embedded Fashion-MNIST subset (no download), random and biased, then the plot and report."""
+    from poisonlab.reporting import curves, html
+    from poisonlab.studies import sweep
+    from poisonlab.studies.run import RunSpec
+    from poisonlab.training.loop import TrainConfig
+
+    base = RunSpec(dataset="embedded", train=TrainConfig(max_epochs=epochs))
+    specs = sweep.plan(base, ["embedded"], [0], list(KINDS), parse_percents(percents), [0])
+    run_sweep(specs, out, None, False, overwrite)
+    result = curves.analyse(out, ["embedded"], tuple(KINDS))
+    page = html.build(out, out / "report.html")["path"]
+    console.print("plot, tables and the report to open in a browser:")
+    for path in [*result["paths"], page]:
+        print(path)

@@ -1,0 +1,96 @@
+"""`poisonlab validate`: check a dataset (or a run's poisoned labels) against its schema and list outlier images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from poisonlab.cli.common import DataDirOpt, DownloadOpt, RunOpt, current_data, label_name, results_console as console
+from poisonlab.errors import PoisonlabError
+
+if TYPE_CHECKING:
+    from poisonlab.defences.validate import Schema
+
+
+def expected_schema(schema_path: Path | None, name: str, observed: Schema, recording: bool) -> tuple[Schema, str]:
+    """The schema to check against and where it came from: --schema, else the built-in one, else (with
+    --write-schema) the observed one."""
+    from poisonlab.defences.validate import KNOWN, known_schema, parse_schema
+
+    if schema_path is not None:
+        try:
+            doc = json.loads(schema_path.read_text())
+        except (OSError, ValueError):
+            raise PoisonlabError(f"cannot read schema {schema_path} as JSON; pass a file written by --write-schema") from None
+        return parse_schema(doc, str(schema_path)), str(schema_path)
+    if recording and name not in KNOWN:
+        return observed, "observed"
+    return known_schema(name), f"built-in {name}"
+
+
+def _why(reason: dict) -> str:
+    """One reason as text: statistic, value, median and z."""
+    where = "median" if reason["statistic"] == "isolation" else "class median"
+    return f"{reason['statistic']} {reason['value']:.3f} ({where} {reason['median']:.3f}, z {reason['z']:+.1f})"
+
+
+def print_result(result: dict, classes: list[str], top: int) -> None:
+    """The checks table, then the first `top` outliers with their reasons."""
+    table = Table("check", "result", "detail")
+    for c in result["checks"]:
+        table.add_row(c["check"], "OK" if c["ok"] else "FAIL" if c["fatal"] else "WARN", c["detail"])
+    console.print(table)
+    found = result["outliers"]
+    if found:
+        listing = Table("index", "label", "why (robust z vs. the class; isolation forest vs. the whole set)")
+        for item in found[: top or None]:
+            listing.add_row(str(item["index"]), label_name(item["label"], classes), "; ".join(map(_why, item["reasons"])))
+        console.print(listing)
+    if top and len(found) > top:
+        console.print(f"... and {len(found) - top} more; pass --top 0 to list all, or --json FILE")
+
+
+def validate(
+    dataset: Annotated[str | None, typer.Option(help="Dataset: mnist, fashion_mnist, cifar10, cifar100[:coarse], digits, embedded, imagefolder:PATH.")] = None,
+    run: RunOpt = None,
+    dataset_size: Annotated[int | None, typer.Option("--dataset-size", "--dataset_size", min=0, help="First N training items (0 = all).")] = None,
+    schema: Annotated[Path | None, typer.Option("--schema", help="Expected schema (JSON: shape, dtype, value_range, classes; default: the built-in one of the dataset).")] = None,
+    write_schema: Annotated[Path | None, typer.Option("--write-schema", help="Write the observed schema to this JSON file (for --schema later).")] = None,
+    threshold: Annotated[float, typer.Option(min=0.0, help="Flag an image whose robust z-score exceeds this.")] = 6.0,
+    top: Annotated[int, typer.Option("--top", min=0, help="List at most this many outliers (0 = all).")] = 20,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the isolation forest and its PCA.")] = 0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the full result to this file.")] = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = True,
+) -> None:
+    """Check shape, dtype, value range, labels and class names against the expected schema (exit 1 if wrong) and
+    list statistical outliers among the training images (warnings)."""
+    from poisonlab.defences.validate import observed_schema
+    from poisonlab.defences.validate import validate as run_checks
+    from poisonlab.store import write_json
+
+    data, described = current_data({}, dataset, run, data_dir, dataset_size, download)
+    observed = observed_schema(data)
+    expected, source = expected_schema(schema, data.name, observed, write_schema is not None)
+    if write_schema is not None:
+        write_json(write_schema, observed.to_dict())
+    result = run_checks(data, expected, threshold, seed)
+    if json_path is not None:
+        write_json(json_path, {"data": described, "schema_source": source, "schema": expected.to_dict(),
+                               "observed": observed.to_dict(), **result})
+    console.print(f"{described}: checked against the {source} schema")
+    print_result(result, data.classes, top)
+    failed = [c["check"] for c in result["checks"] if c["fatal"] and not c["ok"]]
+    seconds = result["seconds"]
+    console.print(f"{'schema OK' if not failed else 'SCHEMA FAILED: ' + ', '.join(failed)}; {result['n_flagged']} of "
+                  f"{result['n_train']} training images flagged as outliers (warnings, |z| > {threshold:g}); "
+                  f"{seconds['total']:.1f}s (statistics {seconds['statistics']:.1f}s, isolation forest "
+                  f"{seconds['isolation_forest']:.1f}s)")
+    if write_schema is not None:
+        console.print(f"observed schema written to {write_schema}")
+    if failed:
+        raise typer.Exit(1)

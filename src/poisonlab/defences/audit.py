@@ -1,0 +1,81 @@
+"""Append-only audit trail: JSON lines, each holding the digest of the entry before it, and the chain check."""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from poisonlab.errors import PoisonlabError
+
+GENESIS = "0" * 64  # the `prev` of the first entry
+
+
+def default_log(manifest: Path) -> Path:
+    """The log beside a manifest: <manifest>.log.jsonl."""
+    return manifest.with_name(manifest.name + ".log.jsonl")
+
+
+def entry_digest(entry: dict) -> str:
+    """SHA-256 of the entry's canonical JSON without its `digest` field."""
+    body = {k: v for k, v in entry.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def append(log: Path, action: str, dataset: str, root: str, changes: dict) -> dict:
+    """Add one entry chained to the last one (under a file lock) and return it."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        lines = fh.read().splitlines()
+        entry = {"seq": len(lines) + 1, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "user": getpass.getuser(), "action": action, "dataset": dataset, "root": root,
+                 "changes": changes, "prev": _last_digest(log, lines)}
+        entry["digest"] = entry_digest(entry)
+        fh.write((json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+    return entry
+
+
+def _last_digest(log: Path, lines: list[bytes]) -> str:
+    """The digest of the last entry, or GENESIS for an empty log; refuses to extend a damaged end."""
+    if not lines:
+        return GENESIS
+    try:
+        return json.loads(lines[-1])["digest"]
+    except (ValueError, KeyError, TypeError):
+        raise PoisonlabError(f"audit log {log} ends in a damaged entry; run `poisonlab manifest log --log {log} --check` "
+                             "and restore the log from a copy before adding to it") from None
+
+
+def read(log: Path) -> list[bytes]:
+    """The raw lines of a log, or a one-line error when it cannot be read."""
+    try:
+        return log.read_bytes().splitlines()
+    except OSError as exc:
+        raise PoisonlabError(f"cannot read audit log {log} ({exc.strerror or exc}); give the manifest or the audit log file "
+                             "of an existing log") from None
+
+
+def check(lines: list[bytes]) -> tuple[list[dict], int | None, str]:
+    """(entries read, number of the first broken entry or None, why it is broken)."""
+    entries, prev = [], GENESIS
+    for number, line in enumerate(lines, start=1):
+        try:
+            entry = json.loads(line)
+            digest, linked, seq = entry["digest"], entry["prev"], entry["seq"]
+        except (ValueError, KeyError, TypeError):
+            return entries, number, "not a valid entry"
+        if linked != prev:
+            return entries, number, "does not hold the digest of the entry before it (an entry was removed or reordered)"
+        if entry_digest(entry) != digest or seq != number:
+            return entries, number, "its content does not match its digest (the entry was edited)"
+        entries.append(entry)
+        prev = digest
+    return entries, None, ""

@@ -1,0 +1,25 @@
+"""The one evaluator: a detection against the true poison mask (the only place that sees the ground truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+
+from poisonlab.defences.detectors import Detection
+
+
+def score(detection: Detection, true_mask: np.ndarray) -> dict:
+    """Precision, recall and F1 of the flagged set, ROC AUC of the scores (None when the mask is all one value)."""
+    truth, flagged = np.asarray(true_mask, bool), np.asarray(detection.flagged, bool)
+    if truth.shape != flagged.shape or truth.shape != np.shape(detection.scores):
+        raise ValueError(f"mask of {truth.shape} items does not match the detection's {flagged.shape}")
+    both = truth.any() and not truth.all()
+    return {
+        "precision": float(precision_score(truth, flagged, zero_division=0)),
+        "recall": float(recall_score(truth, flagged, zero_division=0)),
+        "f1": float(f1_score(truth, flagged, zero_division=0)),
+        "roc_auc": float(roc_auc_score(truth, detection.scores)) if both else None,
+        "flagged": int(flagged.sum()),
+        "true_poisoned": int(truth.sum()),
+        "seconds": float(detection.seconds),
+    }

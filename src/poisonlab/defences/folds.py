@@ -1,0 +1,94 @@
+"""The shared out-of-fold pass of the detectors: held-out probabilities and features from K seeded folds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.model_selection import StratifiedKFold
+
+from poisonlab.defences import DETECTOR_MODELS
+from poisonlab.errors import PoisonlabError
+from poisonlab.training import fitting
+from poisonlab.training.loop import TrainConfig
+
+PCA_COMPONENTS = 50
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings of the detectors: fold model, folds, torch epochs, kNN neighbours, ensemble members."""
+
+    model: str = "logreg"
+    folds: int = 5
+    epochs: int = 5
+    k: int = 10
+    members: int = 5
+
+    def __post_init__(self) -> None:
+        if self.model not in DETECTOR_MODELS:
+            raise PoisonlabError(f"unknown detector model '{self.model}'; choose one of {', '.join(DETECTOR_MODELS)}")
+        low = [f"{name} {value}" for name, value, least in (("folds", self.folds, 2), ("members", self.members, 2),
+                                                            ("epochs", self.epochs, 1), ("k", self.k, 1)) if value < least]
+        if low:
+            raise PoisonlabError(f"detector setting too small: {', '.join(low)}; use folds >= 2, members >= 2, epochs >= 1, k >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Held-out class probabilities (N, K), mean training loss of the K-1 models that fitted each item,
+    features (N, d) comparable within a group, and the pass's seconds."""
+
+    pred_probs: np.ndarray
+    train_loss: np.ndarray
+    features: np.ndarray
+    groups: np.ndarray
+    seconds: float
+
+
+def model_inputs(x: np.ndarray, config: DetectorConfig, seed: int) -> np.ndarray:
+    """What the detector model sees: the items themselves for torch, PCA(50) of their features for logreg."""
+    if config.model != "logreg":
+        return x
+    features = fitting.as_features(x)
+    return PCA(min(PCA_COMPONENTS, *features.shape), random_state=seed).fit_transform(features)
+
+
+def train_model(name: str, inputs: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, epochs: int):
+    """Fit model `name` on `model_inputs`: a torch model for a fixed number of epochs, or scikit-learn."""
+    model = fitting.build(name, inputs.shape[1:], num_classes, seed)
+    fitting.fit(model, inputs, labels, config=TrainConfig(max_epochs=epochs, batch_size=BATCH_SIZE), seed=seed)
+    return model
+
+
+def out_of_fold(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, config: DetectorConfig) -> OutOfFold:
+    """Train `config.model` on K-1 of K stratified seeded folds, predict the held-out fold; gather losses and features.
+
+    Torch models: penultimate activations of each item's held-out model, so items compare only within their fold.
+    logreg: its own inputs, PCA(50) of the pixels, stand in for learned features (one group)."""
+    started = time.perf_counter()
+    inputs = model_inputs(x, config, seed)
+    probs, train_loss = np.zeros((len(labels), num_classes)), np.zeros(len(labels))
+    features, groups = inputs, np.zeros(len(labels), np.int64)
+    folds = StratifiedKFold(config.folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+    for fold, (fit_idx, held_idx) in enumerate(folds):
+        model = train_model(config.model, inputs[fit_idx], labels[fit_idx], num_classes, seed, config.epochs)
+        probs[held_idx] = fitting.predict_proba(model, inputs[held_idx], num_classes)
+        train_loss[fit_idx] += cross_entropy(fitting.predict_proba(model, inputs[fit_idx], num_classes), labels[fit_idx])
+        held = fitting.penultimate(model, inputs[held_idx]) if config.model != "logreg" else None
+        if held is not None:
+            if fold == 0:
+                features = np.zeros((len(labels), held.shape[1]), np.float32)
+            features[held_idx], groups[held_idx] = held, fold
+    return OutOfFold(probs, train_loss / (config.folds - 1), features, groups, time.perf_counter() - started)
+
+
+def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-item cross-entropy of the given label (probabilities clipped at 1e-12)."""
+    return -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))

@@ -1,1 +1,0 @@
-"""Defences against label poisoning: integrity manifests, an audit trail, and statistical monitors."""

@@ -1,0 +1,95 @@
+"""The report's pages for targeted flips, detection studies and the models behind the results."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+
+from poisonlab.training import architecture
+from poisonlab.reporting import flips as flipreport
+from poisonlab.reporting.html.collect import Study
+from poisonlab.reporting.html.page import image, minutes, note, table
+
+
+def flip_section(folder: Path, doc: dict) -> str:
+    """One targeted-flip study: summary per N, figures, and the per-predicted-class table."""
+    src, tgt = doc["source"]["name"], doc["target"]["name"]
+    parts = [note(f"{doc['dataset']}: the first {max(doc['n'])} (at most) '{src}' training labels flipped to '{tgt}' "
+                  f"({doc['select']} selection); model {doc['model']}, {doc['epochs']} epochs, seeds "
+                  f"{', '.join(map(str, doc['seeds']))}, {doc['n_train']} training and {doc['n_test']} test items; "
+                  f"{len(doc['runs'])} runs, {minutes(sum(r.get('train_seconds', 0) for r in doc['runs']))} of training."),
+             note(flipreport.SPREAD_NOTE),
+             table(*flipreport.main_rows(doc))]
+    figures = folder / "figures"
+    for name, caption in (("class_counts", "class counts before and after the flip"),
+                          ("flipped_images", "the poisoned images with old and new labels"),
+                          ("source_target", f"{src}/{tgt} confusion sub-matrices"),
+                          ("accuracy", "accuracy per N"), ("confusion", "full confusion matrix")):
+        parts.append(image(figures / f"{name}.png", caption))
+    ns = sorted({doc["n"][0], doc["n"][-1]})
+    parts.append(f"<h4>Per predicted class: correct and incorrect test predictions (N={' vs N='.join(map(str, ns))},"
+                 f" mean over seeds)</h4>")
+    parts.append(table(*flipreport.predicted_rows(doc, ns)))
+    return "".join(parts)
+
+
+def detect_section(folder: Path, doc: dict) -> str:
+    """One detection study: every method's scores per label set, and the quality and recovery figures."""
+    rows = []
+    for row in doc["rows"]:
+        for m in row["methods"]:
+            rows.append([row["kind"], row["setting"], m["method"], *(f"{m[k]:.3f}" if m.get(k) is not None else None
+                                                                       for k in ("precision", "recall", "f1", "roc_auc")),
+                         m["flagged"], m["true_poisoned"], f"{m['seconds']:.1f}",
+                         None if m.get("accuracy_after") is None else f"{m['accuracy_after']:.4f}",
+                         None if m.get("accuracy_after") is None or row.get("poisoned_accuracy") is None
+                         else f"{100 * (m['accuracy_after'] - row['poisoned_accuracy']):+.1f} pts"])
+    clean = doc.get("clean_accuracy")
+    parts = [note(f"{doc['dataset']}, {doc['n_train']} training items, seed {doc['seed']}, detector model "
+                  f"{doc['detector']['model']}; after cleaning, {doc['retrain']['model']} is retrained"
+                  + (f" (clean accuracy {clean:.4f})" if clean is not None else "")
+                  + f"; {minutes(doc.get('seconds', 0))} in all."),
+             table(["labels", "setting", "method", "precision", "recall", "F1", "ROC AUC", "flagged", "poisoned",
+                    "seconds", "accuracy after", "recovered (vs poisoned)"], rows, 3),
+             image(folder / "detect.png", "detection quality vs poison rate"),
+             image(folder / "recovery.png", "test accuracy recovered by cleaning")]
+    return "".join(parts)
+
+
+def _flip_shape(folder: Path) -> list[int] | None:
+    """Image shape recorded by the first run of a flip study."""
+    for path in sorted(folder.glob("runs/*/*/run.json")):
+        try:
+            return json.loads(path.read_text())["dataset"]["shape"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
+def models_section(study: Study) -> str:
+    """Layer table and Graphviz picture of every model behind a result."""
+    wanted: dict[tuple, list[str]] = defaultdict(list)
+    for g in study.groups:
+        wanted[(g["model"], tuple(g["shape"]), g["num_classes"])].append(f"{g['dataset']} sweeps")
+    for folder, doc in study.flips:
+        shape = _flip_shape(folder)
+        if shape:
+            wanted[(doc["model"], tuple(shape), len(doc["classes"]))].append(f"{doc['dataset']} targeted flip")
+    parts = []
+    for (name, shape, k), uses in sorted(wanted.items()):
+        info = architecture.summary(name, shape, k)
+        parts.append(f"<h3>{escape(name)}: input {shape[2]}x{shape[0]}x{shape[1]}, {k} classes "
+                     f"(used by {escape(', '.join(sorted(set(uses))))})</h3>")
+        if not info["layers"]:
+            parts.append(note(f"scikit-learn estimator {info['estimator']} on flattened pixels; its parameters "
+                              "are learnt from the data (no layers)."))
+            continue
+        rows = [[r["name"], r["layer"], " x ".join(map(str, r["output"])), f"{r['parameters']:,}"] for r in info["layers"]]
+        rows.append(["total", "", "", f"{info['total']:,}"])
+        svg = architecture.render_svg(architecture.dot_source(info))
+        picture = svg or escape("Install Graphviz for the architecture picture (Debian/Ubuntu: apt install graphviz).")
+        parts.append(f'<div class="cols"><div>{table(["layer", "type", "output shape", "parameters"], rows, 2)}</div>'
+                     f'<div class="arch">{picture}</div></div>')
+    return "".join(parts) or note("No models found.")

@@ -1,0 +1,146 @@
+"""One run: poison the training labels, split off validation, train, evaluate on the untouched test set."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+
+from poisonlab import __version__, datasets
+from poisonlab.attacks import flips, humanlabels
+from poisonlab.attacks.humanlabels import HumanLabels
+from poisonlab.datasets import Dataset
+from poisonlab.errors import PoisonlabError
+from poisonlab.store import slug
+from poisonlab.studies.flip import load_data
+from poisonlab.training import fitting, metrics, models
+from poisonlab.training.loop import TrainConfig, pick_device
+
+
+DEFAULT_MODEL = "smallcnn"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run; equal specs give equal results."""
+
+    dataset: str
+    kind: str = "random"
+    percent: float = 0.0
+    seed: int = 0
+    dataset_size: int = 0
+    model: str = DEFAULT_MODEL
+    val: str = "split"
+    val_fraction: float = 0.1
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def folder(self) -> Path:
+        """models/[b_]{dataset}[_{size}][_{model}][_valtest]/{percent}/seed{S} relative to the output folder;
+        human labels: models/{dataset}[_{size}][_{model}][_valtest]_{source}-{key}/seed{S}."""
+        name = ("b_" if self.kind == "biased" else "") + slug(self.dataset)
+        name += f"_{self.dataset_size}" if self.dataset_size else ""
+        name += f"_{slug(self.model)}" if self.model != DEFAULT_MODEL else ""
+        name += "_valtest" if self.val == "test" else ""
+        if humanlabels.is_kind(self.kind):
+            return Path("models") / f"{name}_{slug(self.kind)}" / f"seed{self.seed}"
+        return Path("models") / name / f"{self.percent:g}" / f"seed{self.seed}"
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (fit, validation) index split holding out `fraction` of n items (at least one)."""
+    order = np.random.default_rng([seed, 3]).permutation(n)
+    n_val = max(1, int(round(n * fraction)))
+    if n_val >= n:
+        raise PoisonlabError(f"training set of {n} items is too small to hold out validation; use more training items")
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def environment(device: torch.device | str) -> dict:
+    """Versions and device behind a result."""
+    return {"poisonlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__, "device": str(device),
+            "threads": torch.get_num_threads()}
+
+
+def poisoned_labels(spec: RunSpec, data: Dataset, human: HumanLabels | None) -> tuple[np.ndarray, np.ndarray]:
+    """The run's training labels and the mask of changed items: poisoned, or `human` labels for a human-label kind."""
+    if humanlabels.is_kind(spec.kind):
+        if human is None or human.kind != spec.kind:
+            raise ValueError(f"a {spec.kind} run needs those labels passed as `human`")
+        return human.apply(data.y_train)
+    return flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed)
+
+
+def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, human: HumanLabels | None = None,
+        on_epoch: Callable[[dict], None] | None = None):
+    """Carry out one run (`model` replaces the built-in `spec.model` when given); returns (run.json record, trained model)."""
+    started = time.perf_counter()
+    labels, mask = poisoned_labels(spec, data, human)
+    if spec.val == "split":
+        fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
+        x_val, y_val = data.x_train[val_idx], labels[val_idx]
+    elif spec.val == "test":
+        fit_idx, val_idx = np.arange(len(labels)), np.array([], dtype=np.int64)
+        x_val, y_val = data.x_test, data.y_test
+    else:
+        raise PoisonlabError(f"unknown validation mode '{spec.val}'; choose split or test")
+    fitted = fitting.build(spec.model if model is None else model, data.x_train.shape[1:], data.num_classes, spec.seed)
+    device = pick_device() if isinstance(fitted, torch.nn.Module) else torch.device("cpu")
+    t0 = time.perf_counter()
+    training = fitting.fit(fitted, data.x_train[fit_idx], labels[fit_idx], x_val, y_val, config=spec.train,
+                           seed=spec.seed, device=device, on_epoch=on_epoch)
+    train_s = time.perf_counter() - t0
+    predicted = fitting.predict(fitted, data.x_test)
+    eval_s = time.perf_counter() - t0 - train_s
+    poisoned = np.flatnonzero(mask)
+    record = {
+        "status": "complete",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": spec.to_dict(),
+        "dataset": {"name": data.name, "classes": data.classes, "num_classes": data.num_classes,
+                    "n_train": len(labels), "n_test": len(data.y_test), "shape": list(data.x_train.shape[1:]),
+                    "sources": data.sources, "notes": data.notes},
+        "poison": {"kind": spec.kind, "percent": spec.percent, "n_poisoned": int(mask.sum()),
+                   "rate": float(mask.mean()) if len(mask) else 0.0, "indices": poisoned.tolist(),
+                   "original_labels": data.y_train[poisoned].tolist(), "new_labels": labels[poisoned].tolist()},
+        **({"labels": human.provenance(mask)} if humanlabels.is_kind(spec.kind) else {}),
+        "split": {"val": spec.val, "n_fit": len(fit_idx), "n_val": len(y_val),
+                  "val_label": "held-out 10% of the poisoned training data" if spec.val == "split"
+                  else "clean test set (original protocol: test data used for model selection)"},
+        "training": training,
+        "metrics": metrics.summary(data.y_test, predicted, data.num_classes),
+        "model": {"name": spec.model, "parameters": models.count_parameters(fitted) if isinstance(fitted, torch.nn.Module) else None},
+        "timings": {"train_s": round(train_s, 3), "eval_s": round(eval_s, 3), "total_s": round(time.perf_counter() - started, 3)},
+        "environment": environment(device),
+    }
+    return record, fitted
+
+
+def run_dataset(record: dict, data_dir: Path | None = None, download: bool = True) -> Dataset:
+    """The dataset a saved run trained on, with the run's poisoned training labels applied."""
+    cfg = record["config"]
+    if "poison" in record:
+        data = datasets.load(cfg["dataset"], data_dir, cfg.get("dataset_size", 0), download)
+        indices, new = record["poison"]["indices"], record["poison"]["new_labels"]
+    elif "flip" in record:
+        data = load_data(cfg["dataset"], data_dir, cfg["train_size"], cfg["test_size"], download)
+        indices = record["flip"]["changed_indices"]
+        new = [cfg["target"]] * len(indices)
+    else:
+        raise PoisonlabError("the run records no poisoned labels (neither 'poison' nor 'flip'); give a run made by poisonlab")
+    if len(data.y_train) != record["dataset"]["n_train"]:
+        raise PoisonlabError(f"{cfg['dataset']} here has {len(data.y_train)} training items but the run used "
+                             f"{record['dataset']['n_train']}; use the same dataset files as the run")
+    labels = data.y_train.copy()
+    labels[np.asarray(indices, np.int64)] = new
+    return replace(data, y_train=labels)

@@ -1,0 +1,5 @@
+"""Training: the model zoo, one fit/predict routine for torch and scikit-learn models, metrics and layer tables."""
+
+TORCH_MODELS = ("smallcnn", "simplecnn")
+SKLEARN_MODELS = ("svc", "logreg")
+MODELS = TORCH_MODELS + SKLEARN_MODELS

@@ -1,0 +1,91 @@
+"""Build, fit and predict any model in one place: built-in or own torch modules and scikit-learn estimators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from poisonlab.errors import PoisonlabError
+from poisonlab.training import models
+from poisonlab.training.loop import TrainConfig, fit_torch, pick_device, seed_everything, to_tensor
+
+PREDICT_BATCH = 1024
+
+
+def as_features(x: np.ndarray) -> np.ndarray:
+    """Rows for scikit-learn: uint8 images scaled to [0, 1]; float inputs flattened as given (no /255)."""
+    flat = np.asarray(x).reshape(len(x), -1)
+    return flat.astype(np.float32) / 255.0 if flat.dtype == np.uint8 else flat
+
+
+def as_tensor(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Torch inputs: uint8 images (N, H, W, C) in [-1, 1] as (N, C, H, W); float images permuted as given; float rows as given."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8 and x.ndim == 4:
+        return to_tensor(x, device)
+    t = torch.from_numpy(np.array(x, dtype=np.float32, copy=True)).to(device)
+    return t.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
+
+
+def build(model: models.ModelSpec, shape: tuple[int, ...], num_classes: int, seed: int):
+    """Seed torch, then build a fresh model (name, factory or estimator) for items of `shape`."""
+    seed_everything(seed)
+    return models.build(model, shape, num_classes, seed)
+
+
+def fit(model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None, *,
+        config: TrainConfig = TrainConfig(), seed: int = 0, device: torch.device | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Fit `model` on (x, y); torch: early stopping on (x_val, y_val) when given, else `config.max_epochs` epochs.
+
+    Returns the training record: history, best epoch, best validation accuracy, epochs run."""
+    y = np.asarray(y, dtype=np.int64)
+    if x_val is None:
+        x_val, y_val = x[:0], y[:0]
+    if isinstance(model, nn.Module):
+        device = device or pick_device()
+        model.to(device, memory_format=torch.channels_last)
+        return fit_torch(model, as_tensor(x, device), torch.from_numpy(y).to(device), as_tensor(x_val, device),
+                         np.asarray(y_val), config, seed, on_epoch)
+    if len(np.unique(y)) < 2:
+        raise PoisonlabError(f"{type(model).__name__} cannot train on a single class (all labels equal); use a torch model")
+    model.fit(as_features(x), y)
+    val_acc = float((model.predict(as_features(x_val)) == y_val).mean()) if len(x_val) else None
+    return {"history": [], "best_epoch": None, "best_val_accuracy": val_acc, "epochs_run": None}
+
+
+@torch.no_grad()
+def _outputs(model: nn.Module, x: np.ndarray, part: nn.Module | None = None) -> torch.Tensor:
+    """Outputs of `part` (default the whole model) in eval mode, in batches, on the model's device."""
+    model.eval()
+    device = next(model.parameters()).device
+    t = as_tensor(x, device)
+    part = part or model
+    return torch.cat([part(t[i : i + PREDICT_BATCH]) for i in range(0, len(t), PREDICT_BATCH)]) if len(t) else part(t)
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """Predicted class of every item, shape (N,)."""
+    if isinstance(model, nn.Module):
+        return _outputs(model, x).argmax(1).cpu().numpy()
+    return np.asarray(model.predict(as_features(x)))
+
+
+def predict_proba(model, x: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class probabilities, shape (N, num_classes), float64, rows summing to 1 (classes unseen in fitting get 0)."""
+    if isinstance(model, nn.Module):
+        probs = _outputs(model, x).double().softmax(1).cpu().numpy()
+    else:
+        probs = np.zeros((len(x), num_classes))
+        probs[:, model.classes_] = model.predict_proba(as_features(x))
+    return probs / probs.sum(1, keepdims=True)
+
+
+def penultimate(model: nn.Module, x: np.ndarray) -> np.ndarray | None:
+    """Activations before the last layer of a Sequential torch model, shape (N, d); None for other models."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    return _outputs(model, x, model[:-1]).float().cpu().numpy()

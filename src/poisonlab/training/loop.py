@@ -1,0 +1,99 @@
+"""The torch training loop: Adam, early stopping on validation accuracy, LR on plateau, best weights kept."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and stopping settings of a torch run."""
+
+    max_epochs: int = 50
+    batch_size: int = 256
+    lr: float = 1e-3
+    patience: int = 10
+    lr_patience: int = 5
+    lr_factor: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pick_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_tensor(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 images (N,H,W,C) -> float32 (N,C,H,W) in [-1, 1], channels-last in memory (faster convolutions)."""
+    t = torch.from_numpy(np.array(x, dtype=np.uint8, copy=True)).to(device)
+    return t.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0).contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    """Predicted class of every item, in eval mode."""
+    model.eval()
+    return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]).cpu().numpy()
+
+
+def fit_torch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: np.ndarray,
+    config: TrainConfig,
+    seed: int,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train with Adam; stop after `patience` epochs without a better validation accuracy; keep the best weights.
+
+    With an empty validation set it trains exactly `max_epochs` epochs at a fixed rate and keeps the last weights."""
+    generator = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=config.lr_factor, patience=config.lr_patience)
+    loss_fn = nn.CrossEntropyLoss()
+    best_acc, best_epoch, best_state, history = -1.0, 0, None, []
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        total = torch.zeros((), device=x.device)
+        for start in range(0, len(x), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            loss = loss_fn(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+        row = {"epoch": epoch, "train_loss": float(total) / len(x), "lr": opt.param_groups[0]["lr"]}
+        history.append(row)
+        if not len(x_val):
+            if on_epoch:
+                on_epoch(row)
+            continue
+        val_acc = row["val_accuracy"] = float((predict(model, x_val) == y_val).mean())
+        plateau.step(val_acc)
+        if val_acc > best_acc:
+            best_acc, best_epoch, best_state = val_acc, epoch, copy.deepcopy(model.state_dict())
+        if on_epoch:
+            on_epoch(row)
+        if epoch - best_epoch >= config.patience:
+            break
+    if best_state is None:
+        return {"history": history, "best_epoch": None, "best_val_accuracy": None, "epochs_run": len(history)}
+    model.load_state_dict(best_state)
+    return {"history": history, "best_epoch": best_epoch, "best_val_accuracy": best_acc, "epochs_run": len(history)}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch and request deterministic kernels, so a run is fixed by its config and seed."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)

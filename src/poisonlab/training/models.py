@@ -1,0 +1,88 @@
+"""Model zoo: two torch CNNs and scikit-learn classifiers built from a name, or the user's own factory or estimator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from poisonlab.errors import PoisonlabError
+from poisonlab.training import MODELS
+
+ModelSpec = str | Callable[[tuple[int, ...], int], object] | object
+"""A built-in model name, a factory ``f(shape, num_classes) -> nn.Module``, or an unfitted scikit-learn estimator."""
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    """3x3 conv, 2x2 max-pool, batch norm, ReLU (pooling before the norm costs a quarter of the work)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+def small_cnn(channels: int, num_classes: int) -> nn.Module:
+    """Three conv blocks (24/48/96) and global average pooling: under 100k parameters for any K <= 100."""
+    return nn.Sequential(
+        _block(channels, 24), _block(24, 48), _block(48, 96),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(96, num_classes),
+    )
+
+
+def simple_cnn(channels: int, num_classes: int, height: int, width: int) -> nn.Module:
+    """The classic SimpleCNN: conv 32/64/128 (3x3, pad 1, max-pool), FC 512, dropout 0.5, FC K."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in ((channels, 32), (32, 64), (64, 128)):
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    flat = 128 * (height // 8) * (width // 8)
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(flat, 512), nn.ReLU(), nn.Dropout(0.5), nn.Linear(512, num_classes))
+
+
+def build_named(name: str, shape: tuple[int, ...], num_classes: int, seed: int = 0):
+    """Build built-in model `name` for inputs of `shape` ((H, W, C) images) and `num_classes` classes."""
+    if name in ("smallcnn", "simplecnn") and len(shape) != 3:
+        raise PoisonlabError(f"model '{name}' needs images (N, H, W, C), got items of shape {tuple(shape)}; "
+                             "choose logreg or svc, or pass your own model")
+    if name == "smallcnn":
+        return small_cnn(shape[2], num_classes)
+    if name == "simplecnn":
+        height, width, channels = shape
+        if height < 8 or width < 8:
+            raise PoisonlabError(f"simplecnn needs images of at least 8x8, got {height}x{width}; choose smallcnn")
+        return simple_cnn(channels, num_classes, height, width)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    if name == "svc":
+        return SVC(random_state=42)
+    if name == "logreg":
+        return LogisticRegression(max_iter=1000, random_state=seed)
+    raise PoisonlabError(f"unknown model '{name}'; choose one of {', '.join(MODELS)}")
+
+
+def build(model: ModelSpec, shape: tuple[int, ...], num_classes: int, seed: int = 0):
+    """A fresh model: built-in by name, from a factory ``f(shape, num_classes)``, or a clone of an sklearn estimator."""
+    if isinstance(model, str):
+        return build_named(model, shape, num_classes, seed)
+    if hasattr(model, "fit") and hasattr(model, "predict"):
+        from sklearn.base import clone
+
+        return clone(model)
+    if isinstance(model, nn.Module):
+        raise PoisonlabError("model is a built torch module; pass a factory instead, e.g. model=lambda shape, k: MyNet(k), "
+                             "so that every run starts from fresh seeded weights")
+    if callable(model):
+        built = model(tuple(shape), num_classes)
+        if not isinstance(built, nn.Module) and not (hasattr(built, "fit") and hasattr(built, "predict")):
+            raise PoisonlabError(f"the model factory returned {type(built).__name__}, not a torch.nn.Module or estimator")
+        return built
+    raise PoisonlabError(f"model {model!r} is not a model name ({', '.join(MODELS)}), a factory or an estimator")
+
+
+def model_name(model: ModelSpec) -> str:
+    """The name recorded for a model spec: the built-in name, or the factory's or estimator's class name."""
+    if isinstance(model, str):
+        return model
+    return getattr(model, "__name__", None) or type(model).__name__
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

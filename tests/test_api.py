@@ -1,0 +1,118 @@
+"""The Python API on real data: the README example runs, own arrays and models work, errors speak of values."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+import poisonlab as pl
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_example() -> str:
+    """The first ```python block of the README's "Use from Python" section."""
+    text = README.read_text()
+    section = text[text.index("## Use from Python"):]
+    return re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+
+
+def test_readme_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(readme_example(), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "400 of 2000 labels poisoned" in out
+    assert (tmp_path / "runs" / "notebook" / "results.csv").is_file()
+    assert len(pl.results(tmp_path / "runs" / "notebook")) == 6
+
+
+def test_import_is_light_and_lists_the_api():
+    code = "import sys, poisonlab; print(sorted(m for m in ('torch', 'sklearn', 'cleanlab', 'matplotlib') if m in sys.modules)); print(dir(poisonlab))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, names = done.stdout.splitlines()
+    assert heavy == "[]"
+    for name in ("poison_labels", "load_dataset", "from_arrays", "from_torch", "train", "sweep", "flip", "detect",
+                 "score", "results"):
+        assert name in names
+
+
+def test_poison_labels_takes_fractions():
+    labels = np.arange(1000) % 10
+    new, mask = pl.poison_labels(labels, kind="random", rate=0.2, seed=3)
+    assert mask.sum() == 200 and (new[mask] != labels[mask]).all() and (new[~mask] == labels[~mask]).all()
+    new, mask = pl.poison_labels(labels, kind="targeted", source=3, target=8, n=7)
+    assert mask.sum() == 7 and set(new[mask]) == {8}
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]; rates are fractions: did you mean 0.2\?"):
+        pl.poison_labels(labels, rate=20)
+    with pytest.raises(pl.PoisonlabError, match="needs source, target and n"):
+        pl.poison_labels(labels, kind="targeted", rate=0.1)
+
+
+def digits_features():
+    """sklearn's digits as float features 0..16 (no scaling), split 1437 / 360."""
+    x, y = load_digits(return_X_y=True)
+    return pl.from_arrays(x[:1437], y[:1437], x[1437:], y[1437:], name="digits-features")
+
+
+def test_own_float_features_are_used_as_given_with_an_estimator():
+    data = digits_features()
+    assert data.x_train.dtype == np.float32 and data.x_train.max() == 16.0  # not divided by 255
+    clean = pl.train(data, model=LogisticRegression(max_iter=5000))
+    dirty = pl.train(data, kind="biased", rate=0.6, model=LogisticRegression(max_iter=5000))
+    assert clean.accuracy > 0.9 and dirty.accuracy < clean.accuracy - 0.3
+    assert dirty.mask.sum() == round(0.6 * 1437) and (dirty.labels[dirty.mask] != data.y_train[dirty.mask]).all()
+
+
+def test_own_torch_factory_and_dataset():
+    x, y = load_digits(return_X_y=True)
+    images = torch.from_numpy((x * 255 / 16).astype(np.uint8).reshape(-1, 1, 8, 8))
+
+    class Pairs(torch.utils.data.Dataset):
+        def __init__(self, lo, hi):
+            self.lo, self.hi = lo, hi
+
+        def __len__(self):
+            return self.hi - self.lo
+
+        def __getitem__(self, i):
+            return images[self.lo + i], int(y[self.lo + i])
+
+    data = pl.from_torch(Pairs(0, 1437), Pairs(1437, 1797))
+    assert data.x_train.shape == (1437, 8, 8, 1) and data.x_train.dtype == np.uint8
+    factory = lambda shape, k: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(int(np.prod(shape)), k))  # noqa: E731
+    result = pl.train(data, model=factory, epochs=15, batch_size=64)
+    assert result.accuracy > 0.8 and result.record["config"]["model"] == "<lambda>"
+    with pytest.raises(ValueError, match="pass a factory"):
+        pl.train(data, model=torch.nn.Linear(64, 10))
+
+
+def test_detect_with_own_out_of_fold_probabilities():
+    data = digits_features()
+    labels, mask = pl.poison_labels(data.y_train, rate=0.2, seed=1)
+    from sklearn.model_selection import cross_val_predict
+    probs = cross_val_predict(LogisticRegression(max_iter=5000), data.x_train, labels, cv=5, method="predict_proba")
+    found = pl.detect(data.x_train, labels, methods=["cl", "loss", "knn"], pred_probs=probs)
+    for method, detection in found.items():
+        scores = pl.score(detection, mask)
+        assert scores["roc_auc"] > 0.85, (method, scores)
+    assert pl.score(found["cl"], mask)["f1"] > 0.7
+    with pytest.raises(ValueError, match="pred_probs must have shape"):
+        pl.detect(data.x_train, labels, pred_probs=probs[:10])
+
+
+def test_sweep_and_flip_return_frames(tmp_path):
+    data = digits_features()
+    study = pl.sweep(data, rates=[0, 0.5], kinds=["random", "biased"], model="logreg", out=tmp_path / "sweep")
+    frame = study.frame()
+    assert list(frame["rate"]) == [0, 0.5, 0, 0.5] and frame["test_accuracy"].between(0, 1).all()
+    again = pl.sweep(data, rates=[0, 0.5], kinds=["random", "biased"], model="logreg", out=tmp_path / "sweep")
+    assert again.frame()["test_accuracy"].tolist() == frame["test_accuracy"].tolist()
+    flipped = pl.flip(data, source=3, target=8, n=[50, 140], model="logreg")
+    table = flipped.frame()
+    assert table["n"].tolist() == [0, 50, 140] and table["source_accuracy"].iloc[-1] < table["source_accuracy"].iloc[0]
