@@ -1,5 +1,6 @@
 """The command line: bad input is one line and exit code 2; train + analyse end to end."""
 
+import re
 import gzip
 import shutil
 
@@ -142,3 +143,16 @@ def test_training_on_cifar10n_human_labels_records_the_measured_noise(cli, share
         np.savez(tmp_path / "shifted.npz", **{k: np.roll(npz[k], 1) for k in npz.files})
     line = one_line_error(cli, *args[:-2], "--out", str(tmp_path / "other"), "--cifar-n", str(tmp_path / "shifted.npz"))
     assert "differ from the loaded CIFAR-10 training labels" in line
+
+
+@pytest.mark.parametrize("command", [["train"], ["detect"], ["flip"], ["analyse"], ["report"], ["manifest", "verify"],
+                                     ["monitor", "counts"], ["validate"], []])
+def test_help_is_clean(cli, command):
+    code, out, _ = cli(*command, "--help")
+    assert code == 0 and "Usage: poisonlab" in out
+    assert "<bool>" not in out and not re.search(r"\w \.\s", out), out
+
+
+def test_version(cli):
+    code, out, _ = cli("--version")
+    assert code == 0 and re.fullmatch(r"poisonlab \d+\.\d+\.\d+\n", out)

@@ -107,3 +107,9 @@ def test_real_human_noise_of_cifar10n(shared_data, tmp_path, cli):
         np.savez(tmp_path / "shifted.npz", **{k: np.roll(npz[k], 1) for k in npz.files})
     cli.fails("differ from the loaded CIFAR-10 training labels", "detect", "--dataset", "cifar10", "--labels", "cifar10n:worse",
               "--cifar-n", str(tmp_path / "shifted.npz"), "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path))
+
+
+def test_default_size_is_clipped_to_a_smaller_dataset(tmp_path, cli):
+    assert cli.code("detect", "--dataset", "digits", "--method", "cl", "--out", tmp_path) == 0
+    doc = json.loads((tmp_path / "detect.json").read_text())
+    assert doc["n_train"] == 1437 and doc["dataset_size"] == 0

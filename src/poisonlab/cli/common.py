@@ -16,7 +16,7 @@ results_console = Console(soft_wrap=True, highlight=False)  # verdicts and table
 DATASET_HELP = "mnist, fashion_mnist, cifar10, cifar100[:coarse], digits, embedded, imagefolder:PATH"
 OutOpt = Annotated[Path, typer.Option("--out", help="Results folder (runs, results.sqlite, results.csv, plots).")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "--data_dir", envvar="POISONLAB_DATA",
-                                                 help="Dataset cache folder [default: ~/.cache/poisonlab].")]
+                                                 help="Dataset cache folder.", show_default="~/.cache/poisonlab")]
 DownloadOpt = Annotated[bool, typer.Option("--download/--no-download", help="Fetch missing dataset files.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Retrain runs that already exist.")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the machine-readable result to this file.")]

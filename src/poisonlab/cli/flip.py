@@ -23,7 +23,7 @@ TrainSizeOpt = Annotated[int, typer.Option("--train-size", min=0, help="Use the 
 TestSizeOpt = Annotated[int, typer.Option("--test-size", min=0, help="Use the first N test items (0 = all).")]
 FlipEpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of a torch model (fixed, no early stopping).")]
 FlipBatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=65536, help="Items per training step.")]
-FlipOutOpt = Annotated[Path | None, typer.Option("--out", help="Results folder [default: runs/<command>-<dataset>-<source>-<target>].")]
+FlipOutOpt = Annotated[Path | None, typer.Option("--out", help="Results folder.", show_default="runs/<command>-<dataset>-<source>-<target>")]
 
 
 def _prepare(dataset, source, target, counts, model, select, train_size, test_size, epochs, batch_size, data_dir, download):

@@ -13,9 +13,9 @@ from poisonlab.errors import PoisonlabError
 
 manifest_app = typer.Typer(no_args_is_help=True, help="Integrity manifests of datasets: build, verify, sign, audit log.")
 
-DatasetOpt = Annotated[str | None, typer.Option(help="Dataset spec (mnist, cifar10, imagefolder:PATH, ...) [default: the manifest's].")]
-SizeOpt = Annotated[int | None, typer.Option("--dataset-size", "--dataset_size", min=0, help="First N training items (0 = all) [default: the manifest's].")]
-LogOpt = Annotated[Path | None, typer.Option("--log", help="Audit log [default: <manifest>.log.jsonl].")]
+DatasetOpt = Annotated[str | None, typer.Option(help="Dataset spec (mnist, cifar10, imagefolder:PATH, ...).", show_default="the manifest's")]
+SizeOpt = Annotated[int | None, typer.Option("--dataset-size", "--dataset_size", min=0, help="First N training items (0 = all).", show_default="the manifest's")]
+LogOpt = Annotated[Path | None, typer.Option("--log", help="Audit log.", show_default="<manifest>.log.jsonl")]
 
 
 @manifest_app.command("build")

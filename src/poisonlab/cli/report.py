@@ -15,7 +15,7 @@ from poisonlab.errors import PoisonlabError
 
 def report(
     out: Annotated[Path, typer.Option("--out", help="Results folder to report on (runs, flip and detect folders inside).")] = Path("runs"),
-    file: Annotated[Path | None, typer.Option("--file", help="Where to write the page [default: <out>/report.html].")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Where to write the page.", show_default="<out>/report.html")] = None,
     open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Render it in headless Chromium, verify every image and chart loaded with no console errors, and save <file>.png.")] = False,
 ) -> None:

@@ -41,7 +41,7 @@ def train(
     epochs: Annotated[int, typer.Option("--epochs", "--max-epochs", min=1, help="Most epochs (early stopping may end sooner).")] = 50,
     val: Annotated[str, typer.Option(help="split: hold out 10% of the poisoned training data; test: validate on the clean test set (original protocol).")] = "split",
     labels: Annotated[str | None, typer.Option(help="Real human label noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
-    cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels [default: <data-dir>/cifar_n/cifar10n_labels.npz].")] = None,
+    cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
     overwrite: OverwriteOpt = False,
     out: OutOpt = Path("runs"),
     data_dir: DataDirOpt = None,
@@ -74,7 +74,7 @@ def train(
 
 
 def analyse(
-    datasets: Annotated[str | None, typer.Option(help="Datasets to draw, comma-separated [default: all in the store].")] = None,
+    datasets: Annotated[str | None, typer.Option(help="Datasets to draw, comma-separated.", show_default="all in the store")] = None,
     biased: Annotated[bool, typer.Option("--biased", help="Draw biased runs only.")] = False,
     all_kinds: Annotated[bool, typer.Option("--all", help="Draw random and biased runs.")] = False,
     out: OutOpt = Path("runs"),
