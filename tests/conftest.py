@@ -24,6 +24,21 @@ def shared_data() -> Path:
     return path
 
 
+def run_poisonlab(*args) -> int:
+    """Run `poisonlab ARGS...` in-process; returns the exit code (output goes to the captured streams)."""
+    from poisonlab.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    return exit_info.value.code
+
+
+@pytest.fixture(scope="session")
+def poisonlab_main():
+    """`run_poisonlab` for module-scoped fixtures, which cannot use the capturing `cli` fixture."""
+    return run_poisonlab
+
+
 class Cli:
     """Runs `poisonlab ARGS...` in-process and returns its exit code and output."""
 
@@ -33,13 +48,10 @@ class Cli:
 
     def __call__(self, *args) -> tuple[int, str, str]:
         """Exit code, stdout and stderr."""
-        from poisonlab.cli import main
-
-        with pytest.raises(SystemExit) as exit_info:
-            main([str(a) for a in args])
+        code = run_poisonlab(*args)
         captured = self.capsys.readouterr()
         self.out, self.err = captured.out, captured.err
-        return exit_info.value.code, captured.out, captured.err
+        return code, captured.out, captured.err
 
     def text(self, *args) -> tuple[int, str]:
         """Exit code and stdout + stderr together."""

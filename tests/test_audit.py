@@ -3,18 +3,10 @@
 import json
 
 import pytest
-import typer
 
 from poisonlab.defences import audit
-from poisonlab.cli.manifest import manifest_app
 from poisonlab.errors import PoisonlabError
 
-
-def cli(*args) -> int:
-    """Run `poisonlab manifest ...` through a local app; returns the exit code."""
-    app = typer.Typer()
-    app.add_typer(manifest_app, name="manifest")
-    return app(["manifest", *map(str, args)], standalone_mode=False) or 0
 
 
 def three_entries(log):
@@ -52,21 +44,19 @@ def test_damaged_end_is_not_extended(tmp_path):
         audit.append(log, "verify", "digits", "cc" * 32, {})
 
 
-def test_build_and_verify_are_logged_and_log_check_proves_the_chain(tmp_path, capsys):
+def test_build_and_verify_are_logged_and_log_check_proves_the_chain(tmp_path, cli):
     path = tmp_path / "digits.manifest.json"
-    assert cli("build", "--dataset", "digits", "--out", path) == 0
-    assert cli("verify", path) == 0
-    assert cli("verify", path, "--dataset-size", 1400) == 1
+    assert cli.code("manifest", "build", "--dataset", "digits", "--out", path) == 0
+    assert cli.code("manifest", "verify", path) == 0
+    assert cli.code("manifest", "verify", path, "--dataset-size", 1400) == 1
     log = audit.default_log(path)
     entries, broken, _ = audit.check(log.read_bytes().splitlines())
     assert broken is None and [e["action"] for e in entries] == ["build", "verify", "verify"]
     assert entries[2]["changes"]["removed"] == 37 and entries[2]["root"] != entries[0]["root"]
-    capsys.readouterr()
-    assert cli("log", path, "--check") == 0
-    assert "chain intact: 3 entries" in capsys.readouterr().out
+    assert cli.code("manifest", "log", path, "--check") == 0
+    assert "chain intact: 3 entries" in cli.out
     lines = log.read_bytes().splitlines()
     log.write_bytes(b"\n".join([lines[0], lines[2]]) + b"\n")
-    assert cli("log", "--log", log, "--check") == 1
-    assert "BROKEN: entry 2 of 2" in capsys.readouterr().out
-    with pytest.raises(PoisonlabError, match="no audit log given"):
-        cli("log", "--check")
+    assert cli.code("manifest", "log", "--log", log, "--check") == 1
+    assert "BROKEN: entry 2 of 2" in cli.out
+    cli.fails("no audit log given", "manifest", "log", "--check")

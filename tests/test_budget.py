@@ -5,7 +5,6 @@ import json
 import pytest
 
 from poisonlab.studies import budget
-from poisonlab.cli import main
 
 
 def probes_of(result: dict) -> list[tuple[str, int]]:
@@ -35,12 +34,11 @@ def test_search_with_coarse_precision_stops_early():
     assert result["found"] == 32 and result["last_not_below"] == 28
 
 
-def test_real_budget_search_with_retraining(capsys, tmp_path):
+def test_real_budget_search_with_retraining(cli, tmp_path):
     out = tmp_path / "budget"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["budget", "--dataset", "digits", "--source", "3", "--target", "8", "--below", "0.5", "--model", "svc",
-              "--out", str(out), "--json", str(tmp_path / "b.json")])
-    assert exit_info.value.code == 0
+    code, _, err = cli("budget", "--dataset", "digits", "--source", "3", "--target", "8", "--below", "0.5", "--model", "svc",
+                       "--out", str(out), "--json", str(tmp_path / "b.json"))
+    assert code == 0
     result = json.loads((tmp_path / "b.json").read_text())
     values = {p["n"]: p["value"] for p in result["probes"]}
     found = result["found"]
@@ -51,19 +49,14 @@ def test_real_budget_search_with_retraining(capsys, tmp_path):
     assert exponential == [min(2 ** i, 146) for i in range(len(exponential))]
     assert [c["n"] for c in result["curve"]] == sorted(values)
     assert (out / "figures" / "budget_curve.png").read_bytes()[:4] == b"\x89PNG"
-    assert f"smallest N found: {found}" in capsys.readouterr().err
+    assert f"smallest N found: {found}" in err
 
 
-def test_unreachable_budget_is_reported_plainly(capsys, tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["budget", "--dataset", "digits", "--source", "3", "--target", "8", "--below", "0.01", "--metric",
-              "overall-accuracy", "--model", "svc", "--train-size", "300", "--out", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 0 and "not reached: even all 29 3 labels flipped" in err
+def test_unreachable_budget_is_reported_plainly(cli, tmp_path):
+    code, _, err = cli("budget", "--dataset", "digits", "--source", "3", "--target", "8", "--below", "0.01", "--metric",
+                       "overall-accuracy", "--model", "svc", "--train-size", "300", "--out", str(tmp_path))
+    assert code == 0 and "not reached: even all 29 3 labels flipped" in err
 
 
-def test_unknown_metric_is_one_line(capsys, tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["budget", "--dataset", "digits", "--metric", "f1", "--out", str(tmp_path)])
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert exit_info.value.code == 2 and len(lines) == 1 and "unknown metric 'f1'" in lines[0]
+def test_unknown_metric_is_one_line(cli, tmp_path):
+    cli.fails("unknown metric 'f1'", "budget", "--dataset", "digits", "--metric", "f1", "--out", str(tmp_path))

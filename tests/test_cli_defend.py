@@ -5,20 +5,17 @@ import json
 
 import pytest
 
-from poisonlab.cli import main
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
+def runs(poisonlab_main, tmp_path_factory) -> dict:
     """A manifest of the real digits set, a run with one random label poisoned (0.07 % of 1437) and one with 40 %
     biased poisoning."""
     folder = tmp_path_factory.mktemp("defend")
     for args in (["manifest", "build", "--dataset", "digits", "--out", folder / "digits.manifest.json"],
                  ["train", "--dataset", "digits", "--percents", "0.07", "--model", "logreg", "--out", folder / "runs"],
                  ["train", "--dataset", "digits", "--biased", "--percents", "40", "--model", "logreg", "--out", folder / "runs"]):
-        with pytest.raises(SystemExit) as exit_info:
-            main([str(a) for a in args])
-        assert exit_info.value.code == 0, args
+        assert poisonlab_main(*args) == 0, args
     return {"manifest": folder / "digits.manifest.json", "one": folder / "runs" / "models" / "digits_logreg" / "0.07" / "seed0",
             "biased": folder / "runs" / "models" / "b_digits_logreg" / "40" / "seed0"}
 

@@ -19,10 +19,9 @@ from poisonlab.reporting.html.collect import collect
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory, shared_data):
+def study(poisonlab_main, tmp_path_factory, shared_data):
     """A real study folder: MNIST sweeps (first 500, random+biased, 2 seeds), an SVC flip and a kNN/CL detection."""
-    from poisonlab.cli import main
-
+    
     out = tmp_path_factory.mktemp("study")
     data = ["--data-dir", str(shared_data), "--no-download"]
     commands = [
@@ -34,9 +33,7 @@ def study(tmp_path_factory, shared_data):
          "--out", out / "detect-mnist", *data],
     ]
     for args in commands:
-        with pytest.raises(SystemExit) as exit_info:
-            main([str(a) for a in args])
-        assert exit_info.value.code == 0, args
+        assert poisonlab_main(*args) == 0, args
     return out
 
 

@@ -73,6 +73,7 @@ def _percent(rate: float) -> float:
 
 def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec, epochs: int, batch_size: int,
           val: str) -> RunSpec:
+    """The RunSpec of one run on `data` (the model recorded by name)."""
     return RunSpec(dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, model=model_name(model), val=val,
                    train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
 
@@ -92,7 +93,8 @@ class RunResult:
     record: dict
 
 
-def _result(record: dict, model, n_train: int, y_train: np.ndarray) -> RunResult:
+def _result(record: dict, model, y_train: np.ndarray) -> RunResult:
+    """The typed result of one run record and its trained model (`y_train`: the clean training labels)."""
     mask = store.poison_mask(record)
     labels = y_train.copy()
     labels[np.flatnonzero(mask)] = record["poison"]["new_labels"]
@@ -133,7 +135,7 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
     data = _data(data, data_dir)
     record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val), data,
                          model=None if isinstance(model, str) else model, on_epoch=on_epoch)
-    return _result(record, fitted, len(data.y_train), data.y_train)
+    return _result(record, fitted, data.y_train)
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class SweepResult:
         """One row per run as a pandas DataFrame (the columns of results.csv, plus `rate` as a fraction)."""
         import pandas as pd
 
-        rows = [store.row_of(r, str(r["config"]["seed"])) for r in self.records]
+        rows = [store.row_of(r, "") for r in self.records]
         frame = pd.DataFrame(rows, columns=list(store.COLUMNS)).drop(columns=["run_dir"])
         frame.insert(frame.columns.get_loc("percent"), "rate", frame["percent"] / 100)
         return frame
@@ -182,8 +184,6 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     """
     data = _data(data, data_dir)
     base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, val)
-    for rate in rates:
-        _percent(rate)
     specs = sweeps.plan(base, [data.name], [0], list(kinds), [_percent(r) for r in dict.fromkeys(rates)],
                         list(dict.fromkeys(seeds)))
     custom = None if isinstance(model, str) else model

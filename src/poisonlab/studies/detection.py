@@ -18,6 +18,7 @@ from poisonlab.studies.labelsets import LabelSet
 from poisonlab.studies.run import split_indices
 from poisonlab.training import fitting
 from poisonlab.training.loop import TrainConfig
+from poisonlab.training.models import model_name
 
 THEN = ("none", "clean", "relabel")
 RETRAIN_BATCH = 64
@@ -70,6 +71,6 @@ def study(data: Dataset, sets: list[LabelSet], names: list[str], *, config: Dete
             on_row(rows[-1], clean_accuracy)
     return {"n_train": len(data.y_train), "n_test": len(data.y_test), "seed": seed, "methods": names,
             "detector": config.to_dict(), "then": then,
-            "retrain": {"model": fitting.models.model_name(model), "epochs": epochs,
+            "retrain": {"model": model_name(model), "epochs": epochs,
                         "val": "held-out 10% of the (cleaned) training data"},
             "clean_accuracy": clean_accuracy, "rows": rows, "seconds": time.perf_counter() - started}
