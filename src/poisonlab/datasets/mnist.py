@@ -6,10 +6,11 @@ from pathlib import Path
 from poisonlab.datasets.checksums import FIX_REDOWNLOAD, read_bytes
 from poisonlab.datasets.dataset import Dataset
 from poisonlab.datasets.fetch import DownloadFailed, fetch, missing_error
-from poisonlab.datasets.idx import decode_idx_file
+from poisonlab.datasets.idx import MAX_IDX_BYTES, decode_idx_file
 
 # Official file names in the order x_train, y_train, x_test, y_test.
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SHAPES = ((60000, 28, 28), (60000,), (10000, 28, 28), (10000,))  # the official arrays of both datasets
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,11 @@ def load_idx_dataset(source: IdxSource, folder: Path, download: bool) -> Dataset
     if missing:
         paths.update(_obtain(source, folder, missing, download))
     arrays, sources = [], {}
-    for name, md5 in zip(FILES, source.md5):
+    for name, md5, shape in zip(FILES, source.md5, SHAPES):
         path = paths[name]
         label = f"{source.name} file {path}"
-        array, checked = decode_idx_file(read_bytes(path, label), label, f"md5:{md5}", FIX_REDOWNLOAD)
+        array, checked = decode_idx_file(read_bytes(path, label, MAX_IDX_BYTES), label, f"md5:{md5}", FIX_REDOWNLOAD,
+                                         shape)
         arrays.append(array)
         sources[path.name] = checked
     x_train, y_train, x_test, y_test = arrays
