@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from poisonlab.datasets.checksums import file_digest
 from poisonlab.datasets.tarread import iter_files
 from poisonlab.errors import PoisonlabError
 
@@ -47,6 +48,8 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
 
 def source_digest(root: Path) -> str:
     """"sha256:<hex>" over every byte an image folder is decoded from: the archive file, or each image's path and content."""
+    if root.is_file():
+        return file_digest(root, "sha256")
     digest: list[str] = []
     for _ in iter_images(root, digest):
         pass

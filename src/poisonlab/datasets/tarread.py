@@ -30,6 +30,36 @@ class HashingReader:
         return f"sha256:{self.sha256.hexdigest()}"
 
 
+class GunzipReader:
+    """Decompresses a gzip file object (members back to back) at most 1 MiB per read, whatever the ratio."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.stream, self.pending = handle, zlib.decompressobj(wbits=31), b""
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` (at most 1 MiB) decompressed bytes; b"" at the end of the last member."""
+        limit = _CHUNK if size is None or size < 0 else min(size, _CHUNK)
+        while True:
+            if self.stream.eof:
+                self.pending = (self.stream.unused_data + self.pending).lstrip(b"\0")  # zero padding may follow
+                while not self.pending:
+                    more = self.handle.read(_CHUNK)
+                    if not more:
+                        return b""
+                    self.pending = more.lstrip(b"\0")
+                self.stream = zlib.decompressobj(wbits=31)
+            ended = False
+            if not self.pending:
+                self.pending = self.handle.read(_CHUNK)
+                ended = not self.pending
+            data = self.stream.decompress(self.pending, limit)
+            self.pending = self.stream.unconsumed_tail
+            if data:
+                return data
+            if ended and not self.stream.eof:
+                raise EOFError("compressed data ends early")
+
+
 def iter_files(path: Path, source: str, fix: str, wanted: Callable[[str], bool] = lambda name: True,
                max_bytes: int = MAX_MEMBER_BYTES, digest: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
     """Yield (member path, content) for each wanted regular file; unwanted ones are skipped unread.
@@ -39,7 +69,9 @@ def iter_files(path: Path, source: str, fix: str, wanted: Callable[[str], bool] 
     try:
         with path.open("rb") as handle:
             reader = HashingReader(handle)
-            with tarfile.open(fileobj=reader, mode="r|*") as archive:
+            gzipped = handle.peek(2)[:2] == b"\x1f\x8b"
+            stream = GunzipReader(reader) if gzipped else reader  # tarfile's own gunzip is unbounded per block
+            with tarfile.open(fileobj=stream, mode="r|" if gzipped else "r|*", bufsize=_CHUNK) as archive:
                 for member in archive:
                     name = _safe_name(member.name, source)
                     if not member.isfile() or not wanted(name):
