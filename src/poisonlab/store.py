@@ -72,6 +72,14 @@ def ensure_writable(folder: Path) -> Path:
     return folder
 
 
+def ensure_writable_file(path: Path) -> Path:
+    """Prove, before any work, that `path` can be written atomically: not a folder, in a folder that takes a file."""
+    if path.is_dir():
+        raise PoisonlabError(f"output file {path} is a folder; give a file name inside it instead")
+    ensure_writable(path.parent)
+    return path
+
+
 def read_run(path: Path, *, required: bool = False, weights: bool = True) -> dict | None:
     """The record of a finished run, from its folder or its run.json (and, with `weights`, its intact weights file).
 
@@ -91,6 +99,21 @@ def read_run(path: Path, *, required: bool = False, weights: bool = True) -> dic
                              f"{' with intact weights' if weights else ''}); give the folder of a run that completed, "
                              "such as runs/models/<name>/<percent>/seed0")
     return None
+
+
+def field(run: dict, dotted: str, kind: type | tuple[type, ...], items: type | None = None):
+    """`run["a"]["b"]` for dotted "a.b", checked to be a `kind` (a list of `items` when given), or a one-line error."""
+    value = run
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and items is not None:
+        ok = all(isinstance(v, items) and not isinstance(v, bool) for v in value)
+    if not ok:
+        wanted = f"a list of {items.__name__}" if items is not None else getattr(kind, "__name__", str(kind))
+        raise PoisonlabError(f"the run record's {dotted} is missing or not {wanted} (a damaged {RUN_FILE}); "
+                             "restore it from a copy or train the run again")
+    return value
 
 
 def weights_digest(data: bytes) -> str:

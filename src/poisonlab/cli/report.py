@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from poisonlab.cli.common import console
+from poisonlab.cli.common import check_outputs, console
 from poisonlab.errors import PoisonlabError
 
 
@@ -25,6 +25,7 @@ def report(
 
     started = time.perf_counter()
     path = file or out / "report.html"
+    check_outputs(path)
     result = reporting.build(out, path)
     console.print(f"{result['runs']} runs, {result['flips']} flip and {result['detections']} detection studies; "
                   f"{result['bytes'] / 1e6:.1f} MB in {time.perf_counter() - started:.1f}s")
