@@ -73,3 +73,17 @@ def test_archive_changed_in_place_is_seen_and_its_digest_is_of_every_byte(tmp_pa
     after = load(spec)
     assert not np.array_equal(before.x_train, after.x_train)
     assert after.sources["set.tar"] == file_digest(archive, "sha256") != before.sources["set.tar"]
+
+
+def test_idx_files_are_pinned_by_sha256_too(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from poisonlab.datasets import mnist
+    from poisonlab.errors import PoisonlabError
+
+    assert load("mnist", shared_data, 100, download=False).y_train[:3].tolist() == [5, 0, 4]  # the pins hold
+    wrong = ("0" * 64, *mnist.SOURCES["mnist"].sha256[1:])
+    monkeypatch.setitem(mnist.SOURCES, "mnist", replace(mnist.SOURCES["mnist"], sha256=wrong))
+    with pytest.raises(PoisonlabError, match=r"checksum mismatch for mnist file .*train-images.* sha256 of "
+                                             r"decompressed content is ba891046"):
+        load("mnist", shared_data, 100, download=False)

@@ -44,9 +44,10 @@ def encode_idx(array: np.ndarray) -> bytes:
     return struct.pack(f">2xBB{array.ndim}I", 0x08, array.ndim, *array.shape) + array.tobytes()
 
 
-def decode_idx_file(raw: bytes, source: str, expected_md5: str | None, fix: str,
-                    shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, str]:
-    """Gunzip `raw` if needed, check the md5 of the IDX content, and return (array, "md5:<hex>").
+def decode_idx_file(raw: bytes, source: str, expected_md5: str | None, fix: str, shape: tuple[int, ...] | None = None,
+                    expected_sha256: str | None = None) -> tuple[np.ndarray, str]:
+    """Gunzip `raw` if needed, check the MD5 (and SHA-256) of the IDX content before parsing it, and return
+    (array, "md5:<hex>").
 
     The header is checked first (against `shape` when given, else against MAX_IDX_BYTES), and decompression
     stops at the size it declares, so a small file that inflates to gigabytes is refused early."""
@@ -57,6 +58,8 @@ def decode_idx_file(raw: bytes, source: str, expected_md5: str | None, fix: str,
     checked = digest(data, "md5")
     if expected_md5:
         check(checked, expected_md5, source, fix, compressed)
+    if expected_sha256:
+        check(digest(data, "sha256"), expected_sha256, source, fix, compressed)
     return parse_idx(data, source), checked
 
 
