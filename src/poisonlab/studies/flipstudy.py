@@ -54,7 +54,7 @@ class Runner:
         record = reusable(run_dir, spec.to_dict(), self.overwrite, note)
         if record is None:
             with claim(run_dir, spec.to_dict(), wait=True, note=note):
-                record = None if self.overwrite else reusable(run_dir, spec.to_dict(), False, note)
+                record = None if self.overwrite else reusable(run_dir, spec.to_dict(), False)
                 if record is None:
                     return self._train(spec, run_dir, label)
         self.reused += 1

@@ -63,7 +63,7 @@ def execute(
     with Progress(*columns, console=console, disable=not console.is_terminal) as bar:  # logs and pipes: lines only
         task = bar.add_task("runs", total=len(todo), status="")
         for spec in claims.claimed(todo, lambda s: out / s.folder(), RunSpec.to_dict, console.print):
-            saved = None if overwrite else reusable(out / spec.folder(), spec.to_dict(), False, console.print, row=True)
+            saved = None if overwrite else reusable(out / spec.folder(), spec.to_dict(), False, row=True)
             if saved is not None:  # another command on the same folder finished it meanwhile
                 records[spec] = saved
                 store.record(out, saved, out / spec.folder())
