@@ -51,6 +51,7 @@ def test_damaged_or_garbage_weights_are_retrained_with_a_note(tmp_path: Path, ca
     record = json.loads((run_dir / store.RUN_FILE).read_text())
     weights = (run_dir / store.WEIGHTS_FILE).read_bytes()
     assert record["weights_sha256"] == store.weights_digest(weights)
+    assert record["environment"]["deterministic_algorithms"] is True and record["environment"]["threads"] >= 1
     assert sweep.execute(spec, tmp_path)["trained"] == 0
     damaged = bytearray(weights)
     damaged[-1] ^= 1
