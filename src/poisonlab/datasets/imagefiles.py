@@ -47,7 +47,7 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
 
 
 def source_digest(root: Path) -> str:
-    """"sha256:<hex>" over every byte an image folder is decoded from: the archive file, or each image's path and content."""
+    """The "sha256:<hex>" of every byte an image folder is decoded from: the archive file, or each image's path and content."""
     if root.is_file():
         return file_digest(root, "sha256")
     digest: list[str] = []
