@@ -47,7 +47,9 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
 
 
 def source_digest(root: Path) -> str:
-    """The "sha256:<hex>" of every byte an image folder is decoded from: the archive file, or each image's path and content."""
+    """The "sha256:<hex>" of every byte an image folder is decoded from.
+
+    That is the archive file, or each image's path and content in a directory."""
     if root.is_file():
         return file_digest(root, "sha256")
     digest: list[str] = []
