@@ -24,8 +24,8 @@ def report(
     from poisonlab.reporting.html import browser
 
     started = time.perf_counter()
+    check_outputs(file)  # the default, <out>/report.html, is checked with the folder it reports on
     path = file or out / "report.html"
-    check_outputs(path)
     result = reporting.build(out, path)
     console.print(f"{result['runs']} runs, {result['flips']} flip and {result['detections']} detection studies; "
                   f"{result['bytes'] / 1e6:.1f} MB in {time.perf_counter() - started:.1f}s")
