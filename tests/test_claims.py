@@ -14,6 +14,7 @@ from poisonlab import store
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies import claims, sweep
 from poisonlab.studies.run import RunSpec
+from poisonlab.training.saving import load_model
 
 BASE = RunSpec(dataset="digits", model="logreg")
 SRC = str(Path(__file__).parents[1] / "src")
@@ -57,6 +58,8 @@ def test_damaged_or_garbage_weights_are_retrained_with_a_note(tmp_path: Path, ca
     damaged[-1] ^= 1
     (run_dir / store.WEIGHTS_FILE).write_bytes(bytes(damaged))
     assert store.read_run(run_dir) is None and store.read_run(run_dir, weights=False) is not None
+    with pytest.raises(PoisonlabError, match="does not match the SHA-256 its run.json records"):
+        load_model(run_dir)
     capsys.readouterr()
     assert sweep.execute(spec, tmp_path)["trained"] == 1
     assert "does not match its recorded SHA-256" in capsys.readouterr().err

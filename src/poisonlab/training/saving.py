@@ -12,7 +12,8 @@ from safetensors.torch import load as torch_load
 from safetensors.torch import save as torch_save
 from torch import nn
 
-from poisonlab.store import MODEL_META_FILE, WEIGHTS_FILE, atomic_write, weights_digest, write_json
+from poisonlab.errors import PoisonlabError
+from poisonlab.store import MODEL_META_FILE, RUN_FILE, WEIGHTS_FILE, atomic_write, read_run, weights_digest, write_json
 from poisonlab.training import models
 
 
@@ -49,10 +50,16 @@ def save_model(run_dir: Path, model, meta: dict) -> str:
 
 
 def load_model(run_dir: Path):
-    """Rebuild the model of a saved run (torch module in eval mode, or fitted scikit-learn estimator)."""
+    """Rebuild the model of a saved run (torch module in eval mode, or fitted scikit-learn estimator).
+
+    Weights that do not match the `weights_sha256` of the run's run.json are refused."""
     meta = json.loads((run_dir / MODEL_META_FILE).read_text())
     model = models.build(meta["name"], tuple(meta["shape"]), meta["num_classes"], meta.get("seed", 0))
     data = (run_dir / WEIGHTS_FILE).read_bytes()
+    run = read_run(run_dir, weights=False)
+    if run is not None and run.get("weights_sha256") not in (None, weights_digest(data)):
+        raise PoisonlabError(f"{run_dir / WEIGHTS_FILE} does not match the SHA-256 its {RUN_FILE} records (damaged "
+                             "or replaced); train the run again or restore the file")
     if meta["format"] == "torch":
         model.load_state_dict(torch_load(data))
         return model.eval()
