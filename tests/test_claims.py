@@ -105,6 +105,21 @@ def test_a_killed_claimant_is_taken_over(tmp_path: Path, capsys) -> None:
     assert f"taking over {tmp_path / 'run'} from a command that stopped" in out and "removed .run.json.k.tmp" in out
 
 
+def test_an_interrupted_sweep_releases_its_claim_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = sweep.plan(BASE, ["digits"], [0], ["random"], [0], [0])
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run", interrupted)
+    try:
+        sweep.execute(specs, tmp_path)
+    except KeyboardInterrupt as exc:
+        kept = exc  # as a notebook keeps it: its traceback holds the sweep's frames
+    with claims.claim(tmp_path / specs[0].folder(), specs[0].to_dict(), wait=False) as held:
+        assert held and kept.__traceback__ is not None
+
+
 def test_two_overlapping_sweeps_train_each_run_once(tmp_path: Path) -> None:
     first, second = start(tmp_path, 0.6), start(tmp_path, 0.6)
     outputs = [proc.communicate(timeout=600) for proc in (first, second)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from contextlib import closing
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -60,9 +61,11 @@ def execute(
     loaded, trained = {}, 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:  # logs and pipes: lines only
+    claimed = claims.claimed(todo, lambda s: out / s.folder(), RunSpec.to_dict, console.print)
+    # logs and pipes: lines only; closing: an interrupt releases the claim at once, not when its traceback is dropped
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar, closing(claimed):
         task = bar.add_task("runs", total=len(todo), status="")
-        for spec in claims.claimed(todo, lambda s: out / s.folder(), RunSpec.to_dict, console.print):
+        for spec in claimed:
             saved = None if overwrite else reusable(out / spec.folder(), spec.to_dict(), False, row=True)
             if saved is not None:  # another command on the same folder finished it meanwhile
                 records[spec] = saved
