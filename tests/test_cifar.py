@@ -144,7 +144,7 @@ def test_cifar100_missing_names_the_archive(tmp_path: Path) -> None:
     assert str(excinfo.value) == (
         f"cifar100 is not in {tmp_path / 'cifar100'} and cannot be downloaded (downloading is disabled); place "
         "cifar-100-binary.tar.gz there (from https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz) "
-        "or pass --data-dir")
+        "or choose the data folder that holds them")
 
 
 @pytest.mark.slow

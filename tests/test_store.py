@@ -9,6 +9,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from safetensors.numpy import save as save_arrays
+
 from poisonlab import store
 from poisonlab.training import models
 from poisonlab.errors import PoisonlabError
@@ -74,7 +76,7 @@ def test_results_table_upserts_exports_csv_and_reindexes(tmp_path):
     for percent, acc in [(0, 0.9), (50, 0.6)]:
         run_dir = tmp_path / "models" / "digits" / f"{percent}" / "seed0"
         store.write_json(run_dir / store.RUN_FILE, fake_run(percent, acc))
-        (run_dir / store.WEIGHTS_FILE).write_bytes(b"")
+        (run_dir / store.WEIGHTS_FILE).write_bytes(save_arrays({"w": np.zeros(1)}))
         store.record(tmp_path, fake_run(percent, acc), run_dir)
     store.record(tmp_path, fake_run(50, 0.55), tmp_path / "models" / "digits" / "50" / "seed0")
     assert [r["test_accuracy"] for r in store.results(tmp_path)] == [0.9, 0.55]

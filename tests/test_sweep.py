@@ -40,7 +40,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         sweep.execute(specs, tmp_path)
     assert store.read_run(tmp_path / specs[0].folder()) is not None
-    assert not (tmp_path / specs[1].folder()).exists()
+    assert not (tmp_path / specs[1].folder() / store.RUN_FILE).exists()
     first_created = (tmp_path / specs[0].folder() / store.RUN_FILE).stat().st_mtime_ns
     monkeypatch.setattr(sweep, "run", real_run)
     result = sweep.execute(specs, tmp_path)

@@ -92,7 +92,7 @@ def test_bad_schema_files_are_one_line(doc, message):
 def test_schemas_round_trip_and_unknown_names_need_a_file():
     for schema in KNOWN.values():
         assert parse_schema(json.loads(json.dumps(schema.to_dict())), "x") == schema
-    with pytest.raises(PoisonlabError, match="no built-in schema for imagefolder:/x; pass --schema"):
+    with pytest.raises(PoisonlabError, match="no built-in schema for imagefolder:/x; give an expected schema file"):
         known_schema("imagefolder:/x")
 
 

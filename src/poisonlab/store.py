@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import os
 import re
 import sqlite3
+import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,30 +64,88 @@ def ensure_writable(folder: Path) -> Path:
     """Create `folder` and prove it takes a file, or fail with one line naming the fix."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / ".write-test", b"ok")
-        (folder / ".write-test").unlink()
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test.", suffix=".tmp") as probe:
+            probe.write(b"ok")
+            probe.flush()
     except OSError as exc:
         raise PoisonlabError(f"cannot write to output folder {folder} ({exc.strerror or exc}); choose another output folder") from None
     return folder
 
 
-def read_run(path: Path, *, required: bool = False, weights: bool = True) -> dict | None:
-    """The record of a finished run, from its folder or its run.json (and, with `weights`, its weights file beside it).
+def ensure_writable_file(path: Path) -> Path:
+    """Prove, before any work, that `path` can be written atomically: not a folder, in a folder that takes a file."""
+    if path.is_dir():
+        raise PoisonlabError(f"output file {path} is a folder; give a file name inside it instead")
+    ensure_writable(path.parent)
+    return path
 
-    None when it is missing, unreadable or incomplete; with `required` a one-line error instead."""
+
+def read_run(path: Path, *, required: bool = False, weights: bool = True) -> dict | None:
+    """The record of a finished run, from its folder or its run.json (and, with `weights`, its intact weights file).
+
+    None when it is missing, unreadable, incomplete or (with `weights`) its weights are missing or damaged; with
+    `required` a one-line error instead."""
     file = path / RUN_FILE if path.is_dir() or not path.name.endswith(".json") else path
     try:
         run = json.loads(file.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         run = None
     finished = (isinstance(run, dict) and run.get("status") == "complete" and isinstance(run.get("config"), dict)
-                and "metrics" in run and (not weights or (file.parent / WEIGHTS_FILE).exists()))
+                and isinstance(run.get("metrics"), dict) and (not weights or weights_problem(file.parent, run) is None))
     if finished:
         return run
     if required:
-        raise PoisonlabError(f"{path} is not a finished poisonlab run (no complete {RUN_FILE}); "
-                             "give the folder of a run that completed, such as runs/models/<name>/<percent>/seed0")
+        raise PoisonlabError(f"{path} is not a finished poisonlab run (no complete {RUN_FILE}"
+                             f"{' with intact weights' if weights else ''}); give the folder of a run that completed, "
+                             "such as runs/models/<name>/<percent>/seed0")
     return None
+
+
+def field(run: dict, dotted: str, kind: type | tuple[type, ...], items: type | None = None):
+    """`run["a"]["b"]` for dotted "a.b", checked to be a `kind` (a list of `items` when given), or a one-line error."""
+    value = run
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and items is not None:
+        ok = all(isinstance(v, items) and not isinstance(v, bool) for v in value)
+    if not ok:
+        wanted = f"a list of {items.__name__}" if items is not None else getattr(kind, "__name__", str(kind))
+        raise PoisonlabError(f"the run record's {dotted} is missing or not {wanted} (a damaged {RUN_FILE}); "
+                             "restore it from a copy or train the run again")
+    return value
+
+
+def weights_digest(data: bytes) -> str:
+    """The "sha256:<hex>" recorded in run.json as `weights_sha256`."""
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def weights_problem(run_dir: Path, run: dict) -> str | None:
+    """Why the weights file beside a run record cannot be trusted (missing, not its recorded SHA-256, not
+    safetensors), or None when it is intact."""
+    try:
+        data = (run_dir / WEIGHTS_FILE).read_bytes()
+    except OSError:
+        return f"{WEIGHTS_FILE} is missing or unreadable"
+    recorded = run.get("weights_sha256")
+    if recorded is not None:
+        return None if weights_digest(data) == recorded else f"{WEIGHTS_FILE} does not match its recorded SHA-256"
+    try:  # runs saved before weights_sha256 existed: at least a well-formed safetensors header
+        (size,) = struct.unpack("<Q", data[:8])
+        if size > len(data) - 8 or not isinstance(json.loads(data[8:8 + size]), dict):
+            raise ValueError
+    except (struct.error, ValueError, RecursionError):
+        return f"{WEIGHTS_FILE} is not a safetensors file"
+    return None
+
+
+def clean_temp(run_dir: Path) -> list[Path]:
+    """Delete the temp files (`.<name>.*.tmp`) that writes killed half-way left in `run_dir`; returns them."""
+    stale = [p for p in run_dir.glob(".*.tmp") if p.is_file()] if run_dir.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def slug(spec: str) -> str:
@@ -103,18 +164,30 @@ def poison_mask(run: dict) -> np.ndarray:
 
 @contextmanager
 def _connect(out: Path) -> Iterator[sqlite3.Connection]:
-    """Open (and create) the results table; commit on success and always close."""
-    db = sqlite3.connect(out / DB_FILE)
+    """Open (and create) the results table; commit on success and always close; a damaged file is a one-line error."""
+    db = sqlite3.connect(out / DB_FILE, timeout=60)
     try:
         with db:
             db.execute(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(c + (' PRIMARY KEY' if c == 'run_dir' else '') for c in COLUMNS)})")
             yield db
+    except sqlite3.DatabaseError as exc:
+        raise PoisonlabError(f"cannot use the results table {out / DB_FILE} ({exc}); delete it to rebuild it from "
+                             "the run folders, or choose another output folder") from None
     finally:
         db.close()
 
 
 def row_of(run: dict, run_dir: str) -> dict:
-    """The results-table row of one run.json."""
+    """The results-table row of one run.json, or a one-line error when the record lacks a part of it."""
+    try:
+        return _row(run, run_dir)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise PoisonlabError(f"the record of run {run_dir} is damaged (missing or malformed {exc}); delete that run "
+                             "folder so it is trained again") from None
+
+
+def _row(run: dict, run_dir: str) -> dict:
+    """The row itself; KeyError or TypeError on a damaged record."""
     cfg = run["config"]
     return {
         "run_dir": run_dir, "dataset": cfg["dataset"], "dataset_size": cfg["dataset_size"], "kind": cfg["kind"],
@@ -126,6 +199,15 @@ def row_of(run: dict, run_dir: str) -> dict:
     }
 
 
+def row_problem(run: dict) -> str | None:
+    """Why a finished run's record cannot give a results row (a damaged run.json), or None."""
+    try:
+        row_of(run, "")
+    except PoisonlabError as exc:
+        return str(exc)
+    return None
+
+
 def _upsert(db: sqlite3.Connection, out: Path, run: dict, run_dir: Path) -> None:
     """Insert or replace the row of one run."""
     row = row_of(run, run_dir.relative_to(out).as_posix())
@@ -133,10 +215,12 @@ def _upsert(db: sqlite3.Connection, out: Path, run: dict, run_dir: Path) -> None
 
 
 def record(out: Path, run: dict, run_dir: Path) -> None:
-    """Upsert one finished run into the SQLite table and refresh the CSV export."""
-    with _connect(out) as db:
-        _upsert(db, out, run, run_dir)
-    export_csv(out)
+    """Upsert one finished run into the SQLite table and refresh the CSV export, one command at a time."""
+    with open(out / ".results.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # so that the CSV a concurrent command writes last is never older
+        with _connect(out) as db:
+            _upsert(db, out, run, run_dir)
+        export_csv(out)
 
 
 def results(out: Path) -> list[dict]:
@@ -169,7 +253,7 @@ def export_csv(out: Path) -> None:
 def reindex(out: Path) -> int:
     """Rebuild the results table from every complete run.json under `out`/models; returns the run count."""
     runs = [(p.parent, read_run(p.parent)) for p in sorted((out / "models").glob(f"**/{RUN_FILE}"))]
-    runs = [(d, r) for d, r in runs if r]
+    runs = [(d, r) for d, r in runs if r and row_problem(r) is None]
     (out / DB_FILE).unlink(missing_ok=True)
     with _connect(out) as db:
         for run_dir, run in runs:

@@ -20,6 +20,7 @@ CLEAN = "clean_label"
 N_TRAIN, NUM_CLASSES = 50000, 10
 FILE = Path("cifar_n") / "cifar10n_labels.npz"
 FIX = "give the path of the official cifar10n_labels.npz (keys clean_label, aggre_label, worse_label, random_label1..3)"
+MAX_FILE_BYTES = 16 << 20  # the official file is 150 kB; each of its arrays 400 kB
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,12 @@ def read(path: Path, keys: list[str]) -> list[HumanLabels]:
     """The label sets `keys` from the .npz at `path` (no pickle), each verified: 50000 labels in 0..9."""
     if not path.is_file():
         raise PoisonlabError(f"CIFAR-10N labels file {path} not found; {FIX}")
-    data = read_bytes(path, f"CIFAR-10N labels file {path}")
+    data = read_bytes(path, f"CIFAR-10N labels file {path}", MAX_FILE_BYTES)
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            oversized = [i.filename for i in archive.infolist() if i.file_size > MAX_FILE_BYTES]
+        if oversized:
+            raise PoisonlabError(f"{path} member {oversized[0]} inflates beyond {MAX_FILE_BYTES} bytes; {FIX}")
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in (CLEAN, *(CIFAR10N[k] for k in keys)) if name in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:

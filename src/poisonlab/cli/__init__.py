@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from poisonlab import __version__
 from poisonlab.cli import detect, flip, report, train, validate
@@ -58,19 +59,27 @@ def _plain_flags(command):
     return command
 
 
+def _error(message: str, code: int = 2) -> None:
+    """Print `error: <message>` as one line (never read as markup) and exit with `code`."""
+    console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input becomes one line on stderr and exit code 2; Ctrl-C keeps finished runs."""
     command = _plain_flags(typer.main.get_command(app))
     try:
         code = command.main(argv, prog_name="poisonlab", standalone_mode=False)  # returns 130 after Ctrl-C
     except PoisonlabError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        _error(str(exc))
+    except OSError as exc:  # a path the checks could not foresee (a file vanished, a disk filled up)
+        _error(f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}; check that path and try again")
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.TyperException as exc:  # usage errors: Typer's own message
-        exc.show() if hasattr(exc, "show") else console.print(f"error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: Typer's message, on one line
+        ctx = getattr(exc, "ctx", None)
+        _error(exc.format_message().rstrip(".") + (f"; see '{ctx.command_path} --help'" if ctx is not None else ""),
+               getattr(exc, "exit_code", 2))
     if code == 130:
         console.print("interrupted: finished runs are saved; run the same command again to resume")
     sys.exit(code if isinstance(code, int) else 0)

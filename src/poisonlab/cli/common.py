@@ -56,6 +56,28 @@ def parse_percents(text: str) -> list[float]:
     return values
 
 
+MAX_SEED = 2**32 - 1  # the largest seed every library behind poisonlab accepts (scikit-learn's random_state)
+SeedOpt = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the poisoning, folds, subsets and models.")]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds in 0..MAX_SEED, each once."""
+    seeds = parse_counts(text, "seed")
+    for seed in seeds:
+        if seed > MAX_SEED:
+            raise PoisonlabError(f"seed {seed} is too large; give seeds from 0 to {MAX_SEED}")
+    return seeds
+
+
+def check_outputs(*paths: Path | None) -> None:
+    """Refuse, before the work starts, output files (--json, --file, ...) that are folders or cannot be written."""
+    from poisonlab.store import ensure_writable_file
+
+    for path in paths:
+        if path is not None:
+            ensure_writable_file(path)
+
+
 def parse_counts(text: str, what: str) -> list[int]:
     """Non-negative whole numbers (sizes, seeds), each once."""
     values = list(dict.fromkeys(parse_list(text, what, int)))

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from poisonlab.attacks import POISONS
-from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, console, parse_counts, parse_names,
-                                  parse_percents)
+from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, SeedOpt, check_outputs, console,
+                                  parse_counts, parse_names, parse_percents)
 from poisonlab.defences import DETECTION_METHODS, DETECTOR_MODELS
 from poisonlab.errors import check_choice
 from poisonlab.training import MODELS
@@ -28,7 +28,7 @@ def detect(
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
     method: Annotated[str, typer.Option(help=f"Detection methods, comma-separated: {', '.join(DETECTION_METHODS)}.")] = ",".join(DETECTION_METHODS),
     dataset_size: Annotated[int | None, typer.Option("--dataset-size", "--dataset_size", min=0, help="Use the first N training items (0 = all).", show_default=f"{DEFAULT_SIZE}, or all of a smaller set")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the poisoning, folds, subsets and models.")] = 0,
+    seed: SeedOpt = 0,
     detector_model: Annotated[str, typer.Option("--detector-model", help=f"Model of the out-of-fold pass and the ensemble: {', '.join(DETECTOR_MODELS)} (logreg on PCA-50 of the pixels).")] = "logreg",
     folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold pass.")] = 5,
     detector_epochs: Annotated[int, typer.Option("--detector-epochs", min=1, help="Epochs of a torch detector model.")] = 5,
@@ -54,13 +54,15 @@ def detect(
     names = parse_names(method, "detection methods")
     detectors.check_methods(names)
     config = DetectorConfig(detector_model, folds, detector_epochs, neighbours, members)
-    kinds = parse_names(poison_kind or "random", "poisoning kinds")
+    kinds = parse_names("random" if poison_kind is None else poison_kind, "poisoning kinds")
     for kind in kinds:
         check_choice(kind, POISONS, "poisoning kind")
     check_choice(then, detection.THEN, "--then")
     check_choice(model, MODELS, "model")
     keys = humanlabels.request(labels, [dataset], ["--poison"] if poison_kind is not None else []) if labels is not None else []
     percents, counts = parse_percents(percent), parse_counts(n, "number of flips")
+    out = store.ensure_writable(out or Path("runs") / store.slug(f"detect-{dataset}"))
+    check_outputs(json_path)
     data = datasets.load(dataset, data_dir, dataset_size or 0, download)
     if dataset_size is None and len(data.y_train) > DEFAULT_SIZE:
         dataset_size, data = DEFAULT_SIZE, datasets.load(dataset, data_dir, DEFAULT_SIZE, download)
@@ -68,7 +70,6 @@ def detect(
         sets = poisoned_sets(data, kinds, percents, source, target, counts, seed)
     else:
         sets = human_sets(data, keys, humanlabels.labels_file(cifar_n, data_dir))
-    out = store.ensure_writable(out or Path("runs") / store.slug(f"detect-{dataset}"))
     doc = detection.study(data, sets, names, config=config, seed=seed, then=then, model=model, epochs=epochs,
                           on_row=lambda row, clean: print_row(row, len(data.y_train), clean, then, console))
     doc = {"dataset": dataset, "dataset_size": dataset_size or 0, **doc}

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from poisonlab.attacks.flips import SELECTIONS
-from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, OverwriteOpt, console, parse_counts)
+from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, OverwriteOpt, check_outputs, console,
+                                  parse_counts, parse_seeds)
 from poisonlab.errors import check_choice
 from poisonlab.studies import BUDGET_METRICS
 from poisonlab.training import MODELS
@@ -24,6 +25,15 @@ TestSizeOpt = Annotated[int, typer.Option("--test-size", min=0, help="Use the fi
 FlipEpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of a torch model (fixed, no early stopping).")]
 FlipBatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=65536, help="Items per training step.")]
 FlipOutOpt = Annotated[Path | None, typer.Option("--out", help="Results folder.", show_default="runs/<command>-<dataset>-<source>-<target>")]
+
+
+def _check_out(out: Path | None, json_path: Path | None) -> None:
+    """Refuse an unwritable --out folder or --json file before any data is loaded or model trained."""
+    from poisonlab.store import ensure_writable
+
+    if out is not None:
+        ensure_writable(out)
+    check_outputs(json_path)
 
 
 def _prepare(dataset, source, target, counts, model, select, train_size, test_size, epochs, batch_size, data_dir, download):
@@ -61,7 +71,8 @@ def flip(
     from poisonlab.studies import flipstudy
 
     started = time.perf_counter()
-    counts, seed_list = parse_counts(n, "number of flips"), parse_counts(seeds, "seed")
+    counts, seed_list = parse_counts(n, "number of flips"), parse_seeds(seeds)
+    _check_out(out, json_path)
     base, data = _prepare(dataset, source, target, counts, model, select, train_size, test_size, epochs, batch_size,
                           data_dir, download)
     out = out or flipstudy.default_out("flip", base, data)
@@ -99,10 +110,12 @@ def budget(
 
     started = time.perf_counter()
     check_choice(metric, BUDGET_METRICS, "metric")
+    seed_list = parse_seeds(seeds)
+    _check_out(out, json_path)
     base, data = _prepare(dataset, source, target, [], model, select, train_size, test_size, epochs, batch_size,
                           data_dir, download)
     out = out or flipstudy.default_out("budget", base, data)
-    result = budget_search.run_budget(base, data, metric, below, parse_counts(seeds, "seed"), out, console,
+    result = budget_search.run_budget(base, data, metric, below, seed_list, out, console,
                                       overwrite=overwrite, precision=precision, json_path=json_path)
     for p in result["probes"]:
         console.print(f"probe {p['order']:2d} ({p['phase']}): N={p['n']:<6d} {metric} {p['value']:.4f}"

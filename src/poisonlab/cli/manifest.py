@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from poisonlab.cli.common import DataDirOpt, DownloadOpt, RunOpt, current_data, label_name, results_console as console
+from poisonlab.cli.common import (DataDirOpt, DownloadOpt, RunOpt, check_outputs, current_data, label_name,
+                                  results_console as console)
 from poisonlab.errors import PoisonlabError
 
 manifest_app = typer.Typer(no_args_is_help=True, help="Integrity manifests of datasets: build, verify, sign, audit log.")
@@ -32,6 +33,8 @@ def build(
     from poisonlab import datasets
     from poisonlab.defences import audit, integrity
 
+    log = log or audit.default_log(out)
+    check_outputs(out, log)
     key = integrity.load_key(sign_key, private=True) if sign_key else None
     data = datasets.load(dataset, data_dir, dataset_size, download)
     started = time.perf_counter()
@@ -40,7 +43,6 @@ def build(
     if key is not None:
         manifest = integrity.sign(manifest, key)
     integrity.write(out, manifest)
-    log = log or audit.default_log(out)
     sizes = {s: manifest["splits"][s]["count"] for s in integrity.SPLITS}
     audit.append(log, "build", dataset, manifest["root"], {**sizes, "signed": key is not None})
     total = sum(sizes.values())
@@ -67,6 +69,8 @@ def verify(
     from poisonlab.defences import audit, integrity
     from poisonlab.store import write_json
 
+    log = log or audit.default_log(manifest_path)
+    check_outputs(json_path, log)
     manifest = integrity.read(manifest_path)
     key = integrity.load_key(public_key, private=False) if public_key else None
     data, described = current_data(manifest, dataset, run, data_dir, dataset_size, download)
@@ -78,7 +82,6 @@ def verify(
     else:
         result = integrity.diff(manifest, data)
     unchanged = not problems and signed_ok and not result["header"] and result["root"] == manifest["root"]
-    log = log or audit.default_log(manifest_path)
     audit.append(log, "verify", described, result["root"],
                  {**integrity.summary(result), "header": result["header"], "signature": signature.split(" ")[0], "manifest": problems})
     if json_path:
@@ -162,6 +165,7 @@ def keygen(
 
     base = out.with_suffix("") if out.suffix == ".pem" else out
     private_path, public_path = base.with_name(base.name + ".pem"), base.with_name(base.name + ".pub.pem")
+    check_outputs(private_path, public_path)
     existing = [str(p) for p in (private_path, public_path) if p.exists()]
     if existing and not overwrite:
         raise PoisonlabError(f"{', '.join(existing)} already exist; pass --overwrite or choose another --out")

@@ -91,6 +91,17 @@ def _print_flip_size(expected: np.ndarray, classes: list[str], src: int, tgt: in
                   f"{monitor.flip_p_value(expected, src, tgt, n - 1):.4g}; 1 item: p = {one:.4g}")
 
 
+def confusion(run: dict, k: int) -> np.ndarray:
+    """A run's K x K confusion matrix of non-negative whole counts, or a one-line error."""
+    from poisonlab import store
+
+    rows = store.field(run, "metrics.confusion", list, list)
+    if len(rows) != k or not all(len(r) == k and all(isinstance(v, int) and v >= 0 for v in r) for r in rows):
+        raise PoisonlabError(f"the run record's metrics.confusion is not a {k} x {k} table of counts (a damaged "
+                             f"{store.RUN_FILE}); restore it from a copy or train the run again")
+    return np.asarray(rows, np.int64)
+
+
 @monitor_app.command("accuracy")
 def accuracy(
     baseline: Annotated[Path, typer.Option(help="The trusted run (folder or run.json).")],
@@ -102,10 +113,10 @@ def accuracy(
     from poisonlab.defences import monitor
 
     runs = store.read_run(baseline, required=True, weights=False), store.read_run(candidate, required=True, weights=False)
-    classes = runs[0]["dataset"]["classes"]
-    if runs[1]["dataset"]["classes"] != classes:
+    classes = store.field(runs[0], "dataset.classes", list, str)
+    if store.field(runs[1], "dataset.classes", list, str) != classes:
         raise PoisonlabError("the two runs have different classes; compare runs on the same dataset")
-    result = monitor.compare_accuracy(*(np.asarray(r["metrics"]["confusion"]) for r in runs), alpha)
+    result = monitor.compare_accuracy(*(confusion(r, len(classes)) for r in runs), alpha)
     table = Table("class", "baseline", "candidate", "change", "p", "p (Holm)", "")
     for name, c in zip(classes, result["classes"]):
         if c["baseline"] is None or c["candidate"] is None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from poisonlab.cli.common import console
+from poisonlab.cli.common import check_outputs, console
 from poisonlab.errors import PoisonlabError
 
 
@@ -24,6 +24,7 @@ def report(
     from poisonlab.reporting.html import browser
 
     started = time.perf_counter()
+    check_outputs(file)  # the default, <out>/report.html, is checked with the folder it reports on
     path = file or out / "report.html"
     result = reporting.build(out, path)
     console.print(f"{result['runs']} runs, {result['flips']} flip and {result['detections']} detection studies; "

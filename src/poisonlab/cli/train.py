@@ -10,7 +10,7 @@ import typer
 
 from poisonlab.attacks import KINDS
 from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt, console, parse_counts,
-                                  parse_names, parse_percents)
+                                  parse_names, parse_percents, parse_seeds)
 from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.studies import DEFAULT_PERCENTS, VAL_MODES
 from poisonlab.training import MODELS
@@ -60,7 +60,7 @@ def train(
     check_choice(val, VAL_MODES, "validation mode")
     base = RunSpec(dataset="", model=model, val=val, train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
     dataset_list, sizes = parse_names(dataset, "datasets"), parse_counts(dataset_size, "dataset size")
-    seed_list = parse_counts(seeds, "seed")
+    seed_list = parse_seeds(seeds)
     if labels is None:
         if cifar_n is not None:
             raise PoisonlabError("--cifar-n is only read with --labels; add --labels cifar10n:KEY or leave out --cifar-n")

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from poisonlab.cli.common import DataDirOpt, DownloadOpt, RunOpt, current_data, label_name, results_console as console
+from poisonlab.cli.common import (DataDirOpt, DownloadOpt, RunOpt, check_outputs, current_data, label_name,
+                                  results_console as console)
 from poisonlab.errors import PoisonlabError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def validate(
     write_schema: Annotated[Path | None, typer.Option("--write-schema", help="Write the observed schema to this JSON file (for --schema later).")] = None,
     threshold: Annotated[float, typer.Option(min=0.0, help="Flag an image whose robust z-score exceeds this.")] = 6.0,
     top: Annotated[int, typer.Option("--top", min=0, help="List at most this many outliers (0 = all).")] = 20,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the isolation forest and its PCA.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the isolation forest and its PCA.")] = 0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the full result to this file.")] = None,
     data_dir: DataDirOpt = None,
     download: DownloadOpt = True,
@@ -73,6 +74,7 @@ def validate(
     from poisonlab.defences.validate import validate as run_checks
     from poisonlab.store import write_json
 
+    check_outputs(json_path, write_schema)
     data, described = current_data({}, dataset, run, data_dir, dataset_size, download)
     observed = observed_schema(data)
     expected, source = expected_schema(schema, data.name, observed, write_schema is not None)

@@ -30,10 +30,15 @@ def check(actual: str, expected: str, source: str, fix: str, decompressed: bool 
     return actual
 
 
-def read_bytes(path: Path, source: str) -> bytes:
-    """A file's bytes, with an unreadable file reported as a one-line error."""
+def read_bytes(path: Path, source: str, max_bytes: int) -> bytes:
+    """A file's bytes, with an unreadable file or one over `max_bytes` reported as a one-line error."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise PoisonlabError(f"cannot read {source} ({exc.strerror or exc}); check that it is a readable file"
                              ) from None
+    if len(data) > max_bytes:
+        raise PoisonlabError(f"{source} is larger than the {max_bytes} bytes any official copy has; "
+                             f"{FIX_REDOWNLOAD}")
+    return data

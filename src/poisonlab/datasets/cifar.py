@@ -14,6 +14,7 @@ from poisonlab.datasets.tarread import read_files
 from poisonlab.errors import PoisonlabError
 
 PIXELS = 3 * 32 * 32
+MAX_BATCH_BYTES = 50_000 * (2 + PIXELS)  # the largest official batch file (CIFAR-100 train.bin)
 JPEG_COPY = "cifar10-jpeg-imagefolder.tar.gz"
 JPEG_ORDER = "train_canonical_order.csv"
 
@@ -85,15 +86,16 @@ def _read_binary(folder: Path, source: BinarySource,
     """Parsed (images, labels) per batch file, in `source.files` order, plus provenance digests."""
     extracted, archive = folder / source.subdir, folder / source.archive
     if all((extracted / name).is_file() for name in source.files):
-        files = {name: read_bytes(extracted / name, f"{source.name} file {extracted / name}")
+        files = {name: read_bytes(extracted / name, f"{source.name} file {extracted / name}", MAX_BATCH_BYTES)
                  for name in source.files}
         sources = {name: digest(data, "sha256") for name, data in files.items()}
     else:
         if not archive.is_file():
             _download(folder, source, download)
         label = f"{source.name} archive {archive}"
-        members = read_files(archive, {f"{source.subdir}/{name}" for name in source.files}, label, FIX_REDOWNLOAD)
         sources = {archive.name: check(file_digest(archive, "md5"), source.md5, label, FIX_REDOWNLOAD)}
+        members = read_files(archive, {f"{source.subdir}/{name}" for name in source.files}, label, FIX_REDOWNLOAD,
+                             MAX_BATCH_BYTES)
         files = {name: members[f"{source.subdir}/{name}"] for name in source.files}
     return [_parse_batch(source, name, data) for name, data in files.items()], sources
 

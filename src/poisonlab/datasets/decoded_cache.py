@@ -1,7 +1,6 @@
-"""Cache of decoded image arrays as plain .npy files, keyed by the source's size, mtime and leading bytes."""
+"""Cache of decoded image arrays as plain .npy files, keyed by the SHA-256 of the whole source content."""
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -12,28 +11,17 @@ import numpy as np
 
 from poisonlab.datasets.paths import resolve_cache_dir
 
-_VERSION = b"poisonlab-decoded-v1"
-_PREFIX_BYTES = 1 << 20
+_VERSION = "v2"
 
 
-def cache_key(source: Path) -> str:
-    """A key that changes when the file (or any file in the directory) changes size, mtime or leading bytes."""
-    key = hashlib.sha256(_VERSION)
-    if source.is_dir():
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
-            stat = path.stat()
-            key.update(f"\0{path.relative_to(source)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    else:
-        stat = source.stat()
-        key.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-        with source.open("rb") as handle:
-            key.update(handle.read(_PREFIX_BYTES))
-    return key.hexdigest()
+def _folder(digest: str) -> Path:
+    """The cache folder of a source whose content digest is `digest` ("sha256:<hex>")."""
+    return resolve_cache_dir() / "decoded" / f"{_VERSION}-{digest.removeprefix('sha256:')}"
 
 
-def load_cached(key: str) -> tuple[dict[str, np.ndarray], dict] | None:
-    """The arrays and JSON metadata stored under `key`, or None when absent or unreadable."""
-    folder = resolve_cache_dir() / "decoded" / key
+def load_cached(digest: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The arrays and JSON metadata stored for content `digest`, or None when absent or unreadable."""
+    folder = _folder(digest)
     try:
         meta = json.loads((folder / "meta.json").read_text())
         arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in meta["arrays"]}
@@ -42,18 +30,18 @@ def load_cached(key: str) -> tuple[dict[str, np.ndarray], dict] | None:
     return arrays, meta
 
 
-def save_cached(key: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Store arrays and metadata under `key` atomically (whole folder renamed into place); skip if unwritable."""
-    parent = resolve_cache_dir() / "decoded"
+def save_cached(digest: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Store arrays and metadata for content `digest` atomically (whole folder renamed into place); skip if unwritable."""
+    final = _folder(digest)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{key}."))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
     except OSError:
         return
     with contextlib.suppress(OSError):
         for name, array in arrays.items():
             np.save(staging / f"{name}.npy", array, allow_pickle=False)
         (staging / "meta.json").write_text(json.dumps({**meta, "arrays": sorted(arrays)}))
-        shutil.rmtree(parent / key, ignore_errors=True)
-        os.replace(staging, parent / key)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)
     shutil.rmtree(staging, ignore_errors=True)

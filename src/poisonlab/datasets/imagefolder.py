@@ -1,6 +1,5 @@
 """Datasets from an image folder `train/<class>/<file>` + `test/<class>/<file>` (directory or tar.gz)."""
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,8 +7,8 @@ import numpy as np
 
 from poisonlab.datasets.checksums import file_digest
 from poisonlab.datasets.dataset import Dataset
-from poisonlab.datasets.decoded_cache import cache_key, load_cached, save_cached
-from poisonlab.datasets.imagefiles import SPLITS, decode_image, iter_images
+from poisonlab.datasets.decoded_cache import load_cached, save_cached
+from poisonlab.datasets.imagefiles import SPLITS, decode_image, iter_images, source_digest
 from poisonlab.datasets.order import read_order
 from poisonlab.errors import PoisonlabError
 
@@ -50,27 +49,29 @@ def load_imagefolder(root: Path, order: Path | None) -> tuple[Dataset, bool]:
 
 
 def decode_cached(root: Path) -> DecodedFolder:
-    """The decoded folder, from the .npy cache when the source is unchanged, else decoded and cached."""
-    key = cache_key(root)
-    hit = load_cached(key)
+    """The decoded folder, from the .npy cache when the SHA-256 of its content is the cached one, else decoded and cached.
+
+    Every byte is hashed on each call, so content changed in place (same size and mtime) is never served stale."""
+    digest = source_digest(root)
+    hit = load_cached(digest)
     if hit is not None:
         arrays, meta = hit
         return DecodedFolder(meta["classes"], arrays["train_paths"].tolist(), arrays["x_train"], arrays["y_train"],
-                             arrays["x_test"], arrays["y_test"], meta["digest"])
+                             arrays["x_test"], arrays["y_test"], digest)
     folder = decode_folder(root)
     arrays = {"train_paths": np.array(folder.train_paths), "x_train": folder.x_train, "y_train": folder.y_train,
               "x_test": folder.x_test, "y_test": folder.y_test}
-    save_cached(key, arrays, {"classes": folder.classes, "digest": folder.digest})
+    save_cached(folder.digest, arrays, {"classes": folder.classes})
     return folder
 
 
 def decode_folder(root: Path) -> DecodedFolder:
-    """Read and decode every image once, checking the layout and that all images share one size."""
-    tree = hashlib.sha256()
+    """Read and decode every image once, checking the layout and that all images share one size.
+
+    Its digest is the SHA-256 of exactly the bytes decoded (see `source_digest`)."""
+    digest: list[str] = []
     found: dict[str, list[tuple[str, np.ndarray]]] = {split: [] for split in SPLITS}
-    for name, data in iter_images(root):
-        if root.is_dir():
-            tree.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\0".encode())
+    for name, data in iter_images(root, digest):
         found[name.split("/")[0]].append((name, decode_image(data, f"{name} in {root}")))
     for split in SPLITS:
         if not found[split]:
@@ -85,8 +86,7 @@ def decode_folder(root: Path) -> DecodedFolder:
     x_train, x_test = _stack(root, found)
     y_train, y_test = (np.array([index[name.split("/")[1]] for name, _ in found[split]], dtype=np.int64)
                        for split in SPLITS)
-    digest = file_digest(root, "sha256") if root.is_file() else f"sha256:{tree.hexdigest()}"
-    return DecodedFolder(classes, [name for name, _ in found["train"]], x_train, y_train, x_test, y_test, digest)
+    return DecodedFolder(classes, [name for name, _ in found["train"]], x_train, y_train, x_test, y_test, digest[0])
 
 
 def _stack(root: Path, found: dict[str, list[tuple[str, np.ndarray]]]) -> list[np.ndarray]:

@@ -36,6 +36,12 @@ class DetectorConfig:
         if low:
             raise PoisonlabError(f"detector setting too small: {', '.join(low)}; use folds >= 2, members >= 2, epochs >= 1, k >= 1")
 
+    def check_items(self, n: int) -> None:
+        """Refuse a training set too small to split into the folds and ensemble subsets."""
+        if n < max(self.folds, self.members):
+            raise PoisonlabError(f"fewer training items ({n}) than folds ({self.folds}) or ensemble members "
+                                 f"({self.members}); use more training items or fewer folds and members")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -72,6 +78,7 @@ def out_of_fold(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, 
 
     Torch models: penultimate activations of each item's held-out model, so items compare only within their fold.
     logreg: its own inputs, PCA(50) of the pixels, stand in for learned features (one group)."""
+    config.check_items(len(labels))
     started = time.perf_counter()
     inputs = model_inputs(x, config, seed)
     probs, train_loss = np.zeros((len(labels), num_classes)), np.zeros(len(labels))

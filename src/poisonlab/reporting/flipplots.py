@@ -222,6 +222,10 @@ def confusion(doc: dict, path: Path) -> Path:
     return save(fig, path)
 
 
+PLAIN_TEXT = {"text.parse_math": False}  # class names such as "$x^2$" are labels, never mathtext
+
+
+@matplotlib.rc_context(PLAIN_TEXT)
 def write_all(doc: dict, data: Dataset, folder: Path) -> list[Path]:
     """Every flip figure into `folder` (the grid of flipped images only when the items are images)."""
     grid = [flipped_grid(doc, data, folder / "flipped_images.png")] if data.x_train.ndim == 4 else []
@@ -243,6 +247,7 @@ def _probe_panel(ax: plt.Axes, result: dict, probes: list[dict]) -> None:
     ax.set_ylabel(f"{result['metric']} (%)")
 
 
+@matplotlib.rc_context(PLAIN_TEXT)
 def budget_curve(result: dict, path: Path) -> Path:
     """The metric against N over every probe, the threshold, the smallest N found, and a zoom on the bisection."""
     probes = result["probes"]

@@ -16,10 +16,10 @@ from poisonlab.reporting import flipplots
 from poisonlab.reporting import flips as flipreport
 from poisonlab.studies import flip
 from poisonlab.studies.flip import FLIP_TRAINING, FlipSpec, check_request, load_data
-from poisonlab.studies.resume import reusable
+from poisonlab.studies.claims import claim
+from poisonlab.studies.resume import finish, reusable
 from poisonlab.training import MODELS
 from poisonlab.training.loop import TrainConfig
-from poisonlab.training.saving import save_model
 
 
 class Runner:
@@ -48,24 +48,29 @@ class Runner:
         self.progress.update(self.task, total=count)
 
     def get(self, n: int, seed: int) -> dict:
-        """The record of N flips with `seed`: reloaded when finished, else trained and saved."""
+        """The record of N flips with `seed`: reloaded when finished, else trained and saved under the run's claim."""
         spec = replace(self.base, n=n, seed=seed)
-        record = reusable(self.out / spec.folder(), spec.to_dict(), self.overwrite)
-        label = f"N={n} seed {seed}"
-        if record is not None:
-            self.reused += 1
-            self.progress.update(self.task, advance=1, description=label, status="already done")
-            return record
+        run_dir, label, note = self.out / spec.folder(), f"N={n} seed {seed}", self.progress.console.print
+        record = reusable(run_dir, spec.to_dict(), self.overwrite, note)
+        if record is None:
+            with claim(run_dir, spec.to_dict(), wait=True, note=note):
+                record = None if self.overwrite else reusable(run_dir, spec.to_dict(), False)
+                if record is None:
+                    return self._train(spec, run_dir, label)
+        self.reused += 1
+        self.progress.update(self.task, advance=1, description=label, status="already done")
+        return record
+
+    def _train(self, spec: FlipSpec, run_dir: Path, label: str) -> dict:
+        """Train, save and return the record of one flip run."""
         self.progress.update(self.task, description=label, status="training")
 
         def show(row: dict) -> None:
             self.progress.update(self.task, status=f"epoch {row['epoch']}/{spec.train.max_epochs} loss {row['train_loss']:.3f}")
 
         record, model = flip.run(spec, self.data, model=self.model, on_epoch=show)
-        run_dir = self.out / spec.folder()
-        save_model(run_dir, model, {"name": spec.model, "shape": list(self.data.x_train.shape[1:]),
-                                    "num_classes": self.data.num_classes, "seed": seed})
-        store.write_json(run_dir / store.RUN_FILE, record)
+        record = finish(run_dir, record, model, {"name": spec.model, "shape": list(self.data.x_train.shape[1:]),
+                                                 "num_classes": self.data.num_classes, "seed": spec.seed})
         self.trained += 1
         accuracy = record["metrics"]["overall_accuracy"]
         self.progress.update(self.task, advance=1, status=f"test acc {accuracy:.4f}")

@@ -1,11 +1,14 @@
-"""The one resume guard: reuse a finished run only when it was made with exactly the same settings."""
+"""The one resume guard: reuse a finished run only when it was made with exactly the same settings and its files
+are intact; and the one way a finished run is written."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from poisonlab import store
 from poisonlab.errors import PoisonlabError
+from poisonlab.training.saving import save_model
 
 
 def differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
@@ -20,14 +23,28 @@ def differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
     return changed
 
 
-def reusable(run_dir: Path, config: dict, overwrite: bool) -> dict | None:
+def reusable(run_dir: Path, config: dict, overwrite: bool, note: Callable[[str], None] = lambda text: None,
+             row: bool = False) -> dict | None:
     """The saved record in `run_dir` when it may be reused; None when the run must (re)train.
 
-    A finished run made with other settings is an error naming each differing setting."""
-    saved = store.read_run(run_dir)
+    A finished run made with other settings is an error naming each differing setting. Damaged weights (not their
+    recorded SHA-256, or not safetensors) or, with `row`, a record that gives no results row mean retraining, with a
+    `note`."""
+    saved = store.read_run(run_dir, weights=False)
     if saved is None or overwrite:
         return None
     if saved["config"] != config:
         raise PoisonlabError(f"{run_dir} holds a run made with other settings ({'; '.join(differences(saved['config'], config))}); "
                              "retrain it (overwrite) or write to another output folder")
+    problem = store.weights_problem(run_dir, saved) or (store.row_problem(saved) if row else None)
+    if problem is not None:
+        note(f"retraining {run_dir}: {problem}")
+        return None
     return saved
+
+
+def finish(run_dir: Path, record: dict, model, meta: dict) -> dict:
+    """Write a finished run: its weights, then run.json with their SHA-256 (`weights_sha256`); returns the record."""
+    record = {**record, "weights_sha256": save_model(run_dir, model, meta)}
+    store.write_json(run_dir / store.RUN_FILE, record)
+    return record

@@ -18,6 +18,7 @@ from poisonlab.attacks import flips, humanlabels
 from poisonlab.attacks.humanlabels import HumanLabels
 from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
+from poisonlab import store
 from poisonlab.store import slug
 from poisonlab.studies.flip import load_data
 from poisonlab.training import fitting, metrics, models
@@ -69,7 +70,8 @@ def environment(device: torch.device | str) -> dict:
     """Versions and device behind a result."""
     return {"poisonlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "scikit-learn": sklearn.__version__, "device": str(device),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled()}
 
 
 def poisoned_labels(spec: RunSpec, data: Dataset, human: HumanLabels | None) -> tuple[np.ndarray, np.ndarray]:
@@ -128,19 +130,26 @@ def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, 
 
 def run_dataset(record: dict, data_dir: Path | None = None, download: bool = True) -> Dataset:
     """The dataset a saved run trained on, with the run's poisoned training labels applied."""
-    cfg = record["config"]
+    spec = store.field(record, "config.dataset", str)
     if "poison" in record:
-        data = datasets.load(cfg["dataset"], data_dir, cfg.get("dataset_size", 0), download)
-        indices, new = record["poison"]["indices"], record["poison"]["new_labels"]
+        data = datasets.load(spec, data_dir, store.field(record, "config.dataset_size", int), download)
+        indices = store.field(record, "poison.indices", list, int)
+        new = store.field(record, "poison.new_labels", list, int)
     elif "flip" in record:
-        data = load_data(cfg["dataset"], data_dir, cfg["train_size"], cfg["test_size"], download)
-        indices = record["flip"]["changed_indices"]
-        new = [cfg["target"]] * len(indices)
+        data = load_data(spec, data_dir, store.field(record, "config.train_size", int),
+                         store.field(record, "config.test_size", int), download)
+        indices = store.field(record, "flip.changed_indices", list, int)
+        new = [store.field(record, "config.target", int)] * len(indices)
     else:
         raise PoisonlabError("the run records no poisoned labels (neither 'poison' nor 'flip'); give a run made by poisonlab")
-    if len(data.y_train) != record["dataset"]["n_train"]:
-        raise PoisonlabError(f"{cfg['dataset']} here has {len(data.y_train)} training items but the run used "
-                             f"{record['dataset']['n_train']}; use the same dataset files as the run")
+    n_train = store.field(record, "dataset.n_train", int)
+    if len(data.y_train) != n_train:
+        raise PoisonlabError(f"{spec} here has {len(data.y_train)} training items but the run used "
+                             f"{n_train}; use the same dataset files as the run")
+    if len(new) != len(indices) or not all(0 <= i < n_train for i in indices) or not all(0 <= v < data.num_classes for v in new):
+        raise PoisonlabError(f"the run record's poisoned items are not {len(indices)} indices below {n_train} with "
+                             f"labels below {data.num_classes} (a damaged {store.RUN_FILE}); restore it from a copy "
+                             "or train the run again")
     labels = data.y_train.copy()
     labels[np.asarray(indices, np.int64)] = new
     return replace(data, y_train=labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from contextlib import closing
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -12,9 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from poisonlab import datasets, store
 from poisonlab.attacks.humanlabels import HumanLabels
-from poisonlab.studies.resume import reusable
+from poisonlab.studies import claims
+from poisonlab.studies.resume import finish, reusable
 from poisonlab.studies.run import RunSpec, run
-from poisonlab.training.saving import save_model
 
 
 def plan(
@@ -49,7 +50,7 @@ def execute(
     console = console or Console(stderr=True)
     todo, records = [], {}
     for spec in specs:
-        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite)
+        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite, console.print, row=True)
         if saved is None:
             todo.append(spec)
         else:
@@ -57,12 +58,20 @@ def execute(
             store.record(out, saved, out / spec.folder())
     if len(todo) < len(specs):
         console.print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already finished in {out}")
-    loaded = {}
+    loaded, trained = {}, 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:  # logs and pipes: lines only
+    claimed = claims.claimed(todo, lambda s: out / s.folder(), RunSpec.to_dict, console.print)
+    # logs and pipes: lines only; closing: an interrupt releases the claim at once, not when its traceback is dropped
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar, closing(claimed):
         task = bar.add_task("runs", total=len(todo), status="")
-        for spec in todo:
+        for spec in claimed:
+            saved = None if overwrite else reusable(out / spec.folder(), spec.to_dict(), False, row=True)
+            if saved is not None:  # another command on the same folder finished it meanwhile
+                records[spec] = saved
+                store.record(out, saved, out / spec.folder())
+                bar.update(task, advance=1)
+                continue
             key = (spec.dataset, spec.dataset_size)
             if key not in loaded:
                 loaded.clear()
@@ -76,12 +85,12 @@ def execute(
             record, fitted = run(spec, loaded[key], model=model, human=human_by_kind.get(spec.kind), on_epoch=show)
             run_dir = out / spec.folder()
             data = loaded[key]
-            save_model(run_dir, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
-                                              "num_classes": data.num_classes, "seed": spec.seed})
-            store.write_json(run_dir / store.RUN_FILE, record)
+            record = finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
+                                                      "num_classes": data.num_classes, "seed": spec.seed})
             store.record(out, record, run_dir)
+            trained += 1
             records[spec] = record
             bar.update(task, advance=1, status=f"test acc {record['metrics']['accuracy']:.3f}")
             bar.console.print(f"[{bar.tasks[0].completed:.0f}/{len(todo)}] {label}: test accuracy "
                               f"{record['metrics']['accuracy']:.3f} in {record['timings']['total_s']:.1f}s", highlight=False)
-    return {"trained": len(todo), "skipped": len(specs) - len(todo), "records": [records[s] for s in specs]}
+    return {"trained": trained, "skipped": len(specs) - trained, "records": [records[s] for s in specs]}

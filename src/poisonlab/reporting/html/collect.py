@@ -69,7 +69,7 @@ def provenance(out: Path, rows: list[dict]) -> list[dict]:
         by_group[group_key(row)].append(row)
     groups = []
     for key, members in sorted(by_group.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
-        runs = [r for r in (store.read_run(out / m["run_dir"]) for m in members) if r]
+        runs = [r for r in (store.read_run(out / m["run_dir"]) for m in members) if r and store.row_problem(r) is None]
         if not runs:
             continue
         first = runs[0]

@@ -1,0 +1,239 @@
+"""One-line errors everywhere: every command with wrong values, unusable output paths and damaged inputs ends with
+exit code 2 and one line `error: ...`, before any work that could be lost."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from poisonlab import store
+
+HUGE_SEED = str(2**64)
+UNWRITABLE = "/proc/poisonlab-no/such/place"  # not creatable, even by root
+DIGITS = ("--dataset", "digits")
+FLIP = ("flip", *DIGITS, "--source", "3", "--target", "8", "--n", "5", "--model", "logreg")
+DETECT = ("detect", *DIGITS, "--method", "knn-pixels")
+# (category, regex the error line must match, arguments); {tmp} is the test's folder, see `place`.
+CASES = [
+    # wrong types
+    ("type", r"percent 'abc' is not a number", ("train", "--percents", "abc", "--out", "{tmp}/o")),
+    ("type", r"Invalid value for '--epochs'", ("train", "--epochs", "ten")),
+    ("type", r"seed '1\.5' is not a number", ("train", "--seeds", "1.5", "--out", "{tmp}/o")),
+    ("type", r"number of flips 'x' is not a number", (*FLIP[:-4], "--n", "x")),
+    ("type", r"Invalid value for '--below'", ("budget", "--below", "low")),
+    ("type", r"Invalid value for '--folds'", ("detect", "--folds", "many")),
+    ("type", r"Invalid value for '--threshold'", ("validate", *DIGITS, "--threshold", "high")),
+    ("type", r"Invalid value for '--alpha'", ("monitor", "counts", "--baseline", "{tmp}/counts.json", "--alpha", "x")),
+    ("type", r"Invalid value for '--limit'", ("manifest", "verify", "{tmp}/m.json", "--limit", "all")),
+    ("type", r"No such option: --bogus", ("train", "--bogus")),
+    ("type", r"Missing argument 'MANIFEST'", ("manifest", "verify")),
+    # out of range
+    ("range", r"percent 150 is outside 0\.\.100|percent.*150", ("train", "--percents", "150", "--out", "{tmp}/o")),
+    ("range", r"percent.*-5", ("train", "--percents", "-5", "--out", "{tmp}/o")),
+    ("range", r"dataset size -1 is negative", ("train", "--dataset-size", "-1", "--out", "{tmp}/o")),
+    ("range", r"Invalid value for '--epochs'", ("train", "--epochs", "0")),
+    ("range", r"Invalid value for '--batch-size'", ("train", "--batch-size", "0")),
+    ("range", r"seed -1 is negative", ("train", "--seeds", "-1", "--out", "{tmp}/o")),
+    ("range", r"seed 18446744073709551616 is too large", ("train", *DIGITS, "--seeds", HUGE_SEED, "--out", "{tmp}/o")),
+    ("range", r"seed 18446744073709551616 is too large", (*FLIP, "--seeds", HUGE_SEED, "--out", "{tmp}/o")),
+    ("range", r"Invalid value for '--seed'", (*DETECT, "--seed", HUGE_SEED)),
+    ("range", r"Invalid value for '--seed'", ("validate", *DIGITS, "--seed", HUGE_SEED)),
+    ("range", r"number of flips -1 is negative", (*FLIP[:-4], "--n", "-1")),
+    ("range", r"Invalid value for '--train-size'", (*FLIP, "--train-size", "-1")),
+    ("range", r"threshold 1\.5 is outside \(0, 1\]", ("budget", *DIGITS, "--source", "3", "--target", "8",
+                                                      "--below", "1.5", "--model", "logreg", "--out", "{tmp}/b")),
+    ("range", r"Invalid value for '--precision'", ("budget", "--precision", "0")),
+    ("range", r"Invalid value for '--folds'", ("detect", "--folds", "1")),
+    ("range", r"percent.*101", (*DETECT, "--percent", "101")),
+    ("range", r"fewer training items \(3\) than folds \(5\)", (*DETECT, "--dataset-size", "3")),
+    ("range", r"Invalid value for '--threshold'", ("validate", *DIGITS, "--threshold", "-1")),
+    ("range", r"Invalid value for '--dataset-size'", ("validate", *DIGITS, "--dataset-size", "-1")),
+    ("range", r"alpha must be strictly between 0 and 1", ("monitor", "counts", "--baseline", "{tmp}/counts.json",
+                                                          *DIGITS, "--alpha", "1.5")),
+    ("range", r"alpha must be strictly between 0 and 1", ("monitor", "accuracy", "--baseline", "{tmp}/runA",
+                                                          "--candidate", "{tmp}/runA", "--alpha", "0")),
+    ("range", r"Invalid value for '--dataset-size'", ("manifest", "build", "--out", "{tmp}/n.json", "--dataset-size", "-1")),
+    ("range", r"Invalid value for '--epochs'", ("demo", "--epochs", "0")),
+    ("range", r"percent.*200", ("demo", "--percents", "200", "--out", "{tmp}/d")),
+    ("range", r"dataset_size 5000 is larger|5000", ("train", *DIGITS, "--dataset-size", "5000", "--out", "{tmp}/o")),
+    # empty values
+    ("empty", r"no datasets given", ("train", "--dataset", "", "--out", "{tmp}/o")),
+    ("empty", r"no datasets given", ("train", "--dataset", " , ", "--out", "{tmp}/o")),
+    ("empty", r"no poisoning kinds given", ("train", "--kinds", "", "--out", "{tmp}/o")),
+    ("empty", r"no percent given", ("train", "--percents", ",", "--out", "{tmp}/o")),
+    ("empty", r"no seed given", ("train", "--seeds", "", "--out", "{tmp}/o")),
+    ("empty", r"no datasets given", ("analyse", "--datasets", "", "--out", "{tmp}/o")),
+    ("empty", r"no detection methods given", ("detect", "--method", "")),
+    ("empty", r"no poisoning kinds given", ("detect", "--poison", "")),
+    ("empty", r"no number of flips given", (*FLIP[:-4], "--n", "")),
+    ("empty", r"class ''|no class|empty", (*FLIP[:3], "--source", "", "--target", "8", "--n", "5", "--model", "logreg")),
+    ("empty", r"unknown dataset ''|needs a dataset|no dataset", ("manifest", "build", "--dataset", "", "--out", "{tmp}/n.json")),
+    ("empty", r"unknown dataset ''|no dataset", ("validate", "--dataset", "")),
+    # unknown names
+    ("unknown", r"unknown dataset 'nope'", ("train", "--dataset", "nope", "--out", "{tmp}/o")),
+    ("unknown", r"unknown model 'nope'", ("train", "--model", "nope", "--out", "{tmp}/o")),
+    ("unknown", r"unknown poisoning kind 'nope'", ("train", "--kinds", "nope", "--out", "{tmp}/o")),
+    ("unknown", r"unknown validation mode 'nope'", ("train", "--val", "nope", "--out", "{tmp}/o")),
+    ("unknown", r"nope", ("train", "--dataset", "cifar10", "--labels", "cifar10n:nope", "--out", "{tmp}/o")),
+    ("unknown", r"42", (*FLIP[:3], "--source", "42", "--target", "8", "--n", "5", "--model", "logreg")),
+    ("unknown", r"unknown selection 'nope'", (*FLIP, "--select", "nope")),
+    ("unknown", r"unknown metric 'nope'", ("budget", *DIGITS, "--metric", "nope")),
+    ("unknown", r"nope", ("detect", "--method", "nope")),
+    ("unknown", r"unknown poisoning kind 'nope'", ("detect", "--poison", "nope")),
+    ("unknown", r"nope", (*DETECT, "--then", "nope")),
+    ("unknown", r"nope", (*DETECT, "--detector-model", "nope")),
+    ("unknown", r"unknown dataset 'nope'", ("validate", "--dataset", "nope")),
+    ("unknown", r"unknown dataset 'nope'", ("manifest", "build", "--dataset", "nope", "--out", "{tmp}/n.json")),
+    ("unknown", r"cannot read manifest .*missing\.json", ("manifest", "verify", "{tmp}/missing.json")),
+    ("unknown", r"missing\.log", ("manifest", "log", "--log", "{tmp}/missing.log", "--check")),
+    ("unknown", r"cannot read baseline", ("monitor", "counts", "--baseline", "{tmp}/missing.json", *DIGITS)),
+    ("unknown", r"is not a finished poisonlab run", ("monitor", "accuracy", "--baseline", "{tmp}/nothing",
+                                                     "--candidate", "{tmp}/nothing")),
+    ("unknown", r"no random runs", ("analyse", "--out", "{tmp}/empty")),
+    ("unknown", r"no random runs for nope", ("analyse", "--datasets", "nope", "--out", "{tmp}/empty")),
+    # conflicting settings
+    ("conflict", r"--biased and --all contradict", ("analyse", "--biased", "--all")),
+    ("conflict", r"--cifar-n is only read with --labels", ("train", "--cifar-n", "{tmp}/x.npz", "--out", "{tmp}/o")),
+    ("conflict", r"--kinds", ("train", "--dataset", "cifar10", "--labels", "cifar10n:aggre", "--kinds", "random",
+                              "--out", "{tmp}/o")),
+    ("conflict", r"source and target|same class", (*FLIP[:3], "--source", "3", "--target", "3", "--n", "5")),
+    ("conflict", r"--run sets the dataset", ("validate", *DIGITS, "--run", "{tmp}/runA")),
+    ("conflict", r"--run sets the dataset", ("manifest", "verify", "{tmp}/m.json", *DIGITS, "--run", "{tmp}/runA")),
+    ("conflict", r"choose two different classes", ("monitor", "counts", "--baseline", "{tmp}/counts.json", *DIGITS,
+                                                   "--source", "1", "--target", "1")),
+    ("conflict", r"cifar10", ("detect", "--dataset", "mnist", "--labels", "cifar10n:aggre")),
+    ("conflict", r"already exist", ("manifest", "keygen", "--out", "{tmp}/key")),
+    # output paths that are folders or cannot be written
+    ("output", r"cannot write to output folder", ("train", *DIGITS, "--out", "{tmp}/file")),
+    ("output", r"cannot write to output folder", ("train", *DIGITS, "--out", UNWRITABLE)),
+    ("output", r"cannot write to output folder", ("demo", "--out", "{tmp}/file/sub")),
+    ("output", r"cannot write to output folder", (*FLIP, "--out", "{tmp}/file")),
+    ("output", r"is a folder", (*FLIP, "--out", "{tmp}/flipout", "--json", "{tmp}/folder")),
+    ("output", r"cannot write to output folder", (*FLIP, "--out", "{tmp}/flipout", "--json", f"{UNWRITABLE}/f.json")),
+    ("output", r"is a folder", ("budget", *DIGITS, "--source", "3", "--target", "8", "--model", "logreg",
+                                "--out", "{tmp}/flipout", "--json", "{tmp}/folder")),
+    ("output", r"is a folder", (*DETECT, "--json", "{tmp}/folder", "--out", "{tmp}/det")),
+    ("output", r"cannot write to output folder", (*DETECT, "--out", "{tmp}/file")),
+    ("output", r"is a folder", ("validate", *DIGITS, "--json", "{tmp}/folder")),
+    ("output", r"is a folder", ("validate", *DIGITS, "--write-schema", "{tmp}/folder")),
+    ("output", r"cannot write to output folder", ("validate", *DIGITS, "--write-schema", f"{UNWRITABLE}/s.json")),
+    ("output", r"is a folder", ("report", "--out", "{tmp}/empty", "--file", "{tmp}/folder")),
+    ("output", r"cannot write to output folder", ("report", "--out", "{tmp}/empty", "--file", f"{UNWRITABLE}/r.html")),
+    ("output", r"is a folder", ("manifest", "build", *DIGITS, "--out", "{tmp}/folder")),
+    ("output", r"cannot write to output folder", ("manifest", "build", *DIGITS, "--out", f"{UNWRITABLE}/m.json")),
+    ("output", r"is a folder", ("manifest", "build", *DIGITS, "--out", "{tmp}/n.json", "--log", "{tmp}/folder")),
+    ("output", r"is a folder", ("manifest", "verify", "{tmp}/m.json", "--json", "{tmp}/folder")),
+    ("output", r"is a folder", ("manifest", "verify", "{tmp}/m.json", "--log", "{tmp}/folder")),
+    ("output", r"cannot write to output folder", ("manifest", "keygen", "--out", f"{UNWRITABLE}/key")),
+    # damaged inputs
+    ("damaged", r"not valid JSON|not a poisonlab-manifest", ("manifest", "verify", "{tmp}/garbage.json")),
+    ("damaged", r"not an unencrypted private key", ("manifest", "build", *DIGITS, "--out", "{tmp}/n.json",
+                                                     "--sign-key", "{tmp}/garbage.json")),
+    ("damaged", r"not an unencrypted public key", ("manifest", "verify", "{tmp}/m.json", "--public-key", "{tmp}/garbage.json")),
+    ("damaged", r"cannot read schema", ("validate", *DIGITS, "--schema", "{tmp}/garbage.json")),
+    ("damaged", r"cannot read baseline", ("monitor", "counts", "--baseline", "{tmp}/garbage.json", *DIGITS)),
+    ("damaged", r"cannot use the results table", ("analyse", "--out", "{tmp}/garbagedb")),
+    ("damaged", r"cannot use the results table", ("report", "--out", "{tmp}/garbagedb")),
+]
+DAMAGED_RUNS = {
+    "list": [], "null": None, "string": "complete",
+    "config-list": {"status": "complete", "config": [], "metrics": {}},
+    "metrics-list": {"status": "complete", "config": {"dataset": "digits"}, "metrics": []},
+    "no-dataset": {"status": "complete", "config": {"dataset": "digits"}, "metrics": {"confusion": [[1]]}},
+    "no-poison": {"status": "complete", "config": {"dataset": "digits", "dataset_size": 0},
+                  "metrics": {}, "dataset": {"classes": ["a", "b"], "n_train": 1437}},
+    "bad-indices": {"status": "complete", "config": {"dataset": "digits", "dataset_size": 0}, "metrics": {"confusion": "x"},
+                    "dataset": {"classes": ["a"], "n_train": 1437}, "poison": {"indices": ["x"], "new_labels": [1]}},
+    "wrong-types": {"status": "complete", "config": {"dataset": 5, "dataset_size": "all"}, "metrics": {"confusion": 3},
+                    "dataset": {"classes": 7, "n_train": "many"}, "poison": {"indices": 1, "new_labels": None}},
+}
+DAMAGED_COMMANDS = [
+    ("monitor", "accuracy", "--baseline", "{run}", "--candidate", "{run}"),
+    ("validate", "--run", "{run}"),
+    ("manifest", "verify", "{tmp}/m.json", "--run", "{run}"),
+    ("monitor", "counts", "--baseline", "{tmp}/counts.json", "--run", "{run}"),
+]
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory, shared_data) -> Path:
+    """A folder with the files the cases name: a file, a folder, garbage, a manifest of digits, key files, runs."""
+    from poisonlab.cli import main
+
+    tmp = tmp_path_factory.mktemp("bad")
+    (tmp / "file").write_text("a regular file")
+    (tmp / "folder").mkdir()
+    (tmp / "empty").mkdir()
+    (tmp / "garbage.json").write_text("{not json")
+    (tmp / "counts.json").write_text(json.dumps({"counts": [143] * 10}))
+    (tmp / "garbagedb").mkdir()
+    (tmp / "garbagedb" / store.DB_FILE).write_bytes(b"this is not an SQLite database " * 100)
+    for args in (("manifest", "build", *DIGITS, "--out", tmp / "m.json"), ("manifest", "keygen", "--out", tmp / "key")):
+        with pytest.raises(SystemExit) as done:
+            main([str(a) for a in args])
+        assert done.value.code == 0
+    confusion = [[10 if i == j else 0 for j in range(10)] for i in range(10)]
+    store.write_json(tmp / "runA" / store.RUN_FILE, {
+        "status": "complete", "config": {"dataset": "digits", "dataset_size": 0},
+        "dataset": {"classes": [str(i) for i in range(10)], "n_train": 1437},
+        "poison": {"indices": [0], "new_labels": [1]}, "metrics": {"confusion": confusion}})
+    for name, doc in DAMAGED_RUNS.items():
+        store.write_json(tmp / "damaged" / name / store.RUN_FILE, doc)
+    return tmp
+
+
+def fill(args: tuple, tmp: Path, run: Path | None = None) -> list[str]:
+    return [a.replace("{tmp}", str(tmp)).replace("{run}", str(run)) for a in args]
+
+
+@pytest.mark.parametrize(("category", "message", "args"), CASES, ids=[f"{c[0]}-{' '.join(c[2])[:60]}" for c in CASES])
+def test_bad_value_is_one_line(place: Path, cli, category: str, message: str, args: tuple) -> None:
+    cli.fails(message, *fill(args, place))
+    assert not list(place.glob("**/model.safetensors"))  # nothing was trained
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_RUNS))
+@pytest.mark.parametrize("command", DAMAGED_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_damaged_run_record_is_one_line(place: Path, cli, command: tuple, damage: str) -> None:
+    cli.fails(r".", *fill(command, place, place / "damaged" / damage))
+
+
+def test_case_counts_by_category() -> None:
+    counts: dict[str, int] = {}
+    for category, _, _ in CASES:
+        counts[category] = counts.get(category, 0) + 1
+    print(counts, "damaged runs:", len(DAMAGED_RUNS) * len(DAMAGED_COMMANDS))
+    assert set(counts) == {"type", "range", "empty", "unknown", "conflict", "output", "damaged"}
+
+
+@pytest.mark.parametrize("damage", ["list", "null", "config-list", "no-dataset", "wrong-types"])
+def test_damaged_run_record_under_train_resume_and_report(tmp_path: Path, cli, damage: str) -> None:
+    train = ("train", *DIGITS, "--model", "logreg", "--percents", "10", "--out", tmp_path)
+    assert cli.code(*train) == 0
+    run_json = next(tmp_path.glob(f"models/**/{store.RUN_FILE}"))
+    good = json.loads(run_json.read_text())
+    doc = DAMAGED_RUNS[damage]
+    store.write_json(run_json, doc if damage != "wrong-types" else {**good, "dataset": doc["dataset"]})
+    code, text = cli.text("report", "--out", tmp_path, "--file", tmp_path / "r.html")
+    assert code == 0 or (code == 2 and text.count("error: ") == 1 and "Traceback" not in text), text
+    code, text = cli.text(*train)  # resume: a damaged record is trained again, or refused, never trusted
+    if damage == "no-dataset":  # its config names other settings: the resume guard refuses to replace it
+        assert code == 2 and text.count("error: ") == 1 and "holds a run made with other settings" in text, text
+        return
+    assert code == 0 and "1 runs trained" in text, text
+    assert store.read_run(run_json.parent)["metrics"]["accuracy"] == good["metrics"]["accuracy"]
+
+
+def test_flip_figures_treat_class_names_as_plain_text(tmp_path: Path, cli) -> None:
+    from PIL import Image
+
+    for split, count in (("train", 12), ("test", 4)):
+        for name in (r"$\frac{$", r"a_{b}$x^2$"):
+            (tmp_path / "set" / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.new("L", (4, 4), 20 * i if name.startswith("$") else 255 - 20 * i).save(
+                    tmp_path / "set" / split / name / f"{i}.png")
+    code, text = cli.text("flip", "--dataset", f"imagefolder:{tmp_path / 'set'}", "--source", r"$\frac{$", "--target",
+                          r"a_{b}$x^2$", "--n", "2", "--model", "logreg", "--out", tmp_path / "flip")
+    assert code == 0, text
+    assert len(list((tmp_path / "flip" / "figures").glob("*.png"))) >= 3
