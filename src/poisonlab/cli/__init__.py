@@ -12,7 +12,7 @@ from poisonlab.cli import detect, flip, report, train, validate
 from poisonlab.cli.common import console
 from poisonlab.cli.manifest import manifest_app
 from poisonlab.cli.monitor import monitor_app
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, RunsFailed
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="How much does poisoned (mislabelled) training data hurt a model, and can we catch it?")
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     except PoisonlabError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
+    except RunsFailed as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: Typer's own message

@@ -20,6 +20,15 @@ def differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
     return changed
 
 
+LEGACY_TRAIN = {"precision": "fp32"}  # settings added since older runs were saved, as those runs trained
+
+
+def _complete(config: dict) -> dict:
+    """A saved config with settings it predates filled in as that run trained (a run saved before `precision` was fp32)."""
+    train = config.get("train")
+    return {**config, "train": {**LEGACY_TRAIN, **train}} if isinstance(train, dict) else config
+
+
 def reusable(run_dir: Path, config: dict, overwrite: bool) -> dict | None:
     """The saved record in `run_dir` when it may be reused; None when the run must (re)train.
 
@@ -27,7 +36,7 @@ def reusable(run_dir: Path, config: dict, overwrite: bool) -> dict | None:
     saved = store.read_run(run_dir)
     if saved is None or overwrite:
         return None
-    if saved["config"] != config:
-        raise PoisonlabError(f"{run_dir} holds a run made with other settings ({'; '.join(differences(saved['config'], config))}); "
+    if _complete(saved["config"]) != config:
+        raise PoisonlabError(f"{run_dir} holds a run made with other settings ({'; '.join(differences(_complete(saved['config']), config))}); "
                              "retrain it (overwrite) or write to another output folder")
     return saved
