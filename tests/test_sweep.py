@@ -58,6 +58,19 @@ def test_existing_run_with_other_settings_is_not_silently_reused(tmp_path):
         sweep.execute(other, tmp_path)
 
 
+def test_runs_saved_before_precision_existed_count_as_fp32(tmp_path):
+    spec = sweep.plan(BASE, ["digits"], [0], ["random"], [10], [0])
+    sweep.execute(spec, tmp_path)
+    path = tmp_path / spec[0].folder() / store.RUN_FILE
+    saved = store.read_run(path.parent)
+    del saved["config"]["train"]["precision"]
+    store.write_json(path, saved)
+    fp32 = [replace(spec[0], train=replace(BASE.train, precision="fp32"))]
+    assert sweep.execute(fp32, tmp_path)["skipped"] == 1
+    with pytest.raises(PoisonlabError, match=r"other settings \(train.precision fp32 -> auto\)"):
+        sweep.execute(spec, tmp_path)
+
+
 def test_ctrl_c_keeps_finished_runs_and_rerun_resumes(tmp_path):
     cmd = [sys.executable, "-m", "poisonlab.cli", "train", "--dataset", "embedded", "--dataset-size", "2000",
            "--percents", "0,10,20,30,40,50,60,70", "--epochs", "2", "--out", str(tmp_path)]
