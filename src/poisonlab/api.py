@@ -24,6 +24,7 @@ from poisonlab.defences.folds import DetectorConfig
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies import DEFAULT_PERCENTS
 from poisonlab.studies import flipstudy
+from poisonlab.studies.flip import FLIP_TRAINING
 from poisonlab.studies import sweep as sweeps
 from poisonlab.studies.run import RunSpec, run
 from poisonlab.training.loop import TrainConfig
@@ -253,7 +254,7 @@ def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequen
     data = _data(data, data_dir)
     counts = list(dict.fromkeys(int(c) for c in n))
     base, data = flipstudy.prepare(data, source, target, counts, select=select,
-                                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+                                   train=replace(FLIP_TRAINING, max_epochs=epochs, batch_size=batch_size))
     base = replace(base, model=model_name(model))
     custom = None if isinstance(model, str) else model
     if out is not None:
