@@ -147,6 +147,9 @@ class ProcessPool:
             while pending or busy:
                 while pending and len(busy) < self.jobs:
                     worker, conn = idle.pop() if idle else self._start(job)
+                    if not worker.is_alive():  # an idle worker that died meanwhile
+                        _stop(worker, conn)
+                        worker, conn = self._start(job)
                     spec = pending.pop()
                     attempts[spec] += 1
                     conn.send(spec)
