@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     data = datasets.load(args.dataset, args.data_dir, args.size)
     fit_idx, val_idx = split_indices(len(data.y_train), 0.1, 0)
-    kwargs = {"precision": args.precision} if "precision" in TrainConfig.__dataclass_fields__ else {}
+    kwargs = {"precision": args.precision} if "precision" in TrainConfig.__dataclass_fields__ else {}  # older trees: fp32 only
     config = TrainConfig(max_epochs=args.epochs, **kwargs)
     model = fitting.build(args.model, data.x_train.shape[1:], data.num_classes, 0)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
