@@ -14,6 +14,7 @@ from poisonlab.errors import check_choice
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimiser and stopping settings of a torch run."""
