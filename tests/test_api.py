@@ -116,3 +116,13 @@ def test_sweep_and_flip_return_frames(tmp_path):
     flipped = pl.flip(data, source=3, target=8, n=[50, 140], model="logreg")
     table = flipped.frame()
     assert table["n"].tolist() == [0, 50, 140] and table["source_accuracy"].iloc[-1] < table["source_accuracy"].iloc[0]
+
+
+def test_precision_and_jobs_in_the_api():
+    data = pl.load_dataset("digits")
+    run = pl.train(data, rate=0.2, epochs=1, precision="fp32")
+    assert run.record["training"]["precision"] == "fp32" and run.record["config"]["train"]["precision"] == "fp32"
+    study = pl.sweep(data, rates=[0, 0.2], epochs=1, precision="fp32", jobs=2)  # worker processes, no out folder
+    assert study.out is None and [r["config"]["percent"] for r in study.records] == [0, 20]
+    with pytest.raises(pl.PoisonlabError, match="unknown precision 'half'"):
+        pl.train(data, precision="half")

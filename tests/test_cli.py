@@ -67,6 +67,19 @@ def test_checksum_mismatch_and_truncated_file(cli, tmp_path, shared_data):
     assert "truncated or corrupted" in one_line_error(cli, *args)
 
 
+def test_bad_precision(cli, tmp_path):
+    assert "unknown precision 'fp16'; choose one of auto, bf16, fp32" in one_line_error(
+        cli, "train", "--dataset", "digits", "--precision", "fp16", "--out", str(tmp_path))
+
+
+def test_two_jobs_train_every_run_and_record_the_precision(cli, tmp_path):
+    code, _, err = cli("train", "--dataset", "digits", "--percents", "0,40", "--epochs", "1", "--jobs", "2",
+                       "--precision", "fp32", "--out", str(tmp_path))
+    assert code == 0, err
+    assert "2 runs trained, 0 already done" in err and (tmp_path / "results.csv").read_text().count("\n") == 3
+    assert {store.read_run(p.parent)["training"]["precision"] for p in tmp_path.glob("models/*/*/seed0/run.json")} == {"fp32"}
+
+
 def test_bad_input_does_not_touch_finished_runs(cli, tmp_path):
     code, _, err = cli("train", "--dataset", "digits", "--percents", "0", "--epochs", "1", "--out", str(tmp_path))
     assert code == 0, err

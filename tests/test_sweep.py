@@ -11,7 +11,7 @@ import torch
 
 from poisonlab import datasets, store
 from poisonlab.attacks import humanlabels
-from poisonlab.studies import sweep
+from poisonlab.studies import executors, sweep
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies.run import RunSpec, run
 from poisonlab.training.loop import TrainConfig
@@ -28,7 +28,7 @@ def test_plan_covers_the_grid_in_order():
 
 def test_interrupted_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
     specs = sweep.plan(BASE, ["digits"], [0], ["random"], [0, 30, 60], [0])
-    real_run, calls = sweep.run, []
+    real_run, calls = executors.run, []
 
     def interrupting_run(*args, **kwargs):
         calls.append(args[0])
@@ -36,13 +36,13 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(sweep, "run", interrupting_run)
+    monkeypatch.setattr(executors, "run", interrupting_run)
     with pytest.raises(KeyboardInterrupt):
         sweep.execute(specs, tmp_path)
     assert store.read_run(tmp_path / specs[0].folder()) is not None
     assert not (tmp_path / specs[1].folder() / store.RUN_FILE).exists()
     first_created = (tmp_path / specs[0].folder() / store.RUN_FILE).stat().st_mtime_ns
-    monkeypatch.setattr(sweep, "run", real_run)
+    monkeypatch.setattr(executors, "run", real_run)
     result = sweep.execute(specs, tmp_path)
     assert (result["trained"], result["skipped"]) == (2, 1) and len(result["records"]) == 3
     assert (tmp_path / specs[0].folder() / store.RUN_FILE).stat().st_mtime_ns == first_created
@@ -56,6 +56,19 @@ def test_existing_run_with_other_settings_is_not_silently_reused(tmp_path):
     other = sweep.plan(RunSpec(dataset="digits", train=TrainConfig(max_epochs=3)), ["digits"], [0], ["random"], [10], [0])
     with pytest.raises(PoisonlabError, match=r"other settings \(train.max_epochs 2 -> 3\); retrain it \(overwrite\) or write to another output folder"):
         sweep.execute(other, tmp_path)
+
+
+def test_runs_saved_before_precision_existed_count_as_fp32(tmp_path):
+    spec = sweep.plan(BASE, ["digits"], [0], ["random"], [10], [0])
+    sweep.execute(spec, tmp_path)
+    path = tmp_path / spec[0].folder() / store.RUN_FILE
+    saved = store.read_run(path.parent)
+    del saved["config"]["train"]["precision"]
+    store.write_json(path, saved)
+    fp32 = [replace(spec[0], train=replace(BASE.train, precision="fp32"))]
+    assert sweep.execute(fp32, tmp_path)["skipped"] == 1
+    with pytest.raises(PoisonlabError, match=r"other settings \(train.precision fp32 -> auto\)"):
+        sweep.execute(spec, tmp_path)
 
 
 def test_ctrl_c_keeps_finished_runs_and_rerun_resumes(tmp_path):

@@ -8,7 +8,8 @@ from poisonlab import datasets
 from poisonlab.attacks import flips as poison
 from poisonlab.studies.run import RunSpec, run, split_indices
 from poisonlab.training.models import build
-from poisonlab.training.loop import TrainConfig, fit_torch, predict, to_tensor
+from poisonlab.errors import PoisonlabError
+from poisonlab.training.loop import TrainConfig, fit_torch, predict, resolve_precision, to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +68,36 @@ def test_without_validation_it_trains_a_fixed_number_of_epochs(digits):
     assert result["epochs_run"] == 4 and result["best_epoch"] is None
     assert [h["lr"] for h in result["history"]] == [1e-3] * 4
     assert (predict(model, to_tensor(digits.x_test)) == digits.y_test).mean() > 0.5
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_both_precisions_train_well_and_are_recorded(shared_data, precision):
+    data = datasets.load("mnist", shared_data, dataset_size=2000)
+    spec = RunSpec(dataset="mnist", dataset_size=2000, train=TrainConfig(max_epochs=2, batch_size=64, precision=precision))
+    record, model = run(spec, data)
+    assert record["training"]["precision"] == precision and record["config"]["train"]["precision"] == precision
+    assert record["metrics"]["accuracy"] > 0.7  # chance is 0.1
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+
+
+def test_auto_precision_is_bf16_only_where_the_device_supports_it(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
+
+
+def test_bf16_runs_are_deterministic_and_differ_from_fp32(digits):
+    spec = RunSpec(dataset="digits", percent=20, train=TrainConfig(max_epochs=2, precision="bf16"))
+    (a, model_a), (b, model_b) = run(spec, digits), run(spec, digits)
+    (_, model_c) = run(RunSpec(dataset="digits", percent=20, train=TrainConfig(max_epochs=2, precision="fp32")), digits)
+    sa, sb, sc = model_a.state_dict(), model_b.state_dict(), model_c.state_dict()
+    assert a["metrics"] == b["metrics"] and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)  # the autocast really ran
+
+
+def test_unknown_precision_is_bad_input():
+    with pytest.raises(PoisonlabError, match="unknown precision 'fp16'; choose one of auto, bf16, fp32"):
+        TrainConfig(precision="fp16")

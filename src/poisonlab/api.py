@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from poisonlab.defences.folds import DetectorConfig
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies import DEFAULT_PERCENTS
 from poisonlab.studies import flipstudy
+from poisonlab.studies.flip import FLIP_TRAINING
 from poisonlab.studies import sweep as sweeps
 from poisonlab.studies.run import RunSpec, run
 from poisonlab.training.loop import TrainConfig
@@ -72,10 +75,15 @@ def _percent(rate: float) -> float:
 
 
 def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec, epochs: int, batch_size: int,
-          val: str) -> RunSpec:
+          val: str, precision: str) -> RunSpec:
     """The RunSpec of one run on `data` (the model recorded by name)."""
     return RunSpec(dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, model=model_name(model), val=val,
-                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size, precision=precision))
+
+
+def _given(data: Dataset, *_, **__) -> Dataset:
+    """A loader that returns `data` (picklable as functools.partial(_given, data), for worker processes)."""
+    return data
 
 
 @dataclass(frozen=True)
@@ -104,8 +112,8 @@ def _result(record: dict, model, y_train: np.ndarray) -> RunResult:
 
 
 def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed: int = 0, model: ModelSpec = "smallcnn",
-          epochs: int = 50, batch_size: int = 256, val: str = "split", data_dir: str | Path | None = None,
-          on_epoch: Callable[[dict], None] | None = None) -> RunResult:
+          epochs: int = 50, batch_size: int = 256, val: str = "split", precision: str = "auto",
+          data_dir: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None) -> RunResult:
     """Poison a share of the training labels, train, and evaluate on the untouched test set.
 
     Parameters
@@ -125,6 +133,10 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
         Most epochs (early stopping on validation accuracy, patience 10) and items per step of a torch model.
     val : {"split", "test"}
         Model selection on a seeded 10 % of the poisoned training data, or on the clean test set (original protocol).
+    precision : {"auto", "bf16", "fp32"}
+        Arithmetic of a torch model's training steps: bfloat16 autocast (weights stay float32) or float32; auto picks
+        bf16 where the CPU (AVX512-BF16 or AMX) or GPU supports it. Evaluation is float32; the record's
+        ``training.precision`` says which ran.
     on_epoch : callable, optional
         Called with each epoch's row (epoch, train_loss, lr, val_accuracy).
 
@@ -133,7 +145,7 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
     RunResult
     """
     data = _data(data, data_dir)
-    record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val), data,
+    record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val, precision), data,
                          model=None if isinstance(model, str) else model, on_epoch=on_epoch)
     return _result(record, fitted, data.y_train)
 
@@ -157,8 +169,8 @@ class SweepResult:
 
 def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds: Sequence[str] = ("random",),
           seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 50, batch_size: int = 256,
-          val: str = "split", out: str | Path | None = None, overwrite: bool = False,
-          data_dir: str | Path | None = None) -> SweepResult:
+          val: str = "split", precision: str = "auto", jobs: int = 1, out: str | Path | None = None,
+          overwrite: bool = False, data_dir: str | Path | None = None) -> SweepResult:
     """Train one run per (kind, rate, seed), as `poisonlab train` does; resumable when `out` is given.
 
     Parameters
@@ -169,8 +181,11 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
         Poison rates; default the 20 rates of the original protocol (0, 0.01, ..., 1).
     kinds : sequence of {"random", "biased"}
     seeds : sequence of int
-    model, epochs, batch_size, val
+    model, epochs, batch_size, val, precision
         As in `train`.
+    jobs : int
+        Runs trained at once in worker processes (spawned), the CPU cores split between them; 1 trains in this
+        process. With more, `model` must be a name, an estimator or a module-level factory (not a lambda).
     out : path, optional
         Results folder: every run is saved there (run.json, weights, results.sqlite/csv) and finished runs are
         reused on the next call. The data are recorded by name only: use one folder per dataset.
@@ -183,14 +198,16 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
         ``.records`` and ``.frame()`` (a pandas DataFrame).
     """
     data = _data(data, data_dir)
-    base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, val)
+    base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, val, precision)
     specs = sweeps.plan(base, [data.name], [0], list(kinds), [_percent(r) for r in dict.fromkeys(rates)],
                         list(dict.fromkeys(seeds)))
     custom = None if isinstance(model, str) else model
-    if out is None:
+    if out is None and jobs == 1:
         return SweepResult([run(spec, data, model=custom)[0] for spec in specs], None)
-    done = sweeps.execute(specs, Path(out), overwrite=overwrite, loader=lambda *_, **__: data, model=custom)
-    return SweepResult(done["records"], Path(out))
+    with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-sweep-") as folder:
+        done = sweeps.execute(specs, Path(folder), overwrite=overwrite, loader=partial(_given, data), model=custom,
+                              jobs=jobs)
+    return SweepResult(done["records"], None if out is None else Path(out))
 
 
 @dataclass(frozen=True)
@@ -237,7 +254,7 @@ def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequen
     data = _data(data, data_dir)
     counts = list(dict.fromkeys(int(c) for c in n))
     base, data = flipstudy.prepare(data, source, target, counts, select=select,
-                                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+                                   train=replace(FLIP_TRAINING, max_epochs=epochs, batch_size=batch_size))
     base = replace(base, model=model_name(model))
     custom = None if isinstance(model, str) else model
     if out is not None:

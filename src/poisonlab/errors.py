@@ -1,4 +1,4 @@
-"""The one error type of bad input: the CLI turns it into a single line and exit code 2."""
+"""The one error type of bad input (the CLI: a single line and exit code 2), and failed runs (exit code 1)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from collections.abc import Iterable
 
 class PoisonlabError(ValueError):
     """Bad input or environment: the message names the problem and the fix."""
+
+
+class RunsFailed(RuntimeError):
+    """Runs of a study failed twice (not bad input): the others are saved and a new call retries these."""
 
 
 def check_choice(value: str, choices: Iterable[str], what: str) -> None:

@@ -13,7 +13,7 @@ from poisonlab.cli import detect, flip, report, train, validate
 from poisonlab.cli.common import console
 from poisonlab.cli.manifest import manifest_app
 from poisonlab.cli.monitor import monitor_app
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, RunsFailed
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="How much does poisoned (mislabelled) training data hurt a model, and can we catch it?")
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         code = command.main(argv, prog_name="poisonlab", standalone_mode=False)  # returns 130 after Ctrl-C
     except PoisonlabError as exc:
         _error(str(exc))
+    except RunsFailed as exc:
+        _error(str(exc), 1)
     except OSError as exc:  # a path the checks could not foresee (a file vanished, a disk filled up)
         _error(f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}; check that path and try again")
     except typer.Exit as exc:

@@ -38,12 +38,14 @@ def _check_out(out: Path | None, json_path: Path | None) -> None:
 
 def _prepare(dataset, source, target, counts, model, select, train_size, test_size, epochs, batch_size, data_dir, download):
     """The checked base spec and the data of a flip or budget command."""
+    from dataclasses import replace
+
     from poisonlab.studies import flipstudy
-    from poisonlab.training.loop import TrainConfig
+    from poisonlab.studies.flip import FLIP_TRAINING
 
     check_choice(select, SELECTIONS, "selection")
     return flipstudy.prepare(dataset, source, target, counts, model=model, select=select, train_size=train_size,
-                             test_size=test_size, train=TrainConfig(max_epochs=epochs, batch_size=batch_size),
+                             test_size=test_size, train=replace(FLIP_TRAINING, max_epochs=epochs, batch_size=batch_size),
                              data_dir=data_dir, download=download)
 
 

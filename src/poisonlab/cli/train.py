@@ -19,12 +19,12 @@ DEFAULT_PERCENTS_TEXT = ",".join(map(str, DEFAULT_PERCENTS))
 
 
 
-def run_sweep(specs: list, out: Path, data_dir: Path | None, download: bool, overwrite: bool, human=()) -> None:
-    """Execute a sweep (human-label runs on `human`) and print where its results are."""
+def run_sweep(specs: list, out: Path, data_dir: Path | None, download: bool, overwrite: bool, human=(), jobs: int = 1) -> None:
+    """Execute a sweep (human-label runs on `human`), `jobs` runs at a time, and print where its results are."""
     from poisonlab.studies import sweep
 
     started = time.perf_counter()
-    counts = sweep.execute(specs, out, data_dir, download, overwrite, console, human=human)
+    counts = sweep.execute(specs, out, data_dir, download, overwrite, console, human=human, jobs=jobs)
     console.print(f"{counts['trained']} runs trained, {counts['skipped']} already done, in {time.perf_counter() - started:.0f}s; "
                   f"results: {out / 'results.csv'} and {out / 'results.sqlite'}, runs under {out / 'models'}")
 
@@ -42,6 +42,8 @@ def train(
     val: Annotated[str, typer.Option(help="split: hold out 10% of the poisoned training data; test: validate on the clean test set (original protocol).")] = "split",
     labels: Annotated[str | None, typer.Option(help="Real human label noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
+    precision: Annotated[str, typer.Option(help="Training arithmetic: auto (bfloat16 where the CPU or GPU supports it, else fp32), bf16 or fp32.")] = "auto",
+    jobs: Annotated[int | None, typer.Option(min=1, help="Runs trained at once in worker processes, sharing the cores.", show_default="one per 4 cores, so 1 on a 2-core machine")] = None,
     overwrite: OverwriteOpt = False,
     out: OutOpt = Path("runs"),
     data_dir: DataDirOpt = None,
@@ -51,6 +53,7 @@ def train(
     from poisonlab.attacks import humanlabels
     from poisonlab.studies import sweep
     from poisonlab.studies.run import RunSpec
+    from poisonlab.studies.executors import default_jobs
     from poisonlab.training.loop import TrainConfig
 
     kind_list = parse_names(kinds, "poisoning kinds") if kinds is not None else ["biased" if biased else "random"]
@@ -58,7 +61,8 @@ def train(
         check_choice(k, KINDS, "poisoning kind")
     check_choice(model, MODELS, "model")
     check_choice(val, VAL_MODES, "validation mode")
-    base = RunSpec(dataset="", model=model, val=val, train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+    base = RunSpec(dataset="", model=model, val=val,
+                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size, precision=precision))
     dataset_list, sizes = parse_names(dataset, "datasets"), parse_counts(dataset_size, "dataset size")
     seed_list = parse_seeds(seeds)
     if labels is None:
@@ -70,7 +74,7 @@ def train(
                                               ("--percents", percents != DEFAULT_PERCENTS_TEXT)) if given]
         sets = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), humanlabels.request(labels, dataset_list, poisoning))
         specs = sweep.plan_human(base, sizes, sets, seed_list)
-    run_sweep(specs, out, data_dir, download, overwrite, sets)
+    run_sweep(specs, out, data_dir, download, overwrite, sets, default_jobs() if jobs is None else jobs)
 
 
 def analyse(

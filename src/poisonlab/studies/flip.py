@@ -17,7 +17,7 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting, metrics
 from poisonlab.training.loop import TrainConfig
 
-FLIP_TRAINING = TrainConfig(max_epochs=5, batch_size=128)
+FLIP_TRAINING = TrainConfig(max_epochs=5, batch_size=128, precision="fp32")  # fp32: flip effects are tiny, keep them comparable
 
 
 @dataclass(frozen=True)

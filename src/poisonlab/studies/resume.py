@@ -23,6 +23,15 @@ def differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
     return changed
 
 
+LEGACY_TRAIN = {"precision": "fp32"}  # settings added since older runs were saved, as those runs trained
+
+
+def _complete(config: dict) -> dict:
+    """A saved config with settings it predates filled in as that run trained (a run saved before `precision` was fp32)."""
+    train = config.get("train")
+    return {**config, "train": {**LEGACY_TRAIN, **train}} if isinstance(train, dict) else config
+
+
 def reusable(run_dir: Path, config: dict, overwrite: bool, note: Callable[[str], None] = lambda text: None,
              row: bool = False) -> dict | None:
     """The saved record in `run_dir` when it may be reused; None when the run must (re)train.
@@ -33,8 +42,8 @@ def reusable(run_dir: Path, config: dict, overwrite: bool, note: Callable[[str],
     saved = store.read_run(run_dir, weights=False)
     if saved is None or overwrite:
         return None
-    if saved["config"] != config:
-        raise PoisonlabError(f"{run_dir} holds a run made with other settings ({'; '.join(differences(saved['config'], config))}); "
+    if _complete(saved["config"]) != config:
+        raise PoisonlabError(f"{run_dir} holds a run made with other settings ({'; '.join(differences(_complete(saved['config']), config))}); "
                              "retrain it (overwrite) or write to another output folder")
     problem = store.weights_problem(run_dir, saved) or (store.row_problem(saved) if row else None)
     if problem is not None:

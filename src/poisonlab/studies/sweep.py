@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from contextlib import closing
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from poisonlab import datasets, store
 from poisonlab.attacks.humanlabels import HumanLabels
-from poisonlab.studies import claims
-from poisonlab.studies.resume import finish, reusable
-from poisonlab.studies.run import RunSpec, run
+from poisonlab.errors import RunsFailed
+from poisonlab.studies import executors
+from poisonlab.studies.resume import reusable
+from poisonlab.studies.run import RunSpec
 
 
 def plan(
@@ -40,12 +40,14 @@ def plan_human(base: RunSpec, sizes: Iterable[int], sets: Iterable[HumanLabels],
 def execute(
     specs: list[RunSpec], out: Path, data_dir: str | Path | None = None, download: bool = True,
     overwrite: bool = False, console: Console | None = None, loader: Callable = datasets.load,
-    human: Iterable[HumanLabels] = (), model=None,
+    human: Iterable[HumanLabels] = (), model=None, jobs: int = 1,
 ) -> dict:
-    """Run every spec not already finished under `out` (human-label kinds on `human`; `model` replaces the built-in one).
+    """Run every spec not already finished under `out`, `jobs` at a time (human-label kinds on `human`; `model`
+    replaces the built-in one; with jobs > 1, `loader` and `model` must be picklable).
 
-    Returns the trained and skipped counts and every run's record, in `specs` order."""
-    human_by_kind = {h.kind: h for h in human}
+    Returns the trained and skipped counts and every run's record, in `specs` order. A run that failed twice
+    (crashed worker or exception) raises RunsFailed after the others finished."""
+    runner = executors.executor(jobs)
     store.ensure_writable(out)
     console = console or Console(stderr=True)
     todo, records = [], {}
@@ -58,39 +60,50 @@ def execute(
             store.record(out, saved, out / spec.folder())
     if len(todo) < len(specs):
         console.print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already finished in {out}")
-    loaded, trained = {}, 0
+    job = executors.Job(out, loader, data_dir, download, model, {h.kind: h for h in human}, overwrite)
+    failed: dict[RunSpec, str] = {}
+    trained = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
-    claimed = claims.claimed(todo, lambda s: out / s.folder(), RunSpec.to_dict, console.print)
-    # logs and pipes: lines only; closing: an interrupt releases the claim at once, not when its traceback is dropped
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar, closing(claimed):
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:  # logs and pipes: lines only
         task = bar.add_task("runs", total=len(todo), status="")
-        for spec in claimed:
-            saved = None if overwrite else reusable(out / spec.folder(), spec.to_dict(), False, row=True)
-            if saved is not None:  # another command on the same folder finished it meanwhile
-                records[spec] = saved
-                store.record(out, saved, out / spec.folder())
+
+        def report(event: executors.Event) -> None:
+            """Show one run's event; record a finished run in the results table (only this process writes it)."""
+            nonlocal trained
+            label = describe(event.spec)
+            if event.kind == "start":
+                bar.update(task, description=label, status="")
+            elif event.kind == "epoch":
+                bar.update(task, description=label,
+                           status=f"epoch {event.detail['epoch']} val {event.detail.get('val_accuracy', float('nan')):.3f}")
+            elif event.kind == "note":
+                bar.console.print(event.detail, highlight=False)
+            elif event.kind == "reused":  # another command on the same folder finished it meanwhile
+                records[event.spec] = event.detail
+                store.record(out, event.detail, out / event.spec.folder())
                 bar.update(task, advance=1)
-                continue
-            key = (spec.dataset, spec.dataset_size)
-            if key not in loaded:
-                loaded.clear()
-                loaded[key] = loader(spec.dataset, data_dir=data_dir, dataset_size=spec.dataset_size, download=download)
-            label = f"{spec.dataset}{'_' + str(spec.dataset_size) if spec.dataset_size else ''} {spec.kind} {spec.percent:g}% seed{spec.seed}"
-            bar.update(task, description=label, status="")
+            elif event.kind == "done":
+                trained += 1
+                record = records[event.spec] = event.detail
+                store.record(out, record, out / event.spec.folder())
+                bar.update(task, advance=1, status=f"test acc {record['metrics']['accuracy']:.3f}")
+                bar.console.print(f"[{bar.tasks[0].completed:.0f}/{len(todo)}] {label}: test accuracy "
+                                  f"{record['metrics']['accuracy']:.3f} in {record['timings']['total_s']:.1f}s", highlight=False)
+            elif event.kind == "retry":
+                bar.console.print(f"{label}: failed ({event.detail}); retrying it once", highlight=False)
+            else:
+                failed[event.spec] = event.detail
+                bar.update(task, advance=1)
+                bar.console.print(f"{label}: failed again ({event.detail}); not saved", highlight=False)
 
-            def show(row: dict) -> None:
-                bar.update(task, status=f"epoch {row['epoch']} val {row.get('val_accuracy', float('nan')):.3f}")
-
-            record, fitted = run(spec, loaded[key], model=model, human=human_by_kind.get(spec.kind), on_epoch=show)
-            run_dir = out / spec.folder()
-            data = loaded[key]
-            record = finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
-                                                      "num_classes": data.num_classes, "seed": spec.seed})
-            store.record(out, record, run_dir)
-            trained += 1
-            records[spec] = record
-            bar.update(task, advance=1, status=f"test acc {record['metrics']['accuracy']:.3f}")
-            bar.console.print(f"[{bar.tasks[0].completed:.0f}/{len(todo)}] {label}: test accuracy "
-                              f"{record['metrics']['accuracy']:.3f} in {record['timings']['total_s']:.1f}s", highlight=False)
+        runner.run(job, todo, report)
+    if failed:
+        raise RunsFailed(f"{len(failed)} of {len(todo)} runs failed twice ({'; '.join(describe(s) + ': ' + why for s, why in failed.items())}); "
+                         "the other runs are saved: run the same command again to retry the failed ones")
     return {"trained": trained, "skipped": len(specs) - trained, "records": [records[s] for s in specs]}
+
+
+def describe(spec: RunSpec) -> str:
+    """A run's short label, e.g. "mnist_1000 random 10% seed0"."""
+    return f"{spec.dataset}{'_' + str(spec.dataset_size) if spec.dataset_size else ''} {spec.kind} {spec.percent:g}% seed{spec.seed}"

@@ -1,0 +1,220 @@
+"""Executors of a sweep's independent runs: in this process, or in worker processes, behind one small interface.
+
+An executor takes a `Job`, the specs to train and a callback that receives each run's `Event`s; the caller alone
+writes the results table.
+Each finished run's folder (weights, then run.json, atomically) is written where it trained. Another backend
+(e.g. Ray) is one more class with the same `run` method."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Protocol
+
+from poisonlab.attacks.humanlabels import HumanLabels
+from poisonlab.errors import PoisonlabError
+from poisonlab.studies import claims
+from poisonlab.studies.resume import finish, reusable
+from poisonlab.studies.run import RunSpec, run
+
+MAX_ATTEMPTS = 2  # a run whose worker crashed is retried once
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_jobs() -> int:
+    """Parallel runs by default: one per 4 cores (small CNNs gain little from more threads), so 1 on a 2-core machine."""
+    return max(1, cores() // 4)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every run of a sweep shares: the output folder, how to load its data, the model, the human label sets."""
+
+    out: Path
+    loader: Callable
+    data_dir: str | Path | None = None
+    download: bool = True
+    model: object = None
+    human: dict[str, HumanLabels] = field(default_factory=dict)
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    """What happened to one run: "start", "epoch" (detail: the epoch row), "note" (detail: text), "done" or "reused"
+    (the run.json record; reused: another command finished it meanwhile), "retry" or "failed" (detail: why)."""
+
+    kind: str
+    spec: RunSpec
+    detail: object = None
+
+
+class Trainer:
+    """Trains and saves the runs of one job in this process, keeping the last dataset loaded."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.loaded: dict[tuple[str, int], object] = {}
+
+    def __call__(self, spec: RunSpec, on_epoch: Callable[[dict], None] | None = None,
+                 note: Callable[[str], None] = lambda text: None) -> tuple[str, dict]:
+        """Train `spec` while holding its run folder's claim and write the folder (weights, then run.json).
+
+        Returns ("done", record), or ("reused", record) when another command finished the run meanwhile."""
+        run_dir = self.job.out / spec.folder()
+        with claims.claim(run_dir, spec.to_dict(), wait=True, note=note):
+            saved = None if self.job.overwrite else reusable(run_dir, spec.to_dict(), False, note, row=True)
+            if saved is not None:
+                return "reused", saved
+            key = (spec.dataset, spec.dataset_size)
+            if key not in self.loaded:
+                self.loaded.clear()
+                self.loaded[key] = self.job.loader(spec.dataset, data_dir=self.job.data_dir,
+                                                   dataset_size=spec.dataset_size, download=self.job.download)
+            data = self.loaded[key]
+            record, fitted = run(spec, data, model=self.job.model, human=self.job.human.get(spec.kind), on_epoch=on_epoch)
+            return "done", finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
+                                                            "num_classes": data.num_classes, "seed": spec.seed})
+
+
+class Executor(Protocol):
+    """Runs specs of a job, reporting each run's events as they happen."""
+
+    def run(self, job: Job, specs: list[RunSpec], report: Callable[[Event], None]) -> None:
+        """Train every spec; report start, epoch, done, retry and failed events."""
+        ...
+
+
+class InProcess:
+    """One run after another in this process, on torch's own thread count; exceptions propagate as raised."""
+
+    def run(self, job: Job, specs: list[RunSpec], report: Callable[[Event], None]) -> None:
+        trainer = Trainer(job)
+        for spec in specs:
+            report(Event("start", spec))
+            kind, record = trainer(spec, on_epoch=lambda row, spec=spec: report(Event("epoch", spec, row)),
+                                   note=lambda text, spec=spec: report(Event("note", spec, text)))
+            report(Event(kind, spec, record))
+
+
+def _serve(conn: Connection, job: Job, threads: int) -> None:
+    """Worker process: train each spec received on `conn` and send back its events, until None arrives."""
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    torch.set_num_threads(threads)
+    trainer = Trainer(job)
+    while (spec := conn.recv()) is not None:
+        try:
+            kind, record = trainer(spec, on_epoch=lambda row: conn.send(Event("epoch", spec, row)),
+                                   note=lambda text: conn.send(Event("note", spec, text)))
+            conn.send(Event(kind, spec, record))
+        except PoisonlabError as exc:  # bad input: the same error in the parent, not a crash to retry
+            conn.send(Event("bad-input", spec, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - any other failure is reported and retried
+            conn.send(Event("failed", spec, f"{type(exc).__name__}: {exc}"))
+
+
+class ProcessPool:
+    """`jobs` runs at once in spawned worker processes of cores // jobs torch threads each.
+
+    A run whose worker raised or died is reported and retried once in a fresh worker; a bad-input error
+    (PoisonlabError) in a worker ends the sweep with that error."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.threads = max(1, cores() // jobs)
+        self.context = multiprocessing.get_context("spawn")
+
+    def _start(self, job: Job) -> tuple[multiprocessing.Process, Connection]:
+        """A fresh worker process and the parent's end of its pipe."""
+        parent, child = self.context.Pipe()
+        worker = self.context.Process(target=_serve, args=(child, job, self.threads), daemon=True)
+        worker.start()
+        child.close()
+        return worker, parent
+
+    def run(self, job: Job, specs: list[RunSpec], report: Callable[[Event], None]) -> None:
+        try:
+            pickle.dumps(job)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise PoisonlabError(f"the model or data loader cannot be sent to worker processes ({exc}); define it at "
+                                 "module level (not a lambda or local function), or train one run at a time") from None
+        pending, attempts = list(reversed(specs)), dict.fromkeys(specs, 0)
+        busy: dict[Connection, tuple[multiprocessing.Process, RunSpec]] = {}
+        idle: list[tuple[multiprocessing.Process, Connection]] = []
+        try:
+            while pending or busy:
+                while pending and len(busy) < self.jobs:
+                    worker, conn = idle.pop() if idle else self._start(job)
+                    if not worker.is_alive():  # an idle worker that died meanwhile
+                        _stop(worker, conn)
+                        worker, conn = self._start(job)
+                    spec = pending.pop()
+                    attempts[spec] += 1
+                    conn.send(spec)
+                    busy[conn] = (worker, spec)
+                    report(Event("start", spec))
+                by_sentinel = {worker.sentinel: conn for conn, (worker, _) in busy.items()}
+                for ready in wait([*busy, *by_sentinel]):
+                    conn = by_sentinel.get(ready, ready)
+                    if conn not in busy:  # its pipe and its sentinel were both ready
+                        continue
+                    worker, spec = busy[conn]
+                    try:
+                        event = conn.recv()
+                    except (EOFError, OSError):
+                        worker.join(5)
+                        event = Event("failed", spec, f"worker process died (exit code {worker.exitcode})")
+                    if event.kind in ("epoch", "note"):
+                        report(event)
+                        continue
+                    del busy[conn]
+                    if event.kind == "bad-input":
+                        raise PoisonlabError(event.detail)
+                    if event.kind in ("done", "reused"):
+                        idle.append((worker, conn))
+                        report(event)
+                        continue
+                    _stop(worker, conn)  # a failed run is retried in a fresh process
+                    if attempts[spec] < MAX_ATTEMPTS:
+                        pending.append(spec)
+                        report(Event("retry", spec, event.detail))
+                    else:
+                        report(event)
+        finally:
+            for conn, (worker, _) in busy.items():
+                worker.kill()
+                _stop(worker, conn)
+            for worker, conn in idle:
+                _stop(worker, conn)
+
+
+def _stop(worker: multiprocessing.Process, conn: Connection) -> None:
+    """Ask a worker to exit, wait briefly, kill it if it does not."""
+    try:
+        conn.send(None)
+    except OSError:
+        pass
+    worker.join(5)
+    if worker.is_alive():
+        worker.kill()
+        worker.join()
+    conn.close()
+
+
+def executor(jobs: int) -> Executor:
+    """The executor for `jobs` parallel runs: in this process for 1, else a pool of worker processes."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise PoisonlabError(f"jobs must be a whole number of at least 1, got {jobs!r}; use 1 to run in this process")
+    return InProcess() if jobs == 1 else ProcessPool(jobs)
