@@ -12,7 +12,7 @@ import pytest
 
 from poisonlab import store
 from poisonlab.errors import PoisonlabError
-from poisonlab.studies import claims, sweep
+from poisonlab.studies import claims, executors, sweep
 from poisonlab.studies.run import RunSpec
 from poisonlab.training.saving import load_model
 
@@ -21,14 +21,14 @@ SRC = str(Path(__file__).parents[1] / "src")
 DRIVER = """
 import sys, time
 from pathlib import Path
-from poisonlab.studies import sweep
+from poisonlab.studies import executors, sweep
 from poisonlab.studies.run import RunSpec
-real = sweep.run
+real = executors.run
 def slow(spec, *args, **kwargs):
     print("TRAIN", spec.percent, spec.seed, flush=True)
     time.sleep(float(sys.argv[2]))
     return real(spec, *args, **kwargs)
-sweep.run = slow
+executors.run = slow
 specs = sweep.plan(RunSpec(dataset="digits", model="logreg"), ["digits"], [0], ["random"], [0, 10, 20, 30], [0, 1])
 result = sweep.execute(specs, Path(sys.argv[1]))
 print("DONE", result["trained"], result["skipped"], flush=True)
@@ -111,7 +111,7 @@ def test_an_interrupted_sweep_releases_its_claim_at_once(tmp_path: Path, monkeyp
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep, "run", interrupted)
+    monkeypatch.setattr(executors, "run", interrupted)
     try:
         sweep.execute(specs, tmp_path)
     except KeyboardInterrupt as exc:

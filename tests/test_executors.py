@@ -73,7 +73,7 @@ def test_a_killed_worker_is_reported_and_its_run_retried_once(tmp_path, capsys):
 def test_a_run_failing_twice_is_reported_not_dropped(tmp_path):
     with pytest.raises(RunsFailed, match=r"1 of 1 runs failed twice \(digits_600 random 0% seed0: RuntimeError: cannot load"):
         sweep.execute(SPECS[:1], tmp_path, loader=always_raising_loader, jobs=2)
-    assert store.results(tmp_path) == [] and not (tmp_path / SPECS[0].folder()).exists()
+    assert store.results(tmp_path) == [] and not (tmp_path / SPECS[0].folder() / "run.json").exists()  # only its claim file
 
 
 def test_bad_input_in_a_worker_is_the_same_one_error(tmp_path):

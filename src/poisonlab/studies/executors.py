@@ -67,12 +67,15 @@ class Trainer:
         self.loaded: dict[tuple[str, int], object] = {}
 
     def __call__(self, spec: RunSpec, on_epoch: Callable[[dict], None] | None = None,
-                 note: Callable[[str], None] = lambda text: None) -> tuple[str, dict]:
+                 note: Callable[[str], None] = lambda text: None, wait: bool = True) -> tuple[str, dict | None]:
         """Train `spec` while holding its run folder's claim and write the folder (weights, then run.json).
 
-        Returns ("done", record), or ("reused", record) when another command finished the run meanwhile."""
+        Returns ("done", record), ("reused", record) when another command finished the run meanwhile, or, without
+        `wait`, ("busy", None) when another command holds the claim."""
         run_dir = self.job.out / spec.folder()
-        with claims.claim(run_dir, spec.to_dict(), wait=True, note=note):
+        with claims.claim(run_dir, spec.to_dict(), wait=wait, note=note) as held:
+            if not held:
+                return "busy", None
             saved = None if self.job.overwrite else reusable(run_dir, spec.to_dict(), False, note, row=True)
             if saved is not None:
                 return "reused", saved
@@ -96,15 +99,21 @@ class Executor(Protocol):
 
 
 class InProcess:
-    """One run after another in this process, on torch's own thread count; exceptions propagate as raised."""
+    """One run after another in this process, on torch's own thread count; exceptions propagate as raised.
+
+    Runs another command is training are left for last, then waited for (so two commands share the work)."""
 
     def run(self, job: Job, specs: list[RunSpec], report: Callable[[Event], None]) -> None:
-        trainer = Trainer(job)
-        for spec in specs:
-            report(Event("start", spec))
-            kind, record = trainer(spec, on_epoch=lambda row, spec=spec: report(Event("epoch", spec, row)),
-                                   note=lambda text, spec=spec: report(Event("note", spec, text)))
-            report(Event(kind, spec, record))
+        trainer, deferred = Trainer(job), []
+        for wait, batch in ((False, specs), (True, deferred)):
+            for spec in batch:
+                report(Event("start", spec))
+                kind, record = trainer(spec, on_epoch=lambda row, spec=spec: report(Event("epoch", spec, row)),
+                                       note=lambda text, spec=spec: report(Event("note", spec, text)), wait=wait)
+                if kind == "busy":
+                    deferred.append(spec)
+                else:
+                    report(Event(kind, spec, record))
 
 
 def _serve(conn: Connection, job: Job, threads: int) -> None:
