@@ -19,7 +19,8 @@ from poisonlab.defences import detectors
 from poisonlab.defences.detectors import Detection
 from poisonlab.defences.evaluate import score as _score
 from poisonlab.defences.folds import DetectorConfig
-from poisonlab.errors import PoisonlabError
+from poisonlab.attacks.informed import STRATEGIES
+from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.studies import DEFAULT_PERCENTS
 from poisonlab.studies import flipstudy
 from poisonlab.studies import sweep as sweeps
@@ -72,9 +73,10 @@ def _percent(rate: float) -> float:
 
 
 def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec, epochs: int, batch_size: int,
-          val: str) -> RunSpec:
+          val: str, select: str = "random") -> RunSpec:
+    check_choice(select, STRATEGIES, "item selection")
     return RunSpec(dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, model=model_name(model), val=val,
-                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size), select=select)
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,8 @@ def _result(record: dict, model, n_train: int, y_train: np.ndarray) -> RunResult
 
 
 def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed: int = 0, model: ModelSpec = "smallcnn",
-          epochs: int = 50, batch_size: int = 256, val: str = "split", data_dir: str | Path | None = None,
-          on_epoch: Callable[[dict], None] | None = None) -> RunResult:
+          epochs: int = 50, batch_size: int = 256, val: str = "split", select: str = "random",
+          data_dir: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None) -> RunResult:
     """Poison a share of the training labels, train, and evaluate on the untouched test set.
 
     Parameters
@@ -123,6 +125,9 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
         Most epochs (early stopping on validation accuracy, patience 10) and items per step of a torch model.
     val : {"split", "test"}
         Model selection on a seeded 10 % of the poisoned training data, or on the clean test set (original protocol).
+    select : {"random", "first", "margin", "confident"}
+        Which items are poisoned (see `poison_labels`); margin and confident use a surrogate (logreg on PCA-50,
+        out-of-fold over 5 folds) trained on the clean labels, recorded in the run's ``poison.surrogate``.
     on_epoch : callable, optional
         Called with each epoch's row (epoch, train_loss, lr, val_accuracy).
 
@@ -131,7 +136,7 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
     RunResult
     """
     data = _data(data, data_dir)
-    record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val), data,
+    record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val, select), data,
                          model=None if isinstance(model, str) else model, on_epoch=on_epoch)
     return _result(record, fitted, len(data.y_train), data.y_train)
 
@@ -155,8 +160,8 @@ class SweepResult:
 
 def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds: Sequence[str] = ("random",),
           seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 50, batch_size: int = 256,
-          val: str = "split", out: str | Path | None = None, overwrite: bool = False,
-          data_dir: str | Path | None = None) -> SweepResult:
+          val: str = "split", select: str | Sequence[str] = ("random",), out: str | Path | None = None,
+          overwrite: bool = False, data_dir: str | Path | None = None) -> SweepResult:
     """Train one run per (kind, rate, seed), as `poisonlab train` does; resumable when `out` is given.
 
     Parameters
@@ -169,6 +174,8 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     seeds : sequence of int
     model, epochs, batch_size, val
         As in `train`.
+    select : str or sequence of str
+        Item selections (random, first, margin, confident; see `train`), one curve each.
     out : path, optional
         Results folder: every run is saved there (run.json, weights, results.sqlite/csv) and finished runs are
         reused on the next call. The data are recorded by name only: use one folder per dataset.
@@ -178,14 +185,17 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     Returns
     -------
     SweepResult
-        ``.records`` and ``.frame()`` (a pandas DataFrame).
+        ``.records`` and ``.frame()`` (a pandas DataFrame, with a ``select`` column).
     """
     data = _data(data, data_dir)
     base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, val)
     for rate in rates:
         _percent(rate)
+    selects = [select] if isinstance(select, str) else list(dict.fromkeys(select))
+    for name in selects:
+        check_choice(name, STRATEGIES, "item selection")
     specs = sweeps.plan(base, [data.name], [0], list(kinds), [_percent(r) for r in dict.fromkeys(rates)],
-                        list(dict.fromkeys(seeds)))
+                        list(dict.fromkeys(seeds)), selects)
     custom = None if isinstance(model, str) else model
     if out is None:
         return SweepResult([run(spec, data, model=custom)[0] for spec in specs], None)

@@ -19,12 +19,12 @@ from poisonlab.training.saving import save_model
 
 def plan(
     base: RunSpec, datasets_: Iterable[str], sizes: Iterable[int], kinds: Iterable[str],
-    percents: Iterable[float], seeds: Iterable[int],
+    percents: Iterable[float], seeds: Iterable[int], selects: Iterable[str] = ("random",),
 ) -> list[RunSpec]:
-    """Every run of the sweep, in dataset, size, kind, percent, seed order."""
+    """Every run of the sweep, in dataset, size, kind, item selection, percent, seed order."""
     return [
-        replace(base, dataset=d, dataset_size=n, kind=k, percent=float(p), seed=s)
-        for d, n, k, p, s in itertools.product(datasets_, sizes, kinds, percents, seeds)
+        replace(base, dataset=d, dataset_size=n, kind=k, select=c, percent=float(p), seed=s)
+        for d, n, k, c, p, s in itertools.product(datasets_, sizes, kinds, selects, percents, seeds)
     ]
 
 
@@ -67,7 +67,8 @@ def execute(
             if key not in loaded:
                 loaded.clear()
                 loaded[key] = loader(spec.dataset, data_dir=data_dir, dataset_size=spec.dataset_size, download=download)
-            label = f"{spec.dataset}{'_' + str(spec.dataset_size) if spec.dataset_size else ''} {spec.kind} {spec.percent:g}% seed{spec.seed}"
+            label = (f"{spec.dataset}{'_' + str(spec.dataset_size) if spec.dataset_size else ''} {spec.kind}"
+                     f"{' ' + spec.select if spec.select != 'random' else ''} {spec.percent:g}% seed{spec.seed}")
             bar.update(task, description=label, status="")
 
             def show(row: dict) -> None:

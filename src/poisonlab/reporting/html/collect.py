@@ -58,7 +58,7 @@ def dataset_order(name: str) -> tuple[int, str]:
 
 def group_key(row: dict) -> tuple:
     """Runs that share everything but percent and seed."""
-    return row["dataset"], row["dataset_size"], row["kind"], row["model"], row["val"]
+    return row["dataset"], row["dataset_size"], row["kind"], row["model"], row["val"], row.get("select", "random")
 
 
 def provenance(out: Path, rows: list[dict]) -> list[dict]:
