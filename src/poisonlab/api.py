@@ -258,6 +258,73 @@ def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequen
     return FlipResult(result["doc"], [])
 
 
+@dataclass(frozen=True)
+class BackdoorResult:
+    """A backdoor study: the backdoor.json document (settings, runs, seed summary per percent) and the files written."""
+
+    doc: dict
+    files: list[Path]
+
+    def frame(self):
+        """One row per percent: items stamped, clean test accuracy and attack success rate (seed means and min/max)."""
+        import pandas as pd
+
+        return pd.DataFrame([{"percent": s["percent"], "n_poisoned": s["n_poisoned"], "seeds": s["seeds"],
+                              **{f"{key}_{stat}": s[key][stat] for key in ("accuracy", "attack_success_rate")
+                                 for stat in ("mean", "min", "max")}} for s in self.doc["summary"]])
+
+
+def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float] = (0.1, 0.5, 1, 5, 10),
+             trigger: str = "patch", size: int = 3, position: str = "corner", clean_label: bool = False,
+             seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 10, batch_size: int = 256,
+             out: str | Path | None = None, overwrite: bool = False, data_dir: str | Path | None = None) -> BackdoorResult:
+    """Stamp a trigger on a share of the training images, relabel them as `target` (BadNets), train, and measure the
+    clean test accuracy and the attack success rate (ASR) on triggered test images of the other classes.
+
+    Parameters
+    ----------
+    data : Dataset or str
+        uint8 images (N, H, W, C), or a built-in dataset name.
+    target : str or int
+        The class the trigger steers to (name or number).
+    percents : sequence of float in [0, 100]
+        PERCENTS (not fractions) of all N training items stamped; the clean model (0) is always added.
+    trigger : {"patch", "blend"}
+        A `size` x `size` checkerboard patch, or a seeded noise image blended in with weight 0.2.
+    size : int
+        Patch side in pixels.
+    position : {"corner", "random"}
+        Bottom-right corner (1 pixel in) or a seeded place per image.
+    clean_label : bool
+        Stamp only items of the target class and keep every label.
+    seeds, model, epochs, batch_size
+        As in `train`.
+    out : path, optional
+        Folder of the runs (resumed), the results table, backdoor/<name>/backdoor.json and figures (default: a
+        temporary folder, removed afterwards).
+
+    Returns
+    -------
+    BackdoorResult
+        ``.doc`` (runs, summary, ``smallest_percent_reaching_goal``) and ``.frame()``.
+    """
+    from poisonlab.attacks.backdoor import Trigger
+    from poisonlab.studies import backdoor as backdoors
+
+    data = _data(data, data_dir)
+    base = backdoors.BackdoorSpec(dataset=data.name, target=datasets.resolve_class(target, data.classes),
+                                  trigger=Trigger(trigger, size, position), clean_label=clean_label,
+                                  model=model_name(model), train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+    percent_list = sorted({0.0, *(float(p) for p in percents)})
+    custom = None if isinstance(model, str) else model
+    if out is not None:
+        result = backdoors.study(data, base, percent_list, list(seeds), Path(out), overwrite=overwrite, model=custom)
+        return BackdoorResult(result["doc"], result["files"])
+    with tempfile.TemporaryDirectory(prefix="poisonlab-backdoor-") as folder:
+        result = backdoors.study(data, base, percent_list, list(seeds), Path(folder), model=custom)
+    return BackdoorResult(result["doc"], [])
+
+
 def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_probs: np.ndarray | None = None,
            num_classes: int | None = None, seed: int = 0, model: str = "logreg", folds: int = 5, epochs: int = 5,
            k: int = 10, members: int = 5) -> dict[str, Detection]:
