@@ -1,6 +1,8 @@
 """Backdoor triggers: pure stamping and item choice, and on real MNIST a 3x3 corner patch at 5 % that installs a
 backdoor (ASR > 0.8) at almost no cost in clean accuracy while the clean model ignores the trigger; CLI errors."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -52,7 +54,8 @@ def test_attack_success_rate_counts_only_other_classes():
 @pytest.fixture(scope="module")
 def badnets(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("backdoor")
-    data = pl.load_dataset("mnist", size=5000, data_dir=shared_data)
+    data = pl.load_dataset("mnist", size=3000, data_dir=shared_data)
+    data = replace(data, x_test=data.x_test[:2000], y_test=data.y_test[:2000])  # first 2000 test items: a shorter test
     return pl.backdoor(data, target=0, percents=[5], epochs=4, batch_size=64, out=out), out
 
 
@@ -60,24 +63,29 @@ def test_a_5_percent_corner_patch_installs_a_backdoor_on_mnist(badnets):
     result, out = badnets
     by_percent = {s["percent"]: s for s in result.doc["summary"]}
     clean, attacked = by_percent[0.0], by_percent[5.0]
-    assert attacked["n_poisoned"] == 250 and clean["n_poisoned"] == 0
+    assert attacked["n_poisoned"] == 150 and clean["n_poisoned"] == 0
     assert attacked["attack_success_rate"]["mean"] > 0.8, attacked
     assert clean["attack_success_rate"]["mean"] < 0.1, clean
     assert clean["accuracy"]["mean"] > 0.9 and attacked["accuracy"]["mean"] > clean["accuracy"]["mean"] - 0.03
     run = store.read_run(out / result.doc["runs"][1]["run_dir"])
-    assert run["poison"]["trigger"]["kind"] == "patch" and len(run["poison"]["indices"]) == 250
+    assert run["poison"]["trigger"]["kind"] == "patch" and len(run["poison"]["indices"]) == 150
     assert run["metrics"]["attack_success_rate"] == attacked["attack_success_rate"]["mean"]
     table = pl.results(out).set_index("percent")
     assert table.loc[5.0, "kind"] == "backdoor" and table.loc[5.0, "attack_success_rate"] > 0.8
     assert {p.name for p in result.files} == {"backdoor.json", "asr_vs_percent.png", "triggered.png"}
 
 
-def test_the_backdoor_command_resumes_and_reports(badnets, cli, shared_data):
-    _, out = badnets
-    code, out_text, err = cli("backdoor", "--dataset", "mnist", "--dataset-size", "5000", "--target", "0", "--percent", "5",
-                              "--epochs", "4", "--batch-size", "64", "--out", out, "--data-dir", shared_data)
-    assert code == 0 and "0 runs trained, 2 already done" in err
-    assert "smallest percent with mean ASR >= 90%: 5%" in err and "backdoor.json" in out_text
+def test_the_backdoor_command_trains_resumes_and_reports(cli, shared_data, tmp_path):
+    args = ["backdoor", "--dataset", "digits", "--target", "3", "--percent", "5", "--size", "2", "--clean-label",
+            "--epochs", "2", "--out", tmp_path]
+    code, out_text, err = cli(*args)
+    assert code == 0 and "2 runs trained, 0 already done" in err and "backdoor.json" in out_text, err
+    run = store.read_run(tmp_path / "models" / "backdoor_digits_patch2-corner_to3_cleanlabel" / "5" / "seed0")
+    stamped = run["poison"]["indices"]
+    assert run["poison"]["clean_label"] and set(run["poison"]["original_labels"]) == {3} and len(stamped) == 72
+    assert run["poison"]["new_labels"] == run["poison"]["original_labels"]
+    assert cli(*args)[0] == 0 and "0 runs trained, 2 already done" in cli.err
+    cli.fails("made with other settings .*max_epochs 2 -> 3", *args, "--epochs", "3")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -91,3 +99,14 @@ def test_the_backdoor_command_resumes_and_reports(badnets, cli, shared_data):
 def test_backdoor_bad_input_is_one_line(cli, shared_data, tmp_path, args, message):
     base = ["--target", "0", "--dataset-size", "500", "--out", tmp_path, "--data-dir", shared_data, "--no-download"]
     cli.fails(message, "backdoor", *base, *args)
+
+
+def test_the_report_has_a_backdoor_section_and_no_backdoor_curve(badnets, tmp_path):
+    from poisonlab.reporting import html
+
+    _, out = badnets
+    built = html.build(out, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert built["backdoors"] == 1 and "Backdoor: mnist patch -&gt; 0" in page
+    assert "Accuracy vs poison" not in built["sections"]  # backdoor runs are not label-flip curves
+    assert "Smallest percent with mean ASR ≥ 90%: 5%." in page and page.count("data:image/png;base64") >= 2

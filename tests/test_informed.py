@@ -1,6 +1,7 @@
 """Informed label flips: pure-function properties of margin/confident/first, the run record, the results table column,
 resume of old runs, and on real MNIST an informed strategy that hurts more than random flips at the same budget."""
 
+import json
 import sqlite3
 
 import numpy as np
@@ -128,3 +129,13 @@ def test_informed_flips_hurt_more_than_random_on_real_mnist(shared_data, tmp_pat
     clean = pl.train(data, model="logreg").accuracy
     removed = {s: clean - frame.loc[s, "test_accuracy"] for s in frame.index}
     assert max(removed["margin"], removed["confident"]) > removed["random"] + 0.01, removed
+
+
+def test_detect_scores_the_detectors_against_each_selection(cli, tmp_path):
+    code = cli.code("detect", "--dataset", "digits", "--dataset-size", "0", "--poison", "random", "--select", "random,margin",
+                    "--percent", "20", "--method", "cl,loss", "--out", tmp_path)
+    assert code == 0, cli.err
+    rows = json.loads((tmp_path / "detect.json").read_text())["rows"]
+    assert [r["kind"] for r in rows] == ["random", "random margin"] and {r["n_poisoned"] for r in rows} == {287}
+    assert all(m["roc_auc"] is not None for r in rows for m in r["methods"])
+    cli.fails("unknown item selection 'best'", "detect", "--dataset", "digits", "--select", "best", "--out", tmp_path)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from poisonlab.attacks import POISONS
+from poisonlab.attacks.informed import STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, console, parse_counts, parse_names,
                                   parse_percents)
 from poisonlab.defences import BACKDOOR_METHODS, DETECTION_METHODS, DETECTOR_MODELS
@@ -21,6 +22,7 @@ def detect(
     dataset: Annotated[str, typer.Option(help=f"Dataset: {DATASET_HELP}.")] = "mnist",
     poison_kind: Annotated[str | None, typer.Option("--poison", help="Poisoning kinds, comma-separated: random, biased, targeted, backdoor (a 3x3 corner patch, BadNets) [default: random].")] = None,
     percent: Annotated[str, typer.Option(help="Poison percents (random, biased, backdoor), comma-separated: one row each.")] = "20",
+    select: Annotated[str, typer.Option(help="Random, biased: which items are poisoned, comma-separated (one row each): random, first, margin, confident (see train --select).")] = "random",
     source: Annotated[str | None, typer.Option(help="Targeted: class whose labels are flipped (name or number).")] = None,
     target: Annotated[str | None, typer.Option(help="Targeted: class they are flipped to; backdoor: class the trigger steers to (name or number).")] = None,
     n: Annotated[str, typer.Option("--n", help="Targeted: numbers of flipped labels (the first of the class), comma-separated.")] = "100",
@@ -60,13 +62,17 @@ def detect(
         check_choice(kind, POISONS, "poisoning kind")
     check_choice(then, detection.THEN, "--then")
     check_choice(model, MODELS, "model")
-    keys = humanlabels.request(labels, [dataset], ["--poison"] if poison_kind is not None else []) if labels is not None else []
+    selects = parse_names(select, "item selections")
+    for name in selects:
+        check_choice(name, STRATEGIES, "item selection")
+    conflicts = [flag for flag, given in (("--poison", poison_kind is not None), ("--select", selects != ["random"])) if given]
+    keys = humanlabels.request(labels, [dataset], conflicts) if labels is not None else []
     percents, counts = parse_percents(percent), parse_counts(n, "number of flips")
     data = datasets.load(dataset, data_dir, dataset_size or 0, download)
     if dataset_size is None and len(data.y_train) > DEFAULT_SIZE:
         dataset_size, data = DEFAULT_SIZE, datasets.load(dataset, data_dir, DEFAULT_SIZE, download)
     if labels is None:
-        sets = poisoned_sets(data, kinds, percents, source, target, counts, seed)
+        sets = poisoned_sets(data, kinds, percents, source, target, counts, seed, tuple(selects))
     else:
         sets = human_sets(data, keys, humanlabels.labels_file(cifar_n, data_dir))
     out = store.ensure_writable(out or Path("runs") / store.slug(f"detect-{dataset}"))

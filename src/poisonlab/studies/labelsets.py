@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from poisonlab.attacks import flips as poison
-from poisonlab.attacks import humanlabels
+from poisonlab.attacks import humanlabels, informed
 from poisonlab.attacks.backdoor import Trigger, backdoor
 from poisonlab.datasets import Dataset, resolve_class
 from poisonlab.errors import PoisonlabError
+from poisonlab.studies import surrogate
 
 
 
@@ -31,16 +32,21 @@ class LabelSet:
 
 
 def poisoned_sets(data: Dataset, kinds: list[str], percents: list[float], source: str | None, target: str | None,
-                  counts: list[int], seed: int) -> list[LabelSet]:
+                  counts: list[int], seed: int, selects: tuple[str, ...] = ("random",)) -> list[LabelSet]:
     """Poisoned copies of the training labels: one per (random or biased, percent), per targeted count, and per
-    backdoor percent (a 3x3 corner patch, BadNets, to `target`)."""
+    backdoor percent (a 3x3 corner patch, BadNets, to `target`); random and biased once per item selection in
+    `selects` (margin and confident on the clean-label surrogate's out-of-fold probabilities)."""
     sets = []
     for kind in kinds:
         if kind == "backdoor":
             sets += backdoor_sets(data, percents, target, seed)
             continue
         if kind != "targeted":
-            sets += [LabelSet(kind, f"{p:g}%", p, *poison.apply(kind, data.y_train, data.num_classes, p, seed)) for p in percents]
+            for select in selects:
+                probs = surrogate.probabilities(data, seed) if select in informed.INFORMED else None
+                name = kind if select == "random" else f"{kind} {select}"
+                sets += [LabelSet(name, f"{p:g}%", p, *poison.apply(kind, data.y_train, data.num_classes, p, seed,
+                                                                    select=select, pred_probs=probs)) for p in percents]
             continue
         if source is None or target is None:
             raise PoisonlabError("targeted poisoning needs a class pair; give a source and a target class (names or numbers)")
