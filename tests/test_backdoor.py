@@ -10,6 +10,7 @@ import poisonlab as pl
 from poisonlab import store
 from poisonlab.attacks.backdoor import Trigger, attack_success_rate, backdoor, poison_indices, stamp
 from poisonlab.errors import PoisonlabError
+from poisonlab.studies.run import run_dataset
 
 
 def test_corner_patch_is_a_checkerboard_one_pixel_in():
@@ -84,6 +85,8 @@ def test_the_backdoor_command_trains_resumes_and_reports(cli, shared_data, tmp_p
     stamped = run["poison"]["indices"]
     assert run["poison"]["clean_label"] and set(run["poison"]["original_labels"]) == {3} and len(stamped) == 72
     assert run["poison"]["new_labels"] == run["poison"]["original_labels"]
+    rebuilt = run_dataset(run)  # the run's training data: stamped images, labels kept
+    assert np.array_equal(rebuilt.x_train[stamped][:, 5:7, 5:7, 0], np.tile([[255, 0], [0, 255]], (len(stamped), 1, 1)))
     assert cli(*args)[0] == 0 and "0 runs trained, 2 already done" in cli.err
     cli.fails("made with other settings .*max_epochs 2 -> 3", *args, "--epochs", "3")
 

@@ -140,6 +140,14 @@ def backdoor(x: np.ndarray, labels: np.ndarray, *, trigger: Trigger, target: int
     return x_new, new, idx
 
 
+def triggered(x: np.ndarray, labels: np.ndarray, *, trigger: Trigger, target: int,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The images (N, H, W, C) whose label is not `target`, with the trigger stamped (random positions from `seed`),
+    and their labels: the test items of an attack success rate."""
+    others = np.flatnonzero(np.asarray(labels) != target)
+    return stamp(np.asarray(x)[others], trigger, seed=seed), np.asarray(labels)[others]
+
+
 def attack_success_rate(predicted: np.ndarray, true_labels: np.ndarray, target: int) -> float | None:
     """Share of triggered test images whose TRUE class is not the target that are predicted as the target (ASR);
     None when no such image exists."""

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from poisonlab import store
-from poisonlab.attacks.backdoor import Trigger, attack_success_rate, backdoor, pattern, poison_indices, stamp
+from poisonlab.attacks.backdoor import (Trigger, attack_success_rate, backdoor, pattern, poison_indices, stamp,
+                                        triggered)
 from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.reporting import backdoorplots
@@ -65,12 +66,6 @@ class BackdoorSpec:
         return Path("models") / self.name() / f"{self.percent:g}" / f"seed{self.seed}"
 
 
-def triggered_test(data: Dataset, spec: BackdoorSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The test images of classes other than the target with the trigger stamped, and their true labels."""
-    others = np.flatnonzero(data.y_test != spec.target)
-    return stamp(data.x_test[others], spec.trigger, seed=spec.seed + 1), data.y_test[others]
-
-
 def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> tuple[dict, object]:
     """Carry out one backdoor run; returns (run.json record, trained model)."""
@@ -84,7 +79,7 @@ def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = N
     training = fitting.fit(fitted, x[fit_idx], labels[fit_idx], x[val_idx], labels[val_idx], config=spec.train,
                            seed=spec.seed, device=device, on_epoch=on_epoch)
     train_s = time.perf_counter() - t0
-    x_trig, y_trig = triggered_test(data, spec)
+    x_trig, y_trig = triggered(data.x_test, data.y_test, trigger=spec.trigger, target=spec.target, seed=spec.seed + 1)
     summary = metrics.summary(data.y_test, fitting.predict(fitted, data.x_test), data.num_classes)
     summary["attack_success_rate"] = attack_success_rate(fitting.predict(fitted, x_trig), y_trig, spec.target)
     summary["triggered_test_items"] = len(y_trig)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from poisonlab.attacks.backdoor import attack_success_rate, stamp
+from poisonlab.attacks.backdoor import attack_success_rate, triggered
 from poisonlab.datasets import Dataset
 from poisonlab.defences import detectors
 from poisonlab.defences.cleaning import cleaned
@@ -38,9 +38,8 @@ def retrained_accuracy(data: Dataset, labels: np.ndarray, keep: np.ndarray, mode
     accuracy = float((fitting.predict(fitted, data.x_test) == data.y_test).mean())
     if item is None or item.trigger is None:
         return accuracy, None
-    others = data.y_test != item.target
-    triggered = stamp(data.x_test[others], item.trigger, seed=seed + 1)
-    return accuracy, attack_success_rate(fitting.predict(fitted, triggered), data.y_test[others], item.target)
+    x_trig, y_trig = triggered(data.x_test, data.y_test, trigger=item.trigger, target=item.target, seed=seed + 1)
+    return accuracy, attack_success_rate(fitting.predict(fitted, x_trig), y_trig, item.target)
 
 
 def check_one(data: Dataset, item: LabelSet, names: list[str], config: DetectorConfig, seed: int, then: str,

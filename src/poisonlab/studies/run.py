@@ -15,6 +15,7 @@ import torch
 
 from poisonlab import __version__, datasets
 from poisonlab.attacks import flips, humanlabels, informed
+from poisonlab.attacks.backdoor import Trigger, stamp
 from poisonlab.attacks.humanlabels import HumanLabels
 from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
@@ -142,7 +143,7 @@ def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, 
 
 
 def run_dataset(record: dict, data_dir: Path | None = None, download: bool = True) -> Dataset:
-    """The dataset a saved run trained on, with the run's poisoned training labels applied."""
+    """The dataset a saved run trained on, with the run's poisoned training labels (and backdoor stamps) applied."""
     cfg = record["config"]
     if "poison" in record:
         data = datasets.load(cfg["dataset"], data_dir, cfg.get("dataset_size", 0), download)
@@ -158,4 +159,9 @@ def run_dataset(record: dict, data_dir: Path | None = None, download: bool = Tru
                              f"{record['dataset']['n_train']}; use the same dataset files as the run")
     labels = data.y_train.copy()
     labels[np.asarray(indices, np.int64)] = new
-    return replace(data, y_train=labels)
+    trigger = record.get("poison", {}).get("trigger")
+    if trigger is None:
+        return replace(data, y_train=labels)
+    x = data.x_train.copy()  # a backdoor run: its stamped training images too
+    x[np.asarray(indices, np.int64)] = stamp(x[np.asarray(indices, np.int64)], Trigger(**trigger), seed=cfg["seed"])
+    return replace(data, x_train=x, y_train=labels)
