@@ -3,3 +3,4 @@ label noise (CIFAR-10N)."""
 
 KINDS = ("random", "biased")
 POISONS = (*KINDS, "targeted", "backdoor")
+STRATEGIES = ("random", "first", "margin", "confident")  # which items a random or biased poisoning takes (informed)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from poisonlab.attacks import STRATEGIES
 from poisonlab.errors import PoisonlabError
 
-STRATEGIES = ("random", "first", "margin", "confident")
 INFORMED = ("margin", "confident")
 
 

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from poisonlab.attacks import POISONS
-from poisonlab.attacks.informed import STRATEGIES
+from poisonlab.attacks import POISONS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, console, parse_counts, parse_names,
                                   parse_percents)
 from poisonlab.defences import BACKDOOR_METHODS, DETECTION_METHODS, DETECTOR_MODELS

@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from poisonlab.attacks import KINDS
-from poisonlab.attacks.informed import STRATEGIES
+from poisonlab.attacks import KINDS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt, console, parse_counts,
                                   parse_names, parse_percents)
 from poisonlab.errors import PoisonlabError, check_choice
