@@ -10,6 +10,7 @@ from cleanlab.filter import find_label_issues
 
 from poisonlab import datasets
 from poisonlab.attacks import flips as poison
+from poisonlab.defences import DETECTION_METHODS
 from poisonlab.defences import detectors as detect
 from poisonlab.defences.evaluate import score
 from poisonlab.defences.folds import DetectorConfig, out_of_fold
@@ -24,10 +25,10 @@ def mnist_poisoned(shared_data):
 @pytest.fixture(scope="module")
 def mnist_detections(mnist_poisoned):
     data, labels, _ = mnist_poisoned
-    return {d.method: d for d in detect.run(list(detect.METHODS), data.x_train, labels, data.num_classes, 0)}
+    return {d.method: d for d in detect.run(list(DETECTION_METHODS), data.x_train, labels, data.num_classes, 0)}
 
 
-@pytest.mark.parametrize("method", list(detect.METHODS))
+@pytest.mark.parametrize("method", DETECTION_METHODS)
 def test_each_method_beats_chance_on_real_mnist(mnist_poisoned, mnist_detections, method):
     result = score(mnist_detections[method], mnist_poisoned[2])
     assert result["roc_auc"] > 0.75 and result["precision"] > 2 * 0.20 and result["recall"] > 0.5, result

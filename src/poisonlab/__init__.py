@@ -18,7 +18,7 @@ _EXPORTS = {
     "load_dataset": "poisonlab.api", "from_arrays": "poisonlab.datasets", "from_torch": "poisonlab.datasets",
     "Dataset": "poisonlab.datasets", "poison_labels": "poisonlab.attacks.flips",
     "train": "poisonlab.api", "sweep": "poisonlab.api", "flip": "poisonlab.api", "detect": "poisonlab.api",
-    "score": "poisonlab.api", "results": "poisonlab.api", "RunResult": "poisonlab.api", "SweepResult": "poisonlab.api",
+    "score": "poisonlab.api", "results": "poisonlab.api", "backdoor": "poisonlab.api", "BackdoorResult": "poisonlab.api", "RunResult": "poisonlab.api", "SweepResult": "poisonlab.api",
     "FlipResult": "poisonlab.api", "Detection": "poisonlab.defences.detectors", "TrainConfig": "poisonlab.training.loop",
     "load_model": "poisonlab.training.saving", "PoisonlabError": "poisonlab.errors",
 }

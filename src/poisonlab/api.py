@@ -21,7 +21,8 @@ from poisonlab.defences import detectors
 from poisonlab.defences.detectors import Detection
 from poisonlab.defences.evaluate import score as _score
 from poisonlab.defences.folds import DetectorConfig
-from poisonlab.errors import PoisonlabError
+from poisonlab.attacks.informed import STRATEGIES
+from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.studies import DEFAULT_PERCENTS
 from poisonlab.studies import flipstudy
 from poisonlab.studies.flip import FLIP_TRAINING
@@ -75,10 +76,11 @@ def _percent(rate: float) -> float:
 
 
 def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec, epochs: int, batch_size: int,
-          val: str, precision: str) -> RunSpec:
+          val: str, precision: str, select: str = "random") -> RunSpec:
     """The RunSpec of one run on `data` (the model recorded by name)."""
+    check_choice(select, STRATEGIES, "item selection")
     return RunSpec(dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, model=model_name(model), val=val,
-                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size, precision=precision))
+                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size, precision=precision), select=select)
 
 
 def _given(data: Dataset, *_, **__) -> Dataset:
@@ -112,7 +114,7 @@ def _result(record: dict, model, y_train: np.ndarray) -> RunResult:
 
 
 def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed: int = 0, model: ModelSpec = "smallcnn",
-          epochs: int = 50, batch_size: int = 256, val: str = "split", precision: str = "auto",
+          epochs: int = 50, batch_size: int = 256, val: str = "split", precision: str = "auto", select: str = "random",
           data_dir: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None) -> RunResult:
     """Poison a share of the training labels, train, and evaluate on the untouched test set.
 
@@ -137,6 +139,9 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
         Arithmetic of a torch model's training steps: bfloat16 autocast (weights stay float32) or float32; auto picks
         bf16 where the CPU (AVX512-BF16 or AMX) or GPU supports it. Evaluation is float32; the record's
         ``training.precision`` says which ran.
+    select : {"random", "first", "margin", "confident"}
+        Which items are poisoned (see `poison_labels`); margin and confident use a surrogate (logreg on PCA-50,
+        out-of-fold over 5 folds) trained on the clean labels, recorded in the run's ``poison.surrogate``.
     on_epoch : callable, optional
         Called with each epoch's row (epoch, train_loss, lr, val_accuracy).
 
@@ -145,7 +150,7 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
     RunResult
     """
     data = _data(data, data_dir)
-    record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val, precision), data,
+    record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val, precision, select), data,
                          model=None if isinstance(model, str) else model, on_epoch=on_epoch)
     return _result(record, fitted, data.y_train)
 
@@ -169,8 +174,8 @@ class SweepResult:
 
 def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds: Sequence[str] = ("random",),
           seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 50, batch_size: int = 256,
-          val: str = "split", precision: str = "auto", jobs: int = 1, out: str | Path | None = None,
-          overwrite: bool = False, data_dir: str | Path | None = None) -> SweepResult:
+          val: str = "split", precision: str = "auto", select: str | Sequence[str] = ("random",), jobs: int = 1,
+          out: str | Path | None = None, overwrite: bool = False, data_dir: str | Path | None = None) -> SweepResult:
     """Train one run per (kind, rate, seed), as `poisonlab train` does; resumable when `out` is given.
 
     Parameters
@@ -186,6 +191,8 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     jobs : int
         Runs trained at once in worker processes (spawned), the CPU cores split between them; 1 trains in this
         process. With more, `model` must be a name, an estimator or a module-level factory (not a lambda).
+    select : str or sequence of str
+        Item selections (random, first, margin, confident; see `train`), one curve each.
     out : path, optional
         Results folder: every run is saved there (run.json, weights, results.sqlite/csv) and finished runs are
         reused on the next call. The data are recorded by name only: use one folder per dataset.
@@ -195,12 +202,15 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     Returns
     -------
     SweepResult
-        ``.records`` and ``.frame()`` (a pandas DataFrame).
+        ``.records`` and ``.frame()`` (a pandas DataFrame, with a ``select`` column).
     """
     data = _data(data, data_dir)
     base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, val, precision)
+    selects = [select] if isinstance(select, str) else list(dict.fromkeys(select))
+    for name in selects:
+        check_choice(name, STRATEGIES, "item selection")
     specs = sweeps.plan(base, [data.name], [0], list(kinds), [_percent(r) for r in dict.fromkeys(rates)],
-                        list(dict.fromkeys(seeds)))
+                        list(dict.fromkeys(seeds)), selects)
     custom = None if isinstance(model, str) else model
     if out is None and jobs == 1:
         return SweepResult([run(spec, data, model=custom)[0] for spec in specs], None)
@@ -263,6 +273,73 @@ def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequen
     with tempfile.TemporaryDirectory(prefix="poisonlab-flip-") as folder:
         result = flipstudy.run_flip(base, data, counts, list(seeds), Path(folder), model=custom)
     return FlipResult(result["doc"], [])
+
+
+@dataclass(frozen=True)
+class BackdoorResult:
+    """A backdoor study: the backdoor.json document (settings, runs, seed summary per percent) and the files written."""
+
+    doc: dict
+    files: list[Path]
+
+    def frame(self):
+        """One row per percent: items stamped, clean test accuracy and attack success rate (seed means and min/max)."""
+        import pandas as pd
+
+        return pd.DataFrame([{"percent": s["percent"], "n_poisoned": s["n_poisoned"], "seeds": s["seeds"],
+                              **{f"{key}_{stat}": s[key][stat] for key in ("accuracy", "attack_success_rate")
+                                 for stat in ("mean", "min", "max")}} for s in self.doc["summary"]])
+
+
+def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float] = (0.1, 0.5, 1, 5, 10),
+             trigger: str = "patch", size: int = 3, position: str = "corner", clean_label: bool = False,
+             seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 10, batch_size: int = 256,
+             out: str | Path | None = None, overwrite: bool = False, data_dir: str | Path | None = None) -> BackdoorResult:
+    """Stamp a trigger on a share of the training images, relabel them as `target` (BadNets), train, and measure the
+    clean test accuracy and the attack success rate (ASR) on triggered test images of the other classes.
+
+    Parameters
+    ----------
+    data : Dataset or str
+        uint8 images (N, H, W, C), or a built-in dataset name.
+    target : str or int
+        The class the trigger steers to (name or number).
+    percents : sequence of float in [0, 100]
+        PERCENTS (not fractions) of all N training items stamped; the clean model (0) is always added.
+    trigger : {"patch", "blend"}
+        A `size` x `size` checkerboard patch, or a seeded noise image blended in with weight 0.2.
+    size : int
+        Patch side in pixels.
+    position : {"corner", "random"}
+        Bottom-right corner (1 pixel in) or a seeded place per image.
+    clean_label : bool
+        Stamp only items of the target class and keep every label.
+    seeds, model, epochs, batch_size
+        As in `train`.
+    out : path, optional
+        Folder of the runs (resumed), the results table, backdoor/<name>/backdoor.json and figures (default: a
+        temporary folder, removed afterwards).
+
+    Returns
+    -------
+    BackdoorResult
+        ``.doc`` (runs, summary, ``smallest_percent_reaching_goal``) and ``.frame()``.
+    """
+    from poisonlab.attacks.backdoor import Trigger
+    from poisonlab.studies import backdoor as backdoors
+
+    data = _data(data, data_dir)
+    base = backdoors.BackdoorSpec(dataset=data.name, target=datasets.resolve_class(target, data.classes),
+                                  trigger=Trigger(trigger, size, position), clean_label=clean_label,
+                                  model=model_name(model), train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+    percent_list = sorted({0.0, *(float(p) for p in percents)})
+    custom = None if isinstance(model, str) else model
+    if out is not None:
+        result = backdoors.study(data, base, percent_list, list(seeds), Path(out), overwrite=overwrite, model=custom)
+        return BackdoorResult(result["doc"], result["files"])
+    with tempfile.TemporaryDirectory(prefix="poisonlab-backdoor-") as folder:
+        result = backdoors.study(data, base, percent_list, list(seeds), Path(folder), model=custom)
+    return BackdoorResult(result["doc"], [])
 
 
 def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_probs: np.ndarray | None = None,

@@ -28,8 +28,10 @@ CSV_FILE = "results.csv"
 
 COLUMNS = (
     "run_dir", "dataset", "dataset_size", "kind", "percent", "seed", "model", "val", "num_classes", "n_train",
-    "n_poisoned", "test_accuracy", "best_val_accuracy", "epochs_run", "train_seconds", "created",
+    "n_poisoned", "test_accuracy", "best_val_accuracy", "epochs_run", "train_seconds", "created", "select",
+    "attack_success_rate",
 )
+ADDED_COLUMNS = {"select": "'random'", "attack_success_rate": "NULL"}  # columns newer than the table: name -> default
 
 
 def atomic_write(path: Path, data: bytes | str, mode: int | None = None) -> None:
@@ -168,7 +170,12 @@ def _connect(out: Path) -> Iterator[sqlite3.Connection]:
     db = sqlite3.connect(out / DB_FILE, timeout=60)
     try:
         with db:
-            db.execute(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(c + (' PRIMARY KEY' if c == 'run_dir' else '') for c in COLUMNS)})")
+            columns = ", ".join('"' + c + '"' + (" PRIMARY KEY" if c == "run_dir" else "") for c in COLUMNS)
+            db.execute(f"CREATE TABLE IF NOT EXISTS runs ({columns})")
+            present = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            for column, default in ADDED_COLUMNS.items():  # a table written by an older poisonlab gains them at the end
+                if column not in present:
+                    db.execute(f'ALTER TABLE runs ADD COLUMN "{column}" DEFAULT {default}')
             yield db
     except sqlite3.DatabaseError as exc:
         raise PoisonlabError(f"cannot use the results table {out / DB_FILE} ({exc}); delete it to rebuild it from "
@@ -195,7 +202,8 @@ def _row(run: dict, run_dir: str) -> dict:
         "num_classes": run["dataset"]["num_classes"], "n_train": run["dataset"]["n_train"],
         "n_poisoned": run["poison"]["n_poisoned"], "test_accuracy": run["metrics"]["accuracy"],
         "best_val_accuracy": run["training"]["best_val_accuracy"], "epochs_run": run["training"]["epochs_run"],
-        "train_seconds": run["timings"]["train_s"], "created": run["created"],
+        "train_seconds": run["timings"]["train_s"], "created": run["created"], "select": cfg.get("select", "random"),
+        "attack_success_rate": run["metrics"].get("attack_success_rate"),
     }
 
 
@@ -228,7 +236,7 @@ def results(out: Path) -> list[dict]:
     if not (out / DB_FILE).exists():
         return []
     with _connect(out) as db:
-        cur = db.execute("SELECT * FROM runs ORDER BY dataset, kind, dataset_size, model, val, percent, seed")
+        cur = db.execute('SELECT * FROM runs ORDER BY dataset, kind, "select", dataset_size, model, val, percent, seed')
         return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
 
 

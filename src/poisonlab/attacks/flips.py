@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from poisonlab.attacks import KINDS, informed
 from poisonlab.errors import PoisonlabError
 
-from poisonlab.attacks import KINDS
 SELECTIONS = ("first", "random")
 
 
@@ -22,28 +22,38 @@ def check_percent(percent: float) -> None:
         raise PoisonlabError(f"poison percent {percent:g} is outside 0..100; give values such as 0,10,50,100")
 
 
-def _chosen(n_items: int, percent: float, seed: int) -> np.ndarray:
-    """Seeded choice of round(p*N) indices; nested across percents for one seed (5% is inside 10%)."""
-    order = np.random.default_rng([seed, 0]).permutation(n_items)
-    return np.sort(order[: poison_count(n_items, percent)])
+def _chosen(labels: np.ndarray, percent: float, seed: int, select: str = "random",
+            pred_probs: np.ndarray | None = None) -> np.ndarray:
+    """The round(p*N) indices a strategy poisons (`random`: a seeded choice); nested across percents for one seed."""
+    if select == "random":
+        order = np.random.default_rng([seed, 0]).permutation(len(labels))
+    else:
+        order = informed.order(select, labels, seed, pred_probs)
+    return np.sort(order[: poison_count(len(labels), percent)])
 
 
-def random_flip(labels: np.ndarray, num_classes: int, percent: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Give round(p*N) seeded items a uniformly chosen OTHER class."""
+def random_flip(labels: np.ndarray, num_classes: int, percent: float, seed: int, *, select: str = "random",
+                pred_probs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Give round(p*N) items chosen by `select` another class: uniformly drawn (random, first), the surrogate's
+    runner-up (margin) or its least probable class (confident); `pred_probs` (N, K) are the surrogate's."""
     labels = np.asarray(labels, dtype=np.int64)
     if num_classes < 2:
         raise PoisonlabError("random poisoning needs at least 2 classes")
-    idx = _chosen(len(labels), percent, seed)
-    offsets = np.random.default_rng([seed, 1]).integers(1, num_classes, size=len(labels))
+    idx = _chosen(labels, percent, seed, select, pred_probs)
     new = labels.copy()
+    if select in informed.INFORMED:
+        new[idx] = informed.new_classes(select, labels[idx], np.asarray(pred_probs, np.float64)[idx])
+        return new, new != labels
+    offsets = np.random.default_rng([seed, 1]).integers(1, num_classes, size=len(labels))
     new[idx] = (labels[idx] + offsets[idx]) % num_classes
     return new, new != labels
 
 
-def biased_flip(labels: np.ndarray, percent: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Give the same items as `random_flip` class 0, or class 1 where the true label is 0."""
+def biased_flip(labels: np.ndarray, percent: float, seed: int, *, select: str = "random",
+                pred_probs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Give the items `random_flip` chooses (same `select`) class 0, or class 1 where the true label is 0."""
     labels = np.asarray(labels, dtype=np.int64)
-    idx = _chosen(len(labels), percent, seed)
+    idx = _chosen(labels, percent, seed, select, pred_probs)
     new = labels.copy()
     new[idx] = np.where(labels[idx] == 0, 1, 0)
     return new, new != labels
@@ -72,18 +82,22 @@ def targeted_flip(
     return new, new != labels
 
 
-def apply(kind: str, labels: np.ndarray, num_classes: int, percent: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dispatch a sweep poisoning `kind` (random or biased)."""
+def apply(kind: str, labels: np.ndarray, num_classes: int, percent: float, seed: int, *, select: str = "random",
+          pred_probs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Dispatch a sweep poisoning `kind` (random or biased) with item strategy `select` (see `informed`)."""
+    if select not in informed.STRATEGIES:
+        raise PoisonlabError(f"unknown selection '{select}'; choose one of {', '.join(informed.STRATEGIES)}")
     if kind == "random":
-        return random_flip(labels, num_classes, percent, seed)
+        return random_flip(labels, num_classes, percent, seed, select=select, pred_probs=pred_probs)
     if kind == "biased":
-        return biased_flip(labels, percent, seed)
+        return biased_flip(labels, percent, seed, select=select, pred_probs=pred_probs)
     raise PoisonlabError(f"unknown poisoning kind '{kind}'; choose one of {', '.join(KINDS)}")
 
 
 def poison_labels(
     labels, kind: str = "random", *, rate: float | None = None, n: int | None = None, num_classes: int | None = None,
-    source: int | None = None, target: int | None = None, select: str = "first", seed: int = 0,
+    source: int | None = None, target: int | None = None, select: str | None = None,
+    pred_probs: np.ndarray | None = None, seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Poison a copy of `labels` and return it with the mask of changed items.
 
@@ -103,8 +117,14 @@ def poison_labels(
         K; default max(labels) + 1.
     source, target : int, optional
         The class pair of targeted.
-    select : {"first", "random"}
-        Which source items targeted takes: the lowest indices or a seeded choice.
+    select : str, optional
+        Which items are poisoned. random and biased: "random" (default, a seeded choice), "first" (lowest indices),
+        "margin" (smallest surrogate margin first, each flipped to the surrogate's runner-up class; random kind) or
+        "confident" (highest surrogate probability of the true label first, each flipped to the class of least
+        probability, which raises the loss most; random kind). targeted: "first" (default) or "random" source items.
+    pred_probs : ndarray, shape (N, K), optional
+        Class probabilities of a surrogate model trained on the CLEAN labels (out-of-fold is best); needed by margin
+        and confident.
     seed : int
         Seed of the choice of items and of the new classes.
 
@@ -124,7 +144,7 @@ def poison_labels(
             raise PoisonlabError("kind='targeted' needs source, target and n (the number of items to flip)")
         if rate is not None:
             raise PoisonlabError("kind='targeted' takes n, not rate; pass n=<number of items>")
-        return targeted_flip(labels, source, target, n, select, seed)
+        return targeted_flip(labels, source, target, n, select or "first", seed)
     if kind not in KINDS:
         raise PoisonlabError(f"unknown kind '{kind}'; choose one of random, biased, targeted")
     if n is not None or rate is None:
@@ -135,4 +155,4 @@ def poison_labels(
     k = int(labels.max()) + 1 if num_classes is None and len(labels) else num_classes or 2
     if len(labels) and labels.max() >= k:
         raise PoisonlabError(f"labels reach {labels.max()} but num_classes is {k}; pass num_classes > {labels.max()}")
-    return apply(kind, labels, k, 100.0 * rate, seed)
+    return apply(kind, labels, k, 100.0 * rate, seed, select=select or "random", pred_probs=pred_probs)

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from poisonlab.attacks import POISONS
+from poisonlab.attacks import POISONS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, SeedOpt, check_outputs, console,
                                   parse_counts, parse_names, parse_percents)
-from poisonlab.defences import DETECTION_METHODS, DETECTOR_MODELS
+from poisonlab.defences import BACKDOOR_METHODS, DETECTION_METHODS, DETECTOR_MODELS
 from poisonlab.errors import check_choice
 from poisonlab.training import MODELS
 
@@ -19,14 +19,15 @@ DEFAULT_SIZE = 2000
 
 def detect(
     dataset: Annotated[str, typer.Option(help=f"Dataset: {DATASET_HELP}.")] = "mnist",
-    poison_kind: Annotated[str | None, typer.Option("--poison", help="Poisoning kinds, comma-separated: random, biased, targeted.", show_default="random")] = None,
-    percent: Annotated[str, typer.Option(help="Poison percents (random, biased), comma-separated: one row each.")] = "20",
+    poison_kind: Annotated[str | None, typer.Option("--poison", help="Poisoning kinds, comma-separated: random, biased, targeted, backdoor (a 3x3 corner patch, BadNets).", show_default="random")] = None,
+    percent: Annotated[str, typer.Option(help="Poison percents (random, biased, backdoor), comma-separated: one row each.")] = "20",
+    select: Annotated[str, typer.Option(help="Random, biased: which items are poisoned, comma-separated (one row each): random, first, margin, confident (see train --select).")] = "random",
     source: Annotated[str | None, typer.Option(help="Targeted: class whose labels are flipped (name or number).")] = None,
-    target: Annotated[str | None, typer.Option(help="Targeted: class they are flipped to (name or number).")] = None,
+    target: Annotated[str | None, typer.Option(help="Targeted: class they are flipped to; backdoor: class the trigger steers to (name or number).")] = None,
     n: Annotated[str, typer.Option("--n", help="Targeted: numbers of flipped labels (the first of the class), comma-separated.")] = "100",
     labels: Annotated[str | None, typer.Option(help="Real human noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
-    method: Annotated[str, typer.Option(help=f"Detection methods, comma-separated: {', '.join(DETECTION_METHODS)}.")] = ",".join(DETECTION_METHODS),
+    method: Annotated[str | None, typer.Option(help=f"Detection methods, comma-separated: {', '.join(DETECTION_METHODS + BACKDOOR_METHODS)} (spectral signatures and activation clustering read a smallcnn's activations).", show_default=f"{','.join(DETECTION_METHODS)}, and {','.join(BACKDOOR_METHODS)} with --poison backdoor")] = None,
     dataset_size: Annotated[int | None, typer.Option("--dataset-size", "--dataset_size", min=0, help="Use the first N training items (0 = all).", show_default=f"{DEFAULT_SIZE}, or all of a smaller set")] = None,
     seed: SeedOpt = 0,
     detector_model: Annotated[str, typer.Option("--detector-model", help=f"Model of the out-of-fold pass and the ensemble: {', '.join(DETECTOR_MODELS)} (logreg on PCA-50 of the pixels).")] = "logreg",
@@ -51,15 +52,20 @@ def detect(
     from poisonlab.studies import detection
     from poisonlab.studies.labelsets import human_sets, poisoned_sets
 
-    names = parse_names(method, "detection methods")
+    kinds = parse_names("random" if poison_kind is None else poison_kind, "poisoning kinds")
+    defaults = DETECTION_METHODS + (BACKDOOR_METHODS if "backdoor" in kinds else ())
+    names = parse_names(method or ",".join(defaults), "detection methods")
     detectors.check_methods(names)
     config = DetectorConfig(detector_model, folds, detector_epochs, neighbours, members)
-    kinds = parse_names("random" if poison_kind is None else poison_kind, "poisoning kinds")
     for kind in kinds:
         check_choice(kind, POISONS, "poisoning kind")
     check_choice(then, detection.THEN, "--then")
     check_choice(model, MODELS, "model")
-    keys = humanlabels.request(labels, [dataset], ["--poison"] if poison_kind is not None else []) if labels is not None else []
+    selects = parse_names(select, "item selections")
+    for name in selects:
+        check_choice(name, STRATEGIES, "item selection")
+    conflicts = [flag for flag, given in (("--poison", poison_kind is not None), ("--select", selects != ["random"])) if given]
+    keys = humanlabels.request(labels, [dataset], conflicts) if labels is not None else []
     percents, counts = parse_percents(percent), parse_counts(n, "number of flips")
     out = store.ensure_writable(out or Path("runs") / store.slug(f"detect-{dataset}"))
     check_outputs(json_path)
@@ -67,7 +73,7 @@ def detect(
     if dataset_size is None and len(data.y_train) > DEFAULT_SIZE:
         dataset_size, data = DEFAULT_SIZE, datasets.load(dataset, data_dir, DEFAULT_SIZE, download)
     if labels is None:
-        sets = poisoned_sets(data, kinds, percents, source, target, counts, seed)
+        sets = poisoned_sets(data, kinds, percents, source, target, counts, seed, tuple(selects))
     else:
         sets = human_sets(data, keys, humanlabels.labels_file(cifar_n, data_dir))
     doc = detection.study(data, sets, names, config=config, seed=seed, then=then, model=model, epochs=epochs,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from poisonlab.attacks import KINDS
+from poisonlab.attacks import KINDS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt, console, parse_counts,
                                   parse_names, parse_percents, parse_seeds)
 from poisonlab.errors import PoisonlabError, check_choice
@@ -34,6 +34,7 @@ def train(
     percents: Annotated[str, typer.Option(help="Poison percents, comma-separated.")] = DEFAULT_PERCENTS_TEXT,
     biased: Annotated[bool, typer.Option("--biased", help="Biased poisoning (class 0, or 1 for true 0) instead of random.")] = False,
     kinds: Annotated[str | None, typer.Option(help="Poisoning kinds, comma-separated (random,biased); overrides --biased.")] = None,
+    select: Annotated[str, typer.Option(help="Which items are poisoned, comma-separated (one curve each): random; first (lowest indices); margin (nearest a clean-label surrogate's decision boundary, flipped to its runner-up class); confident (the surrogate's surest items, flipped to the class of highest loss).")] = "random",
     dataset_size: Annotated[str, typer.Option("--dataset-size", "--dataset_size", help="Use the first N training items (0 = all); comma-separated for several.")] = "0",
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 256,
     model: Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")] = "smallcnn",
@@ -59,6 +60,9 @@ def train(
     kind_list = parse_names(kinds, "poisoning kinds") if kinds is not None else ["biased" if biased else "random"]
     for k in kind_list:
         check_choice(k, KINDS, "poisoning kind")
+    select_list = parse_names(select, "item selections")
+    for c in select_list:
+        check_choice(c, STRATEGIES, "item selection")
     check_choice(model, MODELS, "model")
     check_choice(val, VAL_MODES, "validation mode")
     base = RunSpec(dataset="", model=model, val=val,
@@ -68,10 +72,11 @@ def train(
     if labels is None:
         if cifar_n is not None:
             raise PoisonlabError("--cifar-n is only read with --labels; add --labels cifar10n:KEY or leave out --cifar-n")
-        sets, specs = [], sweep.plan(base, dataset_list, sizes, kind_list, parse_percents(percents), seed_list)
+        sets, specs = [], sweep.plan(base, dataset_list, sizes, kind_list, parse_percents(percents), seed_list, select_list)
     else:
         poisoning = [name for name, given in (("--kinds", kinds is not None), ("--biased", biased),
-                                              ("--percents", percents != DEFAULT_PERCENTS_TEXT)) if given]
+                                              ("--percents", percents != DEFAULT_PERCENTS_TEXT),
+                                              ("--select", select_list != ["random"])) if given]
         sets = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), humanlabels.request(labels, dataset_list, poisoning))
         specs = sweep.plan_human(base, sizes, sets, seed_list)
     run_sweep(specs, out, data_dir, download, overwrite, sets, default_jobs() if jobs is None else jobs)

@@ -1,4 +1,5 @@
 """Defences: label-issue detectors and their one evaluator, integrity manifests, audit log, monitors and validation."""
 
-DETECTION_METHODS = ("cl", "knn", "knn-pixels", "loss", "ensemble")
+DETECTION_METHODS = ("cl", "knn", "knn-pixels", "loss", "ensemble")  # the label-flip detectors, detect's default
+BACKDOOR_METHODS = ("spectral", "ac")  # on penultimate activations: spectral signatures, activation clustering
 DETECTOR_MODELS = ("logreg", "smallcnn", "simplecnn")

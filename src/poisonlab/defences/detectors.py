@@ -12,6 +12,7 @@ from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
 from sklearn.neighbors import NearestNeighbors
 
+from poisonlab.defences.activations import Activations, cluster_scores, penultimate_pass, spectral_scores
 from poisonlab.defences.folds import DetectorConfig, OutOfFold, cross_entropy, model_inputs, out_of_fold, train_model
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting
@@ -81,6 +82,24 @@ def ensemble_disagreement(x: np.ndarray, labels: np.ndarray, num_classes: int, s
     return Detection("ensemble", scores, scores > 0.5, votes.argmax(1), time.perf_counter() - started)
 
 
+def spectral_signatures(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
+                        config: DetectorConfig = DetectorConfig(), acts: Activations | None = None) -> Detection:
+    """Spectral signatures (Tran et al. 2018) on the penultimate activations of a model trained on the given labels."""
+    acts = acts or penultimate_pass(x, labels, num_classes, seed, config)
+    started = time.perf_counter()
+    scores, flagged = spectral_scores(acts.features, labels)
+    return Detection("spectral", scores, flagged, labels.copy(), time.perf_counter() - started + acts.seconds)
+
+
+def activation_clustering(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
+                          config: DetectorConfig = DetectorConfig(), acts: Activations | None = None) -> Detection:
+    """Activation clustering (Chen et al. 2018): per class 2-means on reduced penultimate activations."""
+    acts = acts or penultimate_pass(x, labels, num_classes, seed, config)
+    started = time.perf_counter()
+    scores, flagged = cluster_scores(acts.features, labels, seed)
+    return Detection("ac", scores, flagged, labels.copy(), time.perf_counter() - started + acts.seconds)
+
+
 def neighbour_votes(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int,
                     num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Share of each item's k nearest neighbours (same group, itself excluded) whose label differs, and their majority label."""
@@ -103,9 +122,10 @@ def _seconds(started: float, oof: OutOfFold) -> float:
 
 METHODS: dict[str, Callable[..., Detection]] = {
     "cl": confident_learning, "knn": knn_features, "knn-pixels": knn_pixels, "loss": loss_ranking,
-    "ensemble": ensemble_disagreement,
+    "ensemble": ensemble_disagreement, "spectral": spectral_signatures, "ac": activation_clustering,
 }
 SHARED = ("cl", "knn", "loss")
+ON_ACTIVATIONS = ("spectral", "ac")
 
 
 def check_methods(names: list[str]) -> None:
@@ -128,12 +148,16 @@ def given_probabilities(x: np.ndarray, labels: np.ndarray, pred_probs: np.ndarra
 
 def run(names: list[str], x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
         config: DetectorConfig = DetectorConfig(), pred_probs: np.ndarray | None = None) -> list[Detection]:
-    """Run the named methods, computing the shared out-of-fold pass once for those that use it (or taking `pred_probs`)."""
+    """Run the named methods, computing the shared out-of-fold pass once for those that use it (or taking `pred_probs`)
+    and the penultimate-activation pass once for spectral and ac."""
     check_methods(names)
     if len(labels) < max(config.folds, config.members, 2 * config.k):
         raise PoisonlabError(f"{len(labels)} items are too few for {config.folds} folds, {config.members} ensemble members "
                              f"and k={config.k} neighbours; use more items or fewer folds")
-    oof = None
+    oof = acts = None
     if set(names) & set(SHARED):
         oof = out_of_fold(x, labels, num_classes, seed, config) if pred_probs is None else given_probabilities(x, labels, pred_probs)
-    return [METHODS[n](x, labels, num_classes, seed, config, *([oof] if n in SHARED else [])) for n in names]
+    if set(names) & set(ON_ACTIVATIONS):
+        acts = penultimate_pass(x, labels, num_classes, seed, config)
+    shared = {**dict.fromkeys(SHARED, oof), **dict.fromkeys(ON_ACTIVATIONS, acts)}
+    return [METHODS[n](x, labels, num_classes, seed, config, *([shared[n]] if n in shared else [])) for n in names]

@@ -23,6 +23,8 @@ STYLE = {"random": ("tab:blue", "-"), "biased": ("tab:red", "--")}
 def series_name(row: dict) -> str:
     """Legend label of the curve a result row belongs to."""
     parts = [row["kind"], f"first {row['dataset_size']}" if row["dataset_size"] else "full"]
+    if row.get("select", "random") != "random":
+        parts.insert(1, f"{row['select']} items")
     if row["model"] != "smallcnn":
         parts.append(row["model"])
     if row["val"] == "test":

@@ -14,7 +14,8 @@ from poisonlab import store
 from poisonlab.reporting.detectplots import quality_plot, recovery_plot
 
 CSV_COLUMNS = ("kind", "setting", "percent", "rate", "n_poisoned", "method", "precision", "recall", "f1", "roc_auc",
-               "flagged", "true_poisoned", "seconds", "clean_accuracy", "poisoned_accuracy", "accuracy_after", "recovered")
+               "flagged", "true_poisoned", "seconds", "clean_accuracy", "poisoned_accuracy", "accuracy_after", "recovered",
+               "poisoned_asr", "asr_after")
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -24,19 +25,22 @@ def _num(value: float | None, fmt: str = ".3f") -> str:
 
 def print_row(row: dict, n_train: int, clean_accuracy: float | None, then: str, console: Console) -> None:
     """One rich table: the methods' precision, recall, F1, ROC AUC, flags and seconds (and accuracy after `then`)."""
+    backdoor = row.get("poisoned_asr") is not None
     caption = None if then == "none" else (f"test accuracy: clean {clean_accuracy:.4f}, poisoned {row['poisoned_accuracy']:.4f}; "
-                                           f"after: {then} flagged, retrain; gain: after - poisoned, points")
-    table = Table(title=f"{row['kind']} {row['setting']}: {row['n_poisoned']} of {n_train} labels wrong "
+                                           + (f"attack success rate poisoned {row['poisoned_asr']:.3f}; " if backdoor else "")
+                                           + f"after: {then} flagged, retrain; gain: after - poisoned, points")
+    table = Table(title=f"{row['kind']} {row['setting']}: {row['n_poisoned']} of {n_train} {'items stamped' if row['kind'].startswith('backdoor') else 'labels wrong'} "
                         f"({row['rate']:.1f}%)", caption=caption, box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False)
     for column in ("method", "prec", "recall", "F1", "AUC", "flagged", "sec",
-                   *(("after", "gain") if then != "none" else ())):
+                   *(("after", "gain") if then != "none" else ()), *(("ASR after",) if then != "none" and backdoor else ())):
         table.add_column(column, justify="left" if column == "method" else "right")
     for m in row["methods"]:
         table.add_row(m["method"], _num(m["precision"]), _num(m["recall"]), _num(m["f1"]), _num(m["roc_auc"]),
                       str(m["flagged"]), f"{m['seconds']:.1f}",
                       *((f"{m['accuracy_after']:.4f}", f"{100 * (m['accuracy_after'] - row['poisoned_accuracy']):+.1f}")
-                        if then != "none" else ()))
+                        if then != "none" else ()),
+                      *((f"{m['asr_after']:.3f}",) if then != "none" and backdoor else ()))
     console.print(table)
 
 

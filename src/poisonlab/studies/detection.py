@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from poisonlab.attacks.backdoor import attack_success_rate, triggered
 from poisonlab.datasets import Dataset
 from poisonlab.defences import detectors
 from poisonlab.defences.cleaning import cleaned
@@ -24,29 +25,41 @@ THEN = ("none", "clean", "relabel")
 RETRAIN_BATCH = 64
 
 
-def retrained_accuracy(data: Dataset, labels: np.ndarray, keep: np.ndarray, model, epochs: int, seed: int) -> float:
-    """Train `model` on the kept items (10% of them held out for validation); accuracy on the untouched test set."""
+def retrained_accuracy(data: Dataset, labels: np.ndarray, keep: np.ndarray, model, epochs: int, seed: int,
+                       item: LabelSet | None = None) -> tuple[float, float | None]:
+    """Train `model` on the kept items (10% of them held out for validation), the training images being `item.x` for a
+    backdoor set; its accuracy on the untouched test set and, for a backdoor set, its attack success rate."""
+    x = data.x_train if item is None or item.x is None else item.x
     idx = np.flatnonzero(keep)
     fit_pos, val_pos = split_indices(len(idx), 0.1, seed)
     fit_idx, val_idx = idx[fit_pos], idx[val_pos]
-    fitted = fitting.build(model, data.x_train.shape[1:], data.num_classes, seed)
-    fitting.fit(fitted, data.x_train[fit_idx], labels[fit_idx], data.x_train[val_idx], labels[val_idx],
+    fitted = fitting.build(model, x.shape[1:], data.num_classes, seed)
+    fitting.fit(fitted, x[fit_idx], labels[fit_idx], x[val_idx], labels[val_idx],
                 config=TrainConfig(max_epochs=epochs, batch_size=RETRAIN_BATCH), seed=seed)
-    return float((fitting.predict(fitted, data.x_test) == data.y_test).mean())
+    accuracy = float((fitting.predict(fitted, data.x_test) == data.y_test).mean())
+    if item is None or item.trigger is None:
+        return accuracy, None
+    x_trig, y_trig = triggered(data.x_test, data.y_test, trigger=item.trigger, target=item.target, seed=seed + 1)
+    return accuracy, attack_success_rate(fitting.predict(fitted, x_trig), y_trig, item.target)
 
 
 def check_one(data: Dataset, item: LabelSet, names: list[str], config: DetectorConfig, seed: int, then: str,
               retrain: tuple[object, int], clean_accuracy: float | None) -> dict:
-    """Detect on one label set, score each method, and (with `then`) retrain on the cleaned labels."""
+    """Detect on one label set, score each method, and (with `then`) retrain on the cleaned labels (for a backdoor
+    set also measuring the attack success rate before and after)."""
     row = {"kind": item.kind, "setting": item.setting, "percent": item.percent, "n_poisoned": int(item.mask.sum()),
-           "rate": float(100 * item.mask.mean()), "poisoned_accuracy": None, "methods": []}
+           "rate": float(100 * item.mask.mean()), "poisoned_accuracy": None, "poisoned_asr": None, "methods": []}
     if then != "none":
-        row["poisoned_accuracy"] = retrained_accuracy(data, item.labels, np.ones(len(item.labels), bool), *retrain, seed)
-    for detection in detectors.run(names, data.x_train, item.labels, data.num_classes, seed, config):
-        result = {"method": detection.method, **score(detection, item.mask), "accuracy_after": None, "recovered": None}
+        row["poisoned_accuracy"], row["poisoned_asr"] = retrained_accuracy(
+            data, item.labels, np.ones(len(item.labels), bool), *retrain, seed, item)
+    x = data.x_train if item.x is None else item.x
+    for detection in detectors.run(names, x, item.labels, data.num_classes, seed, config):
+        result = {"method": detection.method, **score(detection, item.mask), "accuracy_after": None, "recovered": None,
+                  "asr_after": None}
         if then != "none":
             labels, keep = cleaned(item.labels, detection, then)
-            result["accuracy_after"] = after = retrained_accuracy(data, labels, keep, *retrain, seed)
+            after, result["asr_after"] = retrained_accuracy(data, labels, keep, *retrain, seed, item)
+            result["accuracy_after"] = after
             result["recovered"] = after - row["poisoned_accuracy"]  # accuracy points regained (negative: lost)
         row["methods"].append(result)
     return row
@@ -64,7 +77,7 @@ def study(data: Dataset, sets: list[LabelSet], names: list[str], *, config: Dete
     started = time.perf_counter()
     retrain = (model, epochs)
     everything = np.ones(len(data.y_train), bool)
-    clean_accuracy = None if then == "none" else retrained_accuracy(data, data.y_train, everything, *retrain, seed)
+    clean_accuracy = None if then == "none" else retrained_accuracy(data, data.y_train, everything, *retrain, seed)[0]
     rows = []
     for item in sets:
         rows.append(check_one(data, item, names, config, seed, then, retrain, clean_accuracy))

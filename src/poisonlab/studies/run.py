@@ -14,12 +14,14 @@ import sklearn
 import torch
 
 from poisonlab import __version__, datasets
-from poisonlab.attacks import flips, humanlabels
+from poisonlab.attacks import flips, humanlabels, informed
+from poisonlab.attacks.backdoor import Trigger, stamp
 from poisonlab.attacks.humanlabels import HumanLabels
 from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab import store
 from poisonlab.store import slug
+from poisonlab.studies import surrogate
 from poisonlab.studies.flip import load_data
 from poisonlab.training import fitting, metrics, models
 from poisonlab.training.loop import TrainConfig, pick_device
@@ -41,17 +43,23 @@ class RunSpec:
     val: str = "split"
     val_fraction: float = 0.1
     train: TrainConfig = field(default_factory=TrainConfig)
+    select: str = "random"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The config recorded in run.json; `select` only when not the default, so older runs stay reusable."""
+        config = asdict(self)
+        if self.select == "random":
+            del config["select"]
+        return config
 
     def folder(self) -> Path:
-        """models/[b_]{dataset}[_{size}][_{model}][_valtest]/{percent}/seed{S} relative to the output folder;
-        human labels: models/{dataset}[_{size}][_{model}][_valtest]_{source}-{key}/seed{S}."""
+        """models/[b_]{dataset}[_{size}][_{model}][_valtest][_{select}]/{percent}/seed{S} relative to the output
+        folder; human labels: models/{dataset}[_{size}][_{model}][_valtest]_{source}-{key}/seed{S}."""
         name = ("b_" if self.kind == "biased" else "") + slug(self.dataset)
         name += f"_{self.dataset_size}" if self.dataset_size else ""
         name += f"_{slug(self.model)}" if self.model != DEFAULT_MODEL else ""
         name += "_valtest" if self.val == "test" else ""
+        name += f"_{self.select}" if self.select != "random" else ""
         if humanlabels.is_kind(self.kind):
             return Path("models") / f"{name}_{slug(self.kind)}" / f"seed{self.seed}"
         return Path("models") / name / f"{self.percent:g}" / f"seed{self.seed}"
@@ -74,20 +82,27 @@ def environment(device: torch.device | str) -> dict:
             "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled()}
 
 
-def poisoned_labels(spec: RunSpec, data: Dataset, human: HumanLabels | None) -> tuple[np.ndarray, np.ndarray]:
-    """The run's training labels and the mask of changed items: poisoned, or `human` labels for a human-label kind."""
+def poisoned_labels(spec: RunSpec, data: Dataset, human: HumanLabels | None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The run's training labels, the mask of changed items and the poison record's extra fields: poisoned (items
+    chosen by `spec.select`; informed strategies record their surrogate), or `human` labels for a human-label kind."""
     if humanlabels.is_kind(spec.kind):
         if human is None or human.kind != spec.kind:
             raise ValueError(f"a {spec.kind} run needs those labels passed as `human`")
-        return human.apply(data.y_train)
-    return flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed)
+        return *human.apply(data.y_train), {}
+    if spec.select not in informed.INFORMED:
+        labels, mask = flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed, select=spec.select)
+        return labels, mask, {} if spec.select == "random" else {"select": spec.select}
+    probs = surrogate.probabilities(data, spec.seed)
+    labels, mask = flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed, select=spec.select,
+                               pred_probs=probs)
+    return labels, mask, {"select": spec.select, "surrogate": surrogate.describe(probs, data.y_train, spec.seed)}
 
 
 def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, human: HumanLabels | None = None,
         on_epoch: Callable[[dict], None] | None = None):
     """Carry out one run (`model` replaces the built-in `spec.model` when given); returns (run.json record, trained model)."""
     started = time.perf_counter()
-    labels, mask = poisoned_labels(spec, data, human)
+    labels, mask, chosen = poisoned_labels(spec, data, human)
     if spec.val == "split":
         fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
         x_val, y_val = data.x_train[val_idx], labels[val_idx]
@@ -114,7 +129,8 @@ def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, 
                     "sources": data.sources, "notes": data.notes},
         "poison": {"kind": spec.kind, "percent": spec.percent, "n_poisoned": int(mask.sum()),
                    "rate": float(mask.mean()) if len(mask) else 0.0, "indices": poisoned.tolist(),
-                   "original_labels": data.y_train[poisoned].tolist(), "new_labels": labels[poisoned].tolist()},
+                   "original_labels": data.y_train[poisoned].tolist(), "new_labels": labels[poisoned].tolist(),
+                   **chosen},
         **({"labels": human.provenance(mask)} if humanlabels.is_kind(spec.kind) else {}),
         "split": {"val": spec.val, "n_fit": len(fit_idx), "n_val": len(y_val),
                   "val_label": "held-out 10% of the poisoned training data" if spec.val == "split"
@@ -129,7 +145,7 @@ def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, 
 
 
 def run_dataset(record: dict, data_dir: Path | None = None, download: bool = True) -> Dataset:
-    """The dataset a saved run trained on, with the run's poisoned training labels applied."""
+    """The dataset a saved run trained on, with the run's poisoned training labels (and backdoor stamps) applied."""
     spec = store.field(record, "config.dataset", str)
     if "poison" in record:
         data = datasets.load(spec, data_dir, store.field(record, "config.dataset_size", int), download)
@@ -152,4 +168,13 @@ def run_dataset(record: dict, data_dir: Path | None = None, download: bool = Tru
                              "or train the run again")
     labels = data.y_train.copy()
     labels[np.asarray(indices, np.int64)] = new
-    return replace(data, y_train=labels)
+    trigger = record.get("poison", {}).get("trigger")
+    if trigger is None:
+        return replace(data, y_train=labels)
+    if not isinstance(trigger, dict):
+        raise PoisonlabError(f"the run record's trigger is not a mapping (a damaged {store.RUN_FILE}); restore it from a "
+                             "copy or train the run again")
+    x = data.x_train.copy()  # a backdoor run: its stamped training images too
+    x[np.asarray(indices, np.int64)] = stamp(x[np.asarray(indices, np.int64)], Trigger(**trigger),
+                                             seed=store.field(record, "config.seed", int))
+    return replace(data, x_train=x, y_train=labels)

@@ -20,12 +20,12 @@ from poisonlab.studies.run import RunSpec
 
 def plan(
     base: RunSpec, datasets_: Iterable[str], sizes: Iterable[int], kinds: Iterable[str],
-    percents: Iterable[float], seeds: Iterable[int],
+    percents: Iterable[float], seeds: Iterable[int], selects: Iterable[str] = ("random",),
 ) -> list[RunSpec]:
-    """Every run of the sweep, in dataset, size, kind, percent, seed order."""
+    """Every run of the sweep, in dataset, size, kind, item selection, percent, seed order."""
     return [
-        replace(base, dataset=d, dataset_size=n, kind=k, percent=float(p), seed=s)
-        for d, n, k, p, s in itertools.product(datasets_, sizes, kinds, percents, seeds)
+        replace(base, dataset=d, dataset_size=n, kind=k, select=c, percent=float(p), seed=s)
+        for d, n, k, c, p, s in itertools.product(datasets_, sizes, kinds, selects, percents, seeds)
     ]
 
 
@@ -106,4 +106,5 @@ def execute(
 
 def describe(spec: RunSpec) -> str:
     """A run's short label, e.g. "mnist_1000 random 10% seed0"."""
-    return f"{spec.dataset}{'_' + str(spec.dataset_size) if spec.dataset_size else ''} {spec.kind} {spec.percent:g}% seed{spec.seed}"
+    return (f"{spec.dataset}{'_' + str(spec.dataset_size) if spec.dataset_size else ''} {spec.kind}"
+            f"{' ' + spec.select if spec.select != 'random' else ''} {spec.percent:g}% seed{spec.seed}")

@@ -19,7 +19,7 @@ def build(out: Path, path: Path) -> dict:
     study = collect(out)
     data = curves(study.synthetic)
     parts = [("overview", "Overview", sections.overview(study))]
-    if study.rows:
+    if study.synthetic or study.human:
         parts += [("curves", "Accuracy vs poison", sections.curves_section(study, data)),
                   ("halving", "Until accuracy halves", sections.halving_section(data))]
     for i, (folder, doc) in enumerate(study.flips):
@@ -29,6 +29,10 @@ def build(out: Path, path: Path) -> dict:
         body = "".join(f"<h3>{escape(d['dataset'])} ({escape(folder.name)})</h3>" + studies.detect_section(folder, d)
                        for folder, d in study.detections)
         parts.append(("defences", "Defences", body))
+    for i, (folder, doc) in enumerate(study.backdoors):
+        title = f"Backdoor: {doc['dataset']} {doc['trigger']['kind']} -> {doc['target_name']}"
+        parts.append((f"backdoor-{i}", title + (" (clean-label)" if doc["clean_label"] else ""),
+                      studies.backdoor_section(folder, doc)))
     parts += [("models", "Models", studies.models_section(study)),
               ("provenance", "Configuration and provenance", sections.provenance_section(study)
                + note(f"Report made by poisonlab {__version__} on Python {platform.python_version()}."))]
@@ -37,4 +41,5 @@ def build(out: Path, path: Path) -> dict:
     html = document("poisonlab report: how much does poisoned training data hurt?", subtitle, parts, charts.plotly_js())
     store.atomic_write(path, html)
     return {"path": path, "sections": [title for _, title, _ in parts], "runs": len(study.rows),
-            "flips": len(study.flips), "detections": len(study.detections), "bytes": len(html.encode())}
+            "flips": len(study.flips), "detections": len(study.detections), "backdoors": len(study.backdoors),
+            "bytes": len(html.encode())}

@@ -17,6 +17,8 @@ from poisonlab.errors import PoisonlabError
 FLIP_KEYS = {"dataset", "classes", "source", "target", "model", "select", "n", "seeds", "epochs", "n_train", "n_test",
              "runs", "summary"}
 DETECT_KEYS = {"dataset", "n_train", "seed", "detector", "retrain", "rows"}
+BACKDOOR_KEYS = {"dataset", "name", "target_name", "trigger", "clean_label", "model", "n_train", "n_test", "seeds",
+                 "asr_goal", "smallest_percent_reaching_goal", "runs", "summary"}
 
 
 @dataclass
@@ -28,12 +30,13 @@ class Study:
     groups: list[dict] = field(default_factory=list)
     flips: list[tuple[Path, dict]] = field(default_factory=list)
     detections: list[tuple[Path, dict]] = field(default_factory=list)
+    backdoors: list[tuple[Path, dict]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     @property
     def synthetic(self) -> list[dict]:
-        """Rows of random and biased poisoning."""
-        return [r for r in self.rows if not humanlabels.is_kind(r["kind"])]
+        """Rows of random and biased poisoning (label flips; not human labels, not backdoors)."""
+        return [r for r in self.rows if not humanlabels.is_kind(r["kind"]) and not r["kind"].startswith("backdoor")]
 
     @property
     def human(self) -> list[dict]:
@@ -58,7 +61,7 @@ def dataset_order(name: str) -> tuple[int, str]:
 
 def group_key(row: dict) -> tuple:
     """Runs that share everything but percent and seed."""
-    return row["dataset"], row["dataset_size"], row["kind"], row["model"], row["val"]
+    return row["dataset"], row["dataset_size"], row["kind"], row["model"], row["val"], row.get("select", "random")
 
 
 def provenance(out: Path, rows: list[dict]) -> list[dict]:
@@ -102,12 +105,14 @@ def per_class_means(runs: list[dict]) -> dict[float, list[float]]:
 
 
 def collect(out: Path) -> Study:
-    """Read the results table (rebuilt from run.json files if missing) and every flip.json and detect.json under `out`."""
+    """Read the results table (rebuilt from run.json files if missing) and every flip.json, detect.json and
+    backdoor.json under `out`."""
     if not out.is_dir():
         raise PoisonlabError(f"results folder {out} does not exist; give the folder that `poisonlab train` wrote")
     rows = store.results_rebuilt(out)
     study = Study(out, rows, provenance(out, rows))
-    for name, needed, bucket in (("flip.json", FLIP_KEYS, study.flips), ("detect.json", DETECT_KEYS, study.detections)):
+    for name, needed, bucket in (("flip.json", FLIP_KEYS, study.flips), ("detect.json", DETECT_KEYS, study.detections),
+                                 ("backdoor.json", BACKDOOR_KEYS, study.backdoors)):
         for path in sorted(out.glob(f"**/{name}")):
             doc = _load_json(path)
             missing = sorted(needed - set(doc)) if doc is not None else ["(not readable JSON)"]
@@ -115,7 +120,7 @@ def collect(out: Path) -> Study:
                 study.skipped.append(f"{path}: missing {', '.join(missing)}")
             else:
                 bucket.append((path.parent, doc))
-    if not (study.rows or study.flips or study.detections):
+    if not (study.rows or study.flips or study.detections or study.backdoors):
         raise PoisonlabError(f"nothing to report in {out}: no runs, flip.json or detect.json; "
                              "run `poisonlab train`, `flip` or `detect` into that folder first")
     return study

@@ -21,8 +21,8 @@ def overview(study: Study) -> str:
     rows = [[g["dataset"], size_text(g["dataset_size"]), g["kind"], g["model"], g["runs"], len(g["percents"]),
              ", ".join(map(str, g["seeds"])), minutes(g["total_seconds"])] for g in groups]
     parts = [table(["dataset", "training set", "poisoning", "model", "runs", "percents", "seeds", "compute"], rows, 4)]
-    parts.append(note(f"{len(study.rows)} sweep runs, {len(study.flips)} targeted-flip studies and "
-                      f"{len(study.detections)} detection studies in {study.out}."))
+    parts.append(note(f"{len(study.rows)} runs, {len(study.flips)} targeted-flip studies, "
+                      f"{len(study.detections)} detection studies and {len(study.backdoors)} backdoor studies in {study.out}."))
     if study.skipped:
         parts.append(note("Left out (re-run the command that wrote them): " + "; ".join(study.skipped)))
     return "".join(parts)

@@ -45,17 +45,43 @@ def detect_section(folder: Path, doc: dict) -> str:
                          m["flagged"], m["true_poisoned"], f"{m['seconds']:.1f}",
                          None if m.get("accuracy_after") is None else f"{m['accuracy_after']:.4f}",
                          None if m.get("accuracy_after") is None or row.get("poisoned_accuracy") is None
-                         else f"{100 * (m['accuracy_after'] - row['poisoned_accuracy']):+.1f} pts"])
+                         else f"{100 * (m['accuracy_after'] - row['poisoned_accuracy']):+.1f} pts",
+                         None if m.get("asr_after") is None else f"{m['asr_after']:.3f} (poisoned {row['poisoned_asr']:.3f})"])
     clean = doc.get("clean_accuracy")
     parts = [note(f"{doc['dataset']}, {doc['n_train']} training items, seed {doc['seed']}, detector model "
                   f"{doc['detector']['model']}; after cleaning, {doc['retrain']['model']} is retrained"
                   + (f" (clean accuracy {clean:.4f})" if clean is not None else "")
                   + f"; {minutes(doc.get('seconds', 0))} in all."),
              table(["labels", "setting", "method", "precision", "recall", "F1", "ROC AUC", "flagged", "poisoned",
-                    "seconds", "accuracy after", "recovered (vs poisoned)"], rows, 3),
+                    "seconds", "accuracy after", "recovered (vs poisoned)", "backdoor ASR after"], rows, 3),
              image(folder / "detect.png", "detection quality vs poison rate"),
              image(folder / "recovery.png", "test accuracy recovered by cleaning")]
     return "".join(parts)
+
+
+def backdoor_section(folder: Path, doc: dict) -> str:
+    """One backdoor study: clean accuracy and attack success rate per percent stamped, the smallest percent reaching
+    the ASR goal, and the figures."""
+    trigger = doc["trigger"]
+    what = (f"{trigger['size']}x{trigger['size']} checkerboard patch ({trigger['position']})" if trigger["kind"] == "patch"
+            else f"noise image blended in at {trigger['alpha']:g}")
+    how = "items of the target class stamped, labels kept (clean-label)" if doc["clean_label"] else \
+        "items of other classes stamped and relabelled as the target (BadNets)"
+    reached = doc["smallest_percent_reaching_goal"]
+    rows = [[f"{s['percent']:g}%", s["n_poisoned"], s["seeds"],
+             *(f"{s[k]['mean']:.3f} ({s[k]['min']:.3f}–{s[k]['max']:.3f})" for k in ("accuracy", "attack_success_rate"))]
+            for s in doc["summary"]]
+    return "".join([
+        note(f"{doc['dataset']}: {what} steering to '{doc['target_name']}'; {how}; model {doc['model']}, seeds "
+             f"{', '.join(map(str, doc['seeds']))}, {doc['n_train']} training and {doc['n_test']} test items. Attack "
+             "success rate (ASR): share of triggered test images of the other classes predicted as the target. "
+             "Mean over seeds (min–max)."),
+        table(["stamped", "items", "seeds", "clean test accuracy", "attack success rate"], rows, 1),
+        note(f"Smallest percent with mean ASR ≥ {doc['asr_goal']:.0%}: "
+             + (f"{reached:g}%." if reached is not None else "not reached at the measured percents.")),
+        image(folder / "asr_vs_percent.png", "attack success rate and clean accuracy vs percent stamped"),
+        image(folder / "triggered.png", "training images without and with the trigger"),
+    ])
 
 
 def _flip_shape(folder: Path) -> list[int] | None:

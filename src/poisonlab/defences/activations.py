@@ -1,0 +1,77 @@
+"""Backdoor detectors on a model's penultimate activations: spectral signatures (Tran et al., NeurIPS 2018) and
+activation clustering (Chen et al., 2018). Each scores items WITHIN their labelled class; higher = more suspicious."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+
+from poisonlab.defences.folds import DetectorConfig, train_model
+from poisonlab.training import TORCH_MODELS, fitting
+
+FLAG_SHARE = 0.15  # spectral signatures remove 1.5 x an assumed poison share of 10 % of each class
+CLUSTER_COMPONENTS = 10  # activation clustering reduces each class to 10 dimensions before 2-means
+SMALL_CLUSTER = 0.35  # a cluster holding at most this share of its class is flagged
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Penultimate activations (N, d) of one model trained on all the given labels, its name and the pass's seconds."""
+
+    features: np.ndarray
+    model: str
+    seconds: float
+
+
+def activation_model(config: DetectorConfig) -> str:
+    """The torch model whose activations are read: the detector model, or smallcnn when that is logreg."""
+    return config.model if config.model in TORCH_MODELS else "smallcnn"
+
+
+def penultimate_pass(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, config: DetectorConfig) -> Activations:
+    """Train the activation model on ALL items and labels (as the defender would: the poisoned training set) for
+    `config.epochs` epochs, then read every item's penultimate activations."""
+    started = time.perf_counter()
+    name = activation_model(config)
+    model = train_model(name, x, labels, num_classes, seed, config.epochs)
+    return Activations(fitting.penultimate(model, x), name, time.perf_counter() - started)
+
+
+def spectral_scores(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: squared projection of the centred activations on their top right singular vector, divided by the
+    class's mean (so classes compare); flag the top FLAG_SHARE of each class.
+
+    Returns scores (N,) and flags (N,) bool."""
+    scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        if len(idx) < 2:
+            continue
+        centred = features[idx] - features[idx].mean(0)
+        top = np.linalg.svd(centred, full_matrices=False)[2][0]
+        projected = (centred @ top) ** 2
+        scores[idx] = projected / max(projected.mean(), 1e-12)
+        flagged[idx[np.argsort(-projected, kind="stable")[: int(np.ceil(FLAG_SHARE * len(idx)))]]] = True
+    return scores, flagged
+
+
+def cluster_scores(features: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: PCA to CLUSTER_COMPONENTS dimensions, 2-means; each item scores 1 - the share of its class in its
+    cluster (smaller cluster = higher), and a cluster of at most SMALL_CLUSTER of the class is flagged.
+
+    Returns scores (N,) and flags (N,) bool."""
+    scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        if len(idx) < 3:
+            continue
+        reduced = PCA(min(CLUSTER_COMPONENTS, len(idx) - 1, features.shape[1]), random_state=seed).fit_transform(features[idx])
+        assigned = KMeans(2, n_init=10, random_state=seed).fit_predict(reduced)
+        share = np.bincount(assigned, minlength=2)[assigned] / len(idx)
+        scores[idx] = 1.0 - share
+        flagged[idx] = share <= SMALL_CLUSTER
+    return scores, flagged

@@ -1,0 +1,206 @@
+"""The backdoor study: per (percent, seed) stamp a trigger on training items, train, and measure clean test accuracy
+and attack success rate (ASR); resumable on disk with a progress bar, then backdoor.json and its figures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from poisonlab import store
+from poisonlab.attacks.backdoor import (Trigger, attack_success_rate, backdoor, pattern, poison_indices, stamp,
+                                        triggered)
+from poisonlab.datasets import Dataset
+from poisonlab.errors import PoisonlabError
+from poisonlab.reporting import backdoorplots
+from poisonlab.studies import claims
+from poisonlab.studies.resume import finish, reusable
+from poisonlab.studies.run import DEFAULT_MODEL, environment, split_indices
+from poisonlab.training import fitting, metrics, models
+from poisonlab.training.loop import TrainConfig, pick_device
+
+ASR_GOAL = 0.9
+BACKDOOR_FILE = "backdoor.json"
+
+
+@dataclass(frozen=True)
+class BackdoorSpec:
+    """Everything that defines one backdoor run."""
+
+    dataset: str
+    target: int
+    percent: float = 0.0
+    seed: int = 0
+    dataset_size: int = 0
+    trigger: Trigger = field(default_factory=Trigger)
+    clean_label: bool = False
+    model: str = DEFAULT_MODEL
+    val: str = "split"
+    val_fraction: float = 0.1
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def kind(self) -> str:
+        """The results table's kind: backdoor, or backdoor-clean-label."""
+        return "backdoor-clean-label" if self.clean_label else "backdoor"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **asdict(self)}
+
+    def name(self) -> str:
+        """backdoor_{dataset}[_{size}][_{model}]_{trigger}{size}-{position}_to{target}[_cleanlabel]."""
+        name = f"backdoor_{store.slug(self.dataset)}" + (f"_{self.dataset_size}" if self.dataset_size else "")
+        name += f"_{store.slug(self.model)}" if self.model != DEFAULT_MODEL else ""
+        name += f"_{self.trigger.kind}" + (f"{self.trigger.size}-{self.trigger.position}" if self.trigger.kind == "patch" else "")
+        return name + f"_to{self.target}" + ("_cleanlabel" if self.clean_label else "")
+
+    def folder(self) -> Path:
+        """models/{name}/{percent}/seed{S} relative to the output folder."""
+        return Path("models") / self.name() / f"{self.percent:g}" / f"seed{self.seed}"
+
+
+def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> tuple[dict, object]:
+    """Carry out one backdoor run; returns (run.json record, trained model)."""
+    started = time.perf_counter()
+    x, labels, idx = backdoor(data.x_train, data.y_train, trigger=spec.trigger, target=spec.target,
+                              percent=spec.percent, clean_label=spec.clean_label, seed=spec.seed)
+    fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
+    fitted = fitting.build(spec.model if model is None else model, x.shape[1:], data.num_classes, spec.seed)
+    device = pick_device() if isinstance(fitted, torch.nn.Module) else torch.device("cpu")
+    t0 = time.perf_counter()
+    training = fitting.fit(fitted, x[fit_idx], labels[fit_idx], x[val_idx], labels[val_idx], config=spec.train,
+                           seed=spec.seed, device=device, on_epoch=on_epoch)
+    train_s = time.perf_counter() - t0
+    x_trig, y_trig = triggered(data.x_test, data.y_test, trigger=spec.trigger, target=spec.target, seed=spec.seed + 1)
+    summary = metrics.summary(data.y_test, fitting.predict(fitted, data.x_test), data.num_classes)
+    summary["attack_success_rate"] = attack_success_rate(fitting.predict(fitted, x_trig), y_trig, spec.target)
+    summary["triggered_test_items"] = len(y_trig)
+    record = {
+        "status": "complete",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": spec.to_dict(),
+        "dataset": {"name": data.name, "classes": data.classes, "num_classes": data.num_classes,
+                    "n_train": len(labels), "n_test": len(data.y_test), "shape": list(data.x_train.shape[1:]),
+                    "sources": data.sources, "notes": data.notes},
+        "poison": {"kind": spec.kind, "percent": spec.percent, "n_poisoned": len(idx),
+                   "rate": len(idx) / len(labels), "indices": idx.tolist(),
+                   "original_labels": data.y_train[idx].tolist(), "new_labels": labels[idx].tolist(),
+                   "target": spec.target, "target_name": data.classes[spec.target], "trigger": spec.trigger.to_dict(),
+                   "clean_label": spec.clean_label},
+        "split": {"val": spec.val, "n_fit": len(fit_idx), "n_val": len(val_idx),
+                  "val_label": "held-out 10% of the poisoned (stamped) training data"},
+        "training": training,
+        "metrics": summary,
+        "model": {"name": spec.model, "parameters": models.count_parameters(fitted) if isinstance(fitted, torch.nn.Module) else None},
+        "timings": {"train_s": round(train_s, 3), "total_s": round(time.perf_counter() - started, 3)},
+        "environment": environment(device),
+    }
+    return record, fitted
+
+
+def check(data: Dataset, base: BackdoorSpec, percents: list[float]) -> None:
+    """Reject a target outside the classes, non-image data, a trigger that does not fit, or too large a percent."""
+    if not 0 <= base.target < data.num_classes:
+        raise PoisonlabError(f"target class {base.target} is outside 0..{data.num_classes - 1}; give a class of {data.name}")
+    if data.x_train.dtype != np.uint8 or data.x_train.ndim != 4:
+        raise PoisonlabError(f"{data.name} items are {data.x_train.dtype} {data.x_train.shape[1:]}, not uint8 images; "
+                             "backdoor triggers need an image dataset")
+    pattern(base.trigger, data.x_train.shape[1:])
+    for percent in percents:
+        poison_indices(data.y_train, target=base.target, percent=percent, clean_label=base.clean_label, seed=base.seed)
+
+
+def execute(specs: list[BackdoorSpec], data: Dataset, out: Path, *, overwrite: bool = False,
+            console: Console | None = None, model=None) -> dict:
+    """Run every spec not already finished under `out` (reusing those made with the same settings), saving each run
+    and its results-table row; returns the trained and skipped counts and the records in `specs` order."""
+    store.ensure_writable(out)
+    console = console or Console(stderr=True)
+    records, todo = {}, []
+    for spec in specs:
+        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite, console.print, row=True)
+        if saved is None:
+            todo.append(spec)
+        else:
+            records[spec] = saved
+            store.record(out, saved, out / spec.folder())
+    if len(todo) < len(specs):
+        console.print(f"resuming: {len(specs) - len(todo)} of {len(specs)} backdoor runs already finished in {out}")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    trained = 0
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("backdoor runs", total=len(todo), status="")
+        for done, spec in enumerate(todo, 1):
+            label = f"{spec.name()} {spec.percent:g}% seed{spec.seed}"
+            bar.update(task, description=label, status="")
+            run_dir = out / spec.folder()
+            with claims.claim(run_dir, spec.to_dict(), wait=True, note=bar.console.print):
+                record = None if overwrite else reusable(run_dir, spec.to_dict(), False, row=True)
+                if record is None:  # not finished by another command meanwhile
+                    record, fitted = run(spec, data, model=model, on_epoch=lambda row: bar.update(
+                        task, status=f"epoch {row['epoch']} val {row.get('val_accuracy', float('nan')):.3f}"))
+                    record = finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
+                                                              "num_classes": data.num_classes, "seed": spec.seed})
+                    trained += 1
+            store.record(out, record, run_dir)
+            records[spec] = record
+            found = record["metrics"]
+            bar.update(task, advance=1, status=f"ASR {found['attack_success_rate']:.3f}")
+            bar.console.print(f"[{done}/{len(todo)}] {label}: clean accuracy {found['accuracy']:.3f}, "
+                              f"attack success rate {found['attack_success_rate']:.3f}", highlight=False)
+    return {"trained": trained, "skipped": len(specs) - trained, "records": [records[s] for s in specs]}
+
+
+def _spread(values: list[float]) -> dict:
+    """Mean, min, max and sample std (None for one seed) of per-seed values."""
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "min": float(a.min()), "max": float(a.max()),
+            "std": float(a.std(ddof=1)) if len(a) > 1 else None}
+
+
+def document(base: BackdoorSpec, data: Dataset, records: list[dict]) -> dict:
+    """The backdoor.json document: settings, one row per run, the per-percent seed summary and the smallest percent
+    whose mean ASR reaches ASR_GOAL."""
+    runs = [{"percent": r["config"]["percent"], "seed": r["config"]["seed"], "n_poisoned": r["poison"]["n_poisoned"],
+             "accuracy": r["metrics"]["accuracy"], "attack_success_rate": r["metrics"]["attack_success_rate"],
+             "run_dir": replace(base, percent=r["config"]["percent"], seed=r["config"]["seed"]).folder().as_posix()}
+            for r in records]
+    summary = []
+    for percent in sorted({r["percent"] for r in runs}):
+        rows = [r for r in runs if r["percent"] == percent]
+        summary.append({"percent": percent, "n_poisoned": rows[0]["n_poisoned"], "seeds": len(rows),
+                        "accuracy": _spread([r["accuracy"] for r in rows]),
+                        "attack_success_rate": _spread([r["attack_success_rate"] for r in rows])})
+    reached = [s["percent"] for s in summary if s["attack_success_rate"]["mean"] >= ASR_GOAL]
+    return {"dataset": base.dataset, "dataset_size": base.dataset_size, "name": base.name(), "kind": base.kind,
+            "target": base.target, "target_name": data.classes[base.target], "classes": data.classes,
+            "trigger": base.trigger.to_dict(), "clean_label": base.clean_label, "model": base.model,
+            "train": base.train.to_dict(), "n_train": len(data.y_train), "n_test": len(data.y_test),
+            "seeds": sorted({r["seed"] for r in runs}), "asr_goal": ASR_GOAL,
+            "smallest_percent_reaching_goal": min(reached) if reached else None, "runs": runs, "summary": summary}
+
+
+def study(data: Dataset, base: BackdoorSpec, percents: list[float], seeds: list[int], out: Path, *,
+          overwrite: bool = False, console: Console | None = None, model=None) -> dict:
+    """Every (percent, seed) run under `out` (resuming), then {out}/backdoor/{name}/backdoor.json and its figures.
+
+    Returns the document, the figure paths and the trained and skipped counts."""
+    check(data, base, percents)
+    specs = [replace(base, percent=float(p), seed=s) for p in dict.fromkeys(percents) for s in dict.fromkeys(seeds)]
+    done = execute(specs, data, out, overwrite=overwrite, console=console, model=model)
+    doc = document(base, data, done["records"])
+    folder = out / "backdoor" / base.name()
+    store.write_json(folder / BACKDOOR_FILE, doc)
+    stamped = (data.y_train == base.target) if base.clean_label else (data.y_train != base.target)
+    x_show = data.x_train[np.flatnonzero(stamped)[: backdoorplots.GRID]]
+    figures = backdoorplots.write_all(doc, x_show, stamp(x_show, base.trigger, seed=base.seed), folder)
+    return {"doc": doc, "files": [folder / BACKDOOR_FILE, *figures], "trained": done["trained"], "skipped": done["skipped"]}

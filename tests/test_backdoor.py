@@ -1,0 +1,115 @@
+"""Backdoor triggers: pure stamping and item choice, and on real MNIST a 3x3 corner patch at 5 % that installs a
+backdoor (ASR > 0.8) at almost no cost in clean accuracy while the clean model ignores the trigger; CLI errors."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import poisonlab as pl
+from poisonlab import store
+from poisonlab.attacks.backdoor import Trigger, attack_success_rate, backdoor, poison_indices, stamp
+from poisonlab.errors import PoisonlabError
+from poisonlab.studies.run import run_dataset
+
+
+def test_corner_patch_is_a_checkerboard_one_pixel_in():
+    x = np.zeros((2, 28, 28, 1), np.uint8)
+    out = stamp(x, Trigger("patch", 3, "corner"))
+    assert out[:, 24:27, 24:27, 0].tolist() == [[[255, 0, 255], [0, 255, 0], [255, 0, 255]]] * 2
+    assert out.sum() == 2 * 5 * 255 and x.sum() == 0
+
+
+def test_random_position_and_blend_are_seeded_and_change_every_image():
+    x = np.full((20, 16, 16, 3), 100, np.uint8)
+    placed = stamp(x, Trigger("patch", 2, "random"), seed=1)
+    assert np.array_equal(placed, stamp(x, Trigger("patch", 2, "random"), seed=1))
+    assert len({tuple(np.argwhere(img[:, :, 0] != 100).min(0)) for img in placed}) > 1
+    blended = stamp(x, Trigger("blend"))
+    assert (blended != x).any(axis=(1, 2, 3)).all() and np.abs(blended.astype(int) - 100).max() <= 0.2 * 155 + 1
+
+
+def test_badnets_stamps_exactly_round_pn_other_class_items_nested():
+    labels = np.random.default_rng(0).integers(0, 10, 1000)
+    x = np.zeros((1000, 8, 8, 1), np.uint8)
+    x_new, new, idx = backdoor(x, labels, trigger=Trigger(size=2), target=3, percent=5, seed=4)
+    assert len(idx) == 50 and np.all(labels[idx] != 3) and np.all(new[idx] == 3)
+    assert np.flatnonzero((x_new != 0).any(axis=(1, 2, 3))).tolist() == idx.tolist()
+    assert set(poison_indices(labels, target=3, percent=2, seed=4)) <= set(idx)
+
+
+def test_clean_label_stamps_only_target_items_and_keeps_labels():
+    labels = np.random.default_rng(0).integers(0, 10, 1000)
+    x = np.zeros((1000, 8, 8, 1), np.uint8)
+    x_new, new, idx = backdoor(x, labels, trigger=Trigger(size=2), target=3, percent=5, clean_label=True)
+    assert len(idx) == 50 and np.all(labels[idx] == 3) and np.array_equal(new, labels)
+    assert np.flatnonzero((x_new != 0).any(axis=(1, 2, 3))).tolist() == idx.tolist()
+    with pytest.raises(PoisonlabError, match="only .* items are of the target class"):
+        backdoor(x, labels, trigger=Trigger(), target=3, percent=50, clean_label=True)
+
+
+def test_attack_success_rate_counts_only_other_classes():
+    assert attack_success_rate(np.array([3, 3, 1, 3]), np.array([3, 1, 2, 0]), 3) == pytest.approx(2 / 3)
+
+
+@pytest.fixture(scope="module")
+def badnets(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("backdoor")
+    data = pl.load_dataset("mnist", size=3000, data_dir=shared_data)
+    data = replace(data, x_test=data.x_test[:2000], y_test=data.y_test[:2000])  # first 2000 test items: a shorter test
+    return pl.backdoor(data, target=0, percents=[5], epochs=4, batch_size=64, out=out), out
+
+
+def test_a_5_percent_corner_patch_installs_a_backdoor_on_mnist(badnets):
+    result, out = badnets
+    by_percent = {s["percent"]: s for s in result.doc["summary"]}
+    clean, attacked = by_percent[0.0], by_percent[5.0]
+    assert attacked["n_poisoned"] == 150 and clean["n_poisoned"] == 0
+    assert attacked["attack_success_rate"]["mean"] > 0.8, attacked
+    assert clean["attack_success_rate"]["mean"] < 0.1, clean
+    assert clean["accuracy"]["mean"] > 0.9 and attacked["accuracy"]["mean"] > clean["accuracy"]["mean"] - 0.03
+    run = store.read_run(out / result.doc["runs"][1]["run_dir"])
+    assert run["poison"]["trigger"]["kind"] == "patch" and len(run["poison"]["indices"]) == 150
+    assert run["metrics"]["attack_success_rate"] == attacked["attack_success_rate"]["mean"]
+    table = pl.results(out).set_index("percent")
+    assert table.loc[5.0, "kind"] == "backdoor" and table.loc[5.0, "attack_success_rate"] > 0.8
+    assert {p.name for p in result.files} == {"backdoor.json", "asr_vs_percent.png", "triggered.png"}
+
+
+def test_the_backdoor_command_trains_resumes_and_reports(cli, shared_data, tmp_path):
+    args = ["backdoor", "--dataset", "digits", "--target", "3", "--percent", "5", "--size", "2", "--clean-label",
+            "--epochs", "2", "--out", tmp_path]
+    code, out_text, err = cli(*args)
+    assert code == 0 and "2 runs trained, 0 already done" in err and "backdoor.json" in out_text, err
+    run = store.read_run(tmp_path / "models" / "backdoor_digits_patch2-corner_to3_cleanlabel" / "5" / "seed0")
+    stamped = run["poison"]["indices"]
+    assert run["poison"]["clean_label"] and set(run["poison"]["original_labels"]) == {3} and len(stamped) == 72
+    assert run["poison"]["new_labels"] == run["poison"]["original_labels"]
+    rebuilt = run_dataset(run)  # the run's training data: stamped images, labels kept
+    assert np.array_equal(rebuilt.x_train[stamped][:, 5:7, 5:7, 0], np.tile([[255, 0], [0, 255]], (len(stamped), 1, 1)))
+    assert cli(*args)[0] == 0 and "0 runs trained, 2 already done" in cli.err
+    cli.fails("made with other settings .*max_epochs 2 -> 3", *args, "--epochs", "3")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trigger", "star"], "unknown trigger 'star'"),
+    (["--position", "middle"], "unknown trigger position"),
+    (["--target", "12"], "unknown class '12'"),
+    (["--size", "40"], "does not fit 28x28"),
+    (["--percent", "120"], "outside 0..100"),
+    (["--percent", "95"], "only .* items are outside the target class"),
+])
+def test_backdoor_bad_input_is_one_line(cli, shared_data, tmp_path, args, message):
+    base = ["--target", "0", "--dataset-size", "500", "--out", tmp_path, "--data-dir", shared_data, "--no-download"]
+    cli.fails(message, "backdoor", *base, *args)
+
+
+def test_the_report_has_a_backdoor_section_and_no_backdoor_curve(badnets, tmp_path):
+    from poisonlab.reporting import html
+
+    _, out = badnets
+    built = html.build(out, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert built["backdoors"] == 1 and "Backdoor: mnist patch -&gt; 0" in page
+    assert "Accuracy vs poison" not in built["sections"]  # backdoor runs are not label-flip curves
+    assert "Smallest percent with mean ASR ≥ 90%: 5%." in page and page.count("data:image/png;base64") >= 2
