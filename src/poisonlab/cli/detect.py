@@ -54,7 +54,7 @@ def detect(
 
     kinds = parse_names("random" if poison_kind is None else poison_kind, "poisoning kinds")
     defaults = DETECTION_METHODS + (BACKDOOR_METHODS if "backdoor" in kinds else ())
-    names = parse_names(method or ",".join(defaults), "detection methods")
+    names = parse_names(",".join(defaults) if method is None else method, "detection methods")
     detectors.check_methods(names)
     config = DetectorConfig(detector_model, folds, detector_epochs, neighbours, members)
     for kind in kinds:
