@@ -21,8 +21,8 @@ from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.reporting import backdoorplots
 from poisonlab.studies import claims
-from poisonlab.studies.resume import finish, reusable
-from poisonlab.studies.run import DEFAULT_MODEL, environment, split_indices
+from poisonlab.studies.resume import finish, pending, reusable
+from poisonlab.studies.run import DEFAULT_MODEL, dataset_record, environment, split_indices
 from poisonlab.training import fitting, metrics, models
 from poisonlab.training.loop import TrainConfig, pick_device
 
@@ -87,9 +87,7 @@ def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = N
         "status": "complete",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": spec.to_dict(),
-        "dataset": {"name": data.name, "classes": data.classes, "num_classes": data.num_classes,
-                    "n_train": len(labels), "n_test": len(data.y_test), "shape": list(data.x_train.shape[1:]),
-                    "sources": data.sources, "notes": data.notes},
+        "dataset": dataset_record(data),
         "poison": {"kind": spec.kind, "percent": spec.percent, "n_poisoned": len(idx),
                    "rate": len(idx) / len(labels), "indices": idx.tolist(),
                    "original_labels": data.y_train[idx].tolist(), "new_labels": labels[idx].tolist(),
@@ -124,14 +122,7 @@ def execute(specs: list[BackdoorSpec], data: Dataset, out: Path, *, overwrite: b
     and its results-table row; returns the trained and skipped counts and the records in `specs` order."""
     store.ensure_writable(out)
     console = console or Console(stderr=True)
-    records, todo = {}, []
-    for spec in specs:
-        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite, console.print, row=True)
-        if saved is None:
-            todo.append(spec)
-        else:
-            records[spec] = saved
-            store.record(out, saved, out / spec.folder())
+    todo, records = pending(specs, out, overwrite, console.print)
     if len(todo) < len(specs):
         console.print(f"resuming: {len(specs) - len(todo)} of {len(specs)} backdoor runs already finished in {out}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -57,3 +57,16 @@ def finish(run_dir: Path, record: dict, model, meta: dict) -> dict:
     record = {**record, "weights_sha256": save_model(run_dir, model, meta)}
     store.write_json(run_dir / store.RUN_FILE, record)
     return record
+
+
+def pending(specs: list, out: Path, overwrite: bool, note: Callable[[str], None]) -> tuple[list, dict]:
+    """The specs still to train, and the reusable records of the others (each also put in the results table)."""
+    todo, records = [], {}
+    for spec in specs:
+        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite, note, row=True)
+        if saved is None:
+            todo.append(spec)
+        else:
+            records[spec] = saved
+            store.record(out, saved, out / spec.folder())
+    return todo, records

@@ -82,6 +82,13 @@ def environment(device: torch.device | str) -> dict:
             "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled()}
 
 
+def dataset_record(data: Dataset) -> dict:
+    """The run.json record of the data a run trained on."""
+    return {"name": data.name, "classes": data.classes, "num_classes": data.num_classes, "n_train": len(data.y_train),
+            "n_test": len(data.y_test), "shape": list(data.x_train.shape[1:]), "sources": data.sources,
+            "notes": data.notes}
+
+
 def poisoned_labels(spec: RunSpec, data: Dataset, human: HumanLabels | None) -> tuple[np.ndarray, np.ndarray, dict]:
     """The run's training labels, the mask of changed items and the poison record's extra fields: poisoned (items
     chosen by `spec.select`; informed strategies record their surrogate), or `human` labels for a human-label kind."""
@@ -124,9 +131,7 @@ def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, 
         "status": "complete",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": spec.to_dict(),
-        "dataset": {"name": data.name, "classes": data.classes, "num_classes": data.num_classes,
-                    "n_train": len(labels), "n_test": len(data.y_test), "shape": list(data.x_train.shape[1:]),
-                    "sources": data.sources, "notes": data.notes},
+        "dataset": dataset_record(data),
         "poison": {"kind": spec.kind, "percent": spec.percent, "n_poisoned": int(mask.sum()),
                    "rate": float(mask.mean()) if len(mask) else 0.0, "indices": poisoned.tolist(),
                    "original_labels": data.y_train[poisoned].tolist(), "new_labels": labels[poisoned].tolist(),

@@ -14,7 +14,7 @@ from poisonlab import datasets, store
 from poisonlab.attacks.humanlabels import HumanLabels
 from poisonlab.errors import RunsFailed
 from poisonlab.studies import executors
-from poisonlab.studies.resume import reusable
+from poisonlab.studies.resume import pending
 from poisonlab.studies.run import RunSpec
 
 
@@ -50,14 +50,7 @@ def execute(
     runner = executors.executor(jobs)
     store.ensure_writable(out)
     console = console or Console(stderr=True)
-    todo, records = [], {}
-    for spec in specs:
-        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite, console.print, row=True)
-        if saved is None:
-            todo.append(spec)
-        else:
-            records[spec] = saved
-            store.record(out, saved, out / spec.folder())
+    todo, records = pending(specs, out, overwrite, console.print)
     if len(todo) < len(specs):
         console.print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already finished in {out}")
     job = executors.Job(out, loader, data_dir, download, model, {h.kind: h for h in human}, overwrite)
