@@ -1,4 +1,4 @@
-"""Sweep speed: `poisonlab train` with --jobs 1 --precision fp32 (the old path) against the defaults, same sweep.
+"""Sweep speed: `poisonlab train` with --jobs 1 --precision fp32 --stack off (the old path) against the defaults, same sweep.
 
 Run: PYTHONPATH=src .venv/bin/python bench/sweep_speed.py [--data-dir /work/shared/data] [--extra "--jobs 2"] [--quick]
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--extra", action="append", default=[], help="another configuration's flags, e.g. \"--jobs 2\"")
     parser.add_argument("--quick", action="store_true", help="smoke run: first 1000 items, 2 percents, 1 epoch")
     args = parser.parse_args()
-    configs = {"--jobs 1 --precision fp32": ["--jobs", "1", "--precision", "fp32"], "defaults": []}
+    configs = {"--jobs 1 --precision fp32 --stack off": ["--jobs", "1", "--precision", "fp32", "--stack", "off"], "defaults": []}
     configs.update({flags: shlex.split(flags) for flags in args.extra})
     wall, accuracy = {}, {}
     with tempfile.TemporaryDirectory(prefix="sweep-speed-") as folder:

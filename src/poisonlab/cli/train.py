@@ -13,18 +13,20 @@ from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, OutOpt,
                                   parse_names, parse_percents, parse_seeds)
 from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.studies import DEFAULT_PERCENTS, VAL_MODES
-from poisonlab.training import MODELS
+from poisonlab.training import MODELS, STACK_MODES
 
 DEFAULT_PERCENTS_TEXT = ",".join(map(str, DEFAULT_PERCENTS))
 
 
 
-def run_sweep(specs: list, out: Path, data_dir: Path | None, download: bool, overwrite: bool, human=(), jobs: int = 1) -> None:
-    """Execute a sweep (human-label runs on `human`), `jobs` runs at a time, and print where its results are."""
+def run_sweep(specs: list, out: Path, data_dir: Path | None, download: bool, overwrite: bool, human=(), jobs: int = 1,
+              stack: str = "auto") -> None:
+    """Execute a sweep (human-label runs on `human`), `jobs` runs at a time or stacked, and print where its results are."""
     from poisonlab.studies import sweep
 
     started = time.perf_counter()
-    counts = sweep.execute(specs, out, data_dir, download, overwrite, console, human=human, jobs=jobs)
+    counts = sweep.execute(specs, out, data_dir, download, overwrite, console, human=human, jobs=jobs,
+                            stack=stack)
     console.print(f"{counts['trained']} runs trained, {counts['skipped']} already done, in {time.perf_counter() - started:.0f}s; "
                   f"results: {out / 'results.csv'} and {out / 'results.sqlite'}, runs under {out / 'models'}")
 
@@ -45,6 +47,7 @@ def train(
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
     precision: Annotated[str, typer.Option(help="Training arithmetic: auto (bfloat16 where the CPU or GPU supports it, else fp32), bf16 or fp32.")] = "auto",
     jobs: Annotated[int | None, typer.Option(min=1, help="Runs trained at once in worker processes, sharing the cores.", show_default="one per 4 cores, so 1 on a 2-core machine")] = None,
+    stack: Annotated[str, typer.Option(help="Train the runs that differ only in their labels as one stacked model: auto (on a CUDA GPU, where it is faster), on or off.")] = "auto",
     overwrite: OverwriteOpt = False,
     out: OutOpt = Path("runs"),
     data_dir: DataDirOpt = None,
@@ -65,6 +68,7 @@ def train(
         check_choice(c, STRATEGIES, "item selection")
     check_choice(model, MODELS, "model")
     check_choice(val, VAL_MODES, "validation mode")
+    check_choice(stack, STACK_MODES, "stack mode")
     base = RunSpec(dataset="", model=model, val=val,
                    train=TrainConfig(max_epochs=epochs, batch_size=batch_size, precision=precision))
     dataset_list, sizes = parse_names(dataset, "datasets"), parse_counts(dataset_size, "dataset size")
@@ -79,7 +83,7 @@ def train(
                                               ("--select", select_list != ["random"])) if given]
         sets = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), humanlabels.request(labels, dataset_list, poisoning))
         specs = sweep.plan_human(base, sizes, sets, seed_list)
-    run_sweep(specs, out, data_dir, download, overwrite, sets, default_jobs() if jobs is None else jobs)
+    run_sweep(specs, out, data_dir, download, overwrite, sets, default_jobs() if jobs is None else jobs, stack)
 
 
 def analyse(

@@ -2,8 +2,9 @@
 
 An executor takes a `Job`, the specs to train and a callback that receives each run's `Event`s; the caller alone
 writes the results table.
-Each finished run's folder (weights, then run.json, atomically) is written where it trained. Another backend
-(e.g. Ray) is one more class with the same `run` method."""
+Each finished run's folder (weights, then run.json, atomically) is written where it trained. `Stacked` trains the runs
+that differ only in their labels as one stacked model (the fast path on a GPU). Another backend (e.g. Ray) is one more
+class with the same `run` method."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import pickle
 import signal
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -21,9 +23,12 @@ from poisonlab.attacks.humanlabels import HumanLabels
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies import claims
 from poisonlab.studies.resume import finish, reusable
-from poisonlab.studies.run import RunSpec, run
+from poisonlab.studies.run import RunSpec, run, run_stacked, stack_key
+from poisonlab.training import STACK_MODES, TORCH_MODELS
+from poisonlab.training.loop import pick_device
 
 MAX_ATTEMPTS = 2  # a run whose worker crashed is retried once
+STACK_LIMIT = 64  # most runs trained in one stack
 
 
 def cores() -> int:
@@ -79,15 +84,46 @@ class Trainer:
             saved = None if self.job.overwrite else reusable(run_dir, spec.to_dict(), False, note, row=True)
             if saved is not None:
                 return "reused", saved
-            key = (spec.dataset, spec.dataset_size)
-            if key not in self.loaded:
-                self.loaded.clear()
-                self.loaded[key] = self.job.loader(spec.dataset, data_dir=self.job.data_dir,
-                                                   dataset_size=spec.dataset_size, download=self.job.download)
-            data = self.loaded[key]
+            data = self.data(spec)
             record, fitted = run(spec, data, model=self.job.model, human=self.job.human.get(spec.kind), on_epoch=on_epoch)
-            return "done", finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
-                                                            "num_classes": data.num_classes, "seed": spec.seed})
+            return "done", self.finish(spec, record, fitted)
+
+    def data(self, spec: RunSpec):
+        """The dataset of `spec`, loaded once for consecutive runs on it."""
+        key = (spec.dataset, spec.dataset_size)
+        if key not in self.loaded:
+            self.loaded.clear()
+            self.loaded[key] = self.job.loader(spec.dataset, data_dir=self.job.data_dir,
+                                               dataset_size=spec.dataset_size, download=self.job.download)
+        return self.loaded[key]
+
+    def finish(self, spec: RunSpec, record: dict, fitted) -> dict:
+        """Write a trained run's folder; returns its record with the weights' SHA-256."""
+        data = self.loaded[(spec.dataset, spec.dataset_size)]
+        return finish(self.job.out / spec.folder(), record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
+                                                                     "num_classes": data.num_classes, "seed": spec.seed})
+
+    def stacked(self, specs: list[RunSpec], on_epoch: Callable[[RunSpec, dict], None],
+                note: Callable[[str], None]) -> tuple[list[tuple[RunSpec, str, dict]], list[RunSpec]]:
+        """Train runs of one stack key together while holding their claims; returns ((spec, "done" or "reused",
+        record) of each, the specs another command holds)."""
+        results, busy, todo = [], [], []
+        with ExitStack() as held:
+            for spec in specs:
+                run_dir = self.job.out / spec.folder()
+                if not held.enter_context(claims.claim(run_dir, spec.to_dict(), wait=False, note=note)):
+                    busy.append(spec)
+                    continue
+                saved = None if self.job.overwrite else reusable(run_dir, spec.to_dict(), False, note, row=True)
+                if saved is None:
+                    todo.append(spec)
+                else:
+                    results.append((spec, "reused", saved))
+            if todo:
+                trained = run_stacked(todo, self.data(todo[0]), model=self.job.model, human=self.job.human,
+                                      on_epoch=on_epoch)
+                results += [(spec, "done", self.finish(spec, record, fitted)) for spec, (record, fitted) in zip(todo, trained)]
+        return results, busy
 
 
 class Executor(Protocol):
@@ -114,6 +150,31 @@ class InProcess:
                     deferred.append(spec)
                 else:
                     report(Event(kind, spec, record))
+
+
+def stack_groups(specs: list[RunSpec], limit: int = STACK_LIMIT) -> list[list[RunSpec]]:
+    """`specs` grouped by what a stack shares (first-seen order), at most `limit` runs per group."""
+    by_key: dict[RunSpec, list[RunSpec]] = {}
+    for spec in specs:
+        by_key.setdefault(stack_key(spec), []).append(spec)
+    return [group[i : i + limit] for group in by_key.values() for i in range(0, len(group), limit)]
+
+
+class Stacked:
+    """The runs that differ only in their labels trained as one stacked model, group after group, in this process;
+    runs another command is training are left for last and then trained one by one."""
+
+    def run(self, job: Job, specs: list[RunSpec], report: Callable[[Event], None]) -> None:
+        trainer, deferred = Trainer(job), []
+        for group in stack_groups(specs):
+            for spec in group:
+                report(Event("start", spec))
+            results, busy = trainer.stacked(group, on_epoch=lambda spec, row: report(Event("epoch", spec, row)),
+                                            note=lambda text: report(Event("note", group[0], text)))
+            for spec, kind, record in results:
+                report(Event(kind, spec, record))
+            deferred += busy
+        InProcess().run(job, deferred, report)
 
 
 def _serve(conn: Connection, job: Job, threads: int) -> None:
@@ -222,8 +283,21 @@ def _stop(worker: multiprocessing.Process, conn: Connection) -> None:
     conn.close()
 
 
-def executor(jobs: int) -> Executor:
-    """The executor for `jobs` parallel runs: in this process for 1, else a pool of worker processes."""
+def stacks(stack: str, model: object) -> bool:
+    """Whether runs train stacked: "on", or "auto" on a CUDA GPU with a torch model (on a CPU one run at a time is faster)."""
+    if stack not in STACK_MODES:
+        raise PoisonlabError(f"stack must be one of {', '.join(STACK_MODES)}, got {stack!r}")
+    torch_model = model in TORCH_MODELS or (model is not None and not isinstance(model, str) and not hasattr(model, "fit"))
+    if stack == "on" and not torch_model:
+        raise PoisonlabError(f"model {model!r} is not a torch model and cannot train stacked; use stack off or auto")
+    return stack == "on" or (stack == "auto" and torch_model and pick_device().type == "cuda")
+
+
+def executor(jobs: int, stack: str = "off", model: object = None) -> Executor:
+    """The executor for `jobs` parallel runs (in this process for 1, else a pool of worker processes), or `Stacked`
+    when `stack` and `model` (a model name, factory or estimator) say so (see `stacks`)."""
     if not isinstance(jobs, int) or jobs < 1:
         raise PoisonlabError(f"jobs must be a whole number of at least 1, got {jobs!r}; use 1 to run in this process")
+    if stacks(stack, model):
+        return Stacked()
     return InProcess() if jobs == 1 else ProcessPool(jobs)

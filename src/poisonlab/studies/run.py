@@ -105,48 +105,101 @@ def poisoned_labels(spec: RunSpec, data: Dataset, human: HumanLabels | None) -> 
     return labels, mask, {"select": spec.select, "surrogate": surrogate.describe(probs, data.y_train, spec.seed)}
 
 
-def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, human: HumanLabels | None = None,
-        on_epoch: Callable[[dict], None] | None = None):
-    """Carry out one run (`model` replaces the built-in `spec.model` when given); returns (run.json record, trained model)."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class Prepared:
+    """A run's inputs: its training labels and poison mask, the fit/validation split and the validation data."""
+
+    labels: np.ndarray
+    mask: np.ndarray
+    chosen: dict
+    fit_idx: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def prepare(spec: RunSpec, data: Dataset, human: HumanLabels | None = None) -> Prepared:
+    """Poison the labels of `spec` and split off its validation data (held-out poisoned items, or the clean test set)."""
     labels, mask, chosen = poisoned_labels(spec, data, human)
     if spec.val == "split":
         fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
-        x_val, y_val = data.x_train[val_idx], labels[val_idx]
-    elif spec.val == "test":
-        fit_idx, val_idx = np.arange(len(labels)), np.array([], dtype=np.int64)
-        x_val, y_val = data.x_test, data.y_test
-    else:
-        raise PoisonlabError(f"unknown validation mode '{spec.val}'; choose split or test")
-    fitted = fitting.build(spec.model if model is None else model, data.x_train.shape[1:], data.num_classes, spec.seed)
-    device = pick_device() if isinstance(fitted, torch.nn.Module) else torch.device("cpu")
+        return Prepared(labels, mask, chosen, fit_idx, data.x_train[val_idx], labels[val_idx])
+    if spec.val == "test":
+        return Prepared(labels, mask, chosen, np.arange(len(labels)), data.x_test, data.y_test)
+    raise PoisonlabError(f"unknown validation mode '{spec.val}'; choose split or test")
+
+
+def _record(spec: RunSpec, data: Dataset, prep: Prepared, human: HumanLabels | None, fitted, training: dict,
+            timings: dict, device: torch.device) -> dict:
+    """The run.json record of a trained run, its test predictions made here."""
     t0 = time.perf_counter()
-    training = fitting.fit(fitted, data.x_train[fit_idx], labels[fit_idx], x_val, y_val, config=spec.train,
-                           seed=spec.seed, device=device, on_epoch=on_epoch)
-    train_s = time.perf_counter() - t0
     predicted = fitting.predict(fitted, data.x_test)
-    eval_s = time.perf_counter() - t0 - train_s
-    poisoned = np.flatnonzero(mask)
-    record = {
+    timings = {**timings, "eval_s": round(time.perf_counter() - t0, 3)}
+    timings["total_s"] = round(timings["prepare_s"] + timings["train_s"] + timings["eval_s"], 3)
+    poisoned = np.flatnonzero(prep.mask)
+    return {
         "status": "complete",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": spec.to_dict(),
         "dataset": dataset_record(data),
-        "poison": {"kind": spec.kind, "percent": spec.percent, "n_poisoned": int(mask.sum()),
-                   "rate": float(mask.mean()) if len(mask) else 0.0, "indices": poisoned.tolist(),
-                   "original_labels": data.y_train[poisoned].tolist(), "new_labels": labels[poisoned].tolist(),
-                   **chosen},
-        **({"labels": human.provenance(mask)} if humanlabels.is_kind(spec.kind) else {}),
-        "split": {"val": spec.val, "n_fit": len(fit_idx), "n_val": len(y_val),
+        "poison": {"kind": spec.kind, "percent": spec.percent, "n_poisoned": int(prep.mask.sum()),
+                   "rate": float(prep.mask.mean()) if len(prep.mask) else 0.0, "indices": poisoned.tolist(),
+                   "original_labels": data.y_train[poisoned].tolist(), "new_labels": prep.labels[poisoned].tolist(),
+                   **prep.chosen},
+        **({"labels": human.provenance(prep.mask)} if humanlabels.is_kind(spec.kind) else {}),
+        "split": {"val": spec.val, "n_fit": len(prep.fit_idx), "n_val": len(prep.y_val),
                   "val_label": "held-out 10% of the poisoned training data" if spec.val == "split"
                   else "clean test set (original protocol: test data used for model selection)"},
         "training": training,
         "metrics": metrics.summary(data.y_test, predicted, data.num_classes),
         "model": {"name": spec.model, "parameters": models.count_parameters(fitted) if isinstance(fitted, torch.nn.Module) else None},
-        "timings": {"train_s": round(train_s, 3), "eval_s": round(eval_s, 3), "total_s": round(time.perf_counter() - started, 3)},
+        "timings": timings,
         "environment": environment(device),
     }
-    return record, fitted
+
+
+def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, human: HumanLabels | None = None,
+        on_epoch: Callable[[dict], None] | None = None):
+    """Carry out one run (`model` replaces the built-in `spec.model` when given); returns (run.json record, trained model)."""
+    t0 = time.perf_counter()
+    prep = prepare(spec, data, human)
+    fitted = fitting.build(spec.model if model is None else model, data.x_train.shape[1:], data.num_classes, spec.seed)
+    device = pick_device() if isinstance(fitted, torch.nn.Module) else torch.device("cpu")
+    t1 = time.perf_counter()
+    training = fitting.fit(fitted, data.x_train[prep.fit_idx], prep.labels[prep.fit_idx], prep.x_val, prep.y_val,
+                           config=spec.train, seed=spec.seed, device=device, on_epoch=on_epoch)
+    timings = {"prepare_s": round(t1 - t0, 3), "train_s": round(time.perf_counter() - t1, 3)}
+    return _record(spec, data, prep, human, fitted, training, timings, device), fitted
+
+
+def stack_key(spec: RunSpec) -> RunSpec:
+    """What the runs trained together as one stack share: everything but the labels (kind, percent, selection)."""
+    return replace(spec, kind="random", percent=0.0, select="random")
+
+
+def run_stacked(specs: list[RunSpec], data: Dataset, *, model: models.ModelSpec | None = None,
+                human: dict[str, HumanLabels] | None = None,
+                on_epoch: Callable[[RunSpec, dict], None] | None = None) -> list[tuple[dict, object]]:
+    """Carry out runs that differ only in their labels (one `stack_key`) as one stacked torch model; returns each
+    run's (run.json record, trained model), in `specs` order."""
+    if len({stack_key(s) for s in specs}) != 1:
+        raise ValueError("stacked runs must share dataset, size, seed, model, validation and training settings")
+    spec0, human = specs[0], human or {}
+    t0 = time.perf_counter()
+    preps = [prepare(s, data, human.get(s.kind)) for s in specs]
+    built = [fitting.build(spec0.model if model is None else model, data.x_train.shape[1:], data.num_classes, spec0.seed)
+             for _ in specs]
+    if not isinstance(built[0], torch.nn.Module):
+        raise PoisonlabError(f"model {models.model_name(spec0.model if model is None else model)} is not a torch "
+                             "model; only torch models train stacked: train it one run at a time")
+    device = pick_device()
+    t1 = time.perf_counter()
+    trainings = fitting.fit_stacked(built, data.x_train[preps[0].fit_idx], [p.labels[p.fit_idx] for p in preps],
+                                    preps[0].x_val, [p.y_val for p in preps], config=spec0.train, seed=spec0.seed,
+                                    device=device, on_epoch=on_epoch and (lambda i, row: on_epoch(specs[i], row)))
+    share = (time.perf_counter() - t1) / len(specs)  # each run's share of the stack's training time
+    prepare_s = (t1 - t0) / len(specs)
+    return [(_record(s, data, p, human.get(s.kind), m, t, {"prepare_s": round(prepare_s, 3), "train_s": round(share, 3)},
+                     device), m) for s, p, m, t in zip(specs, preps, built, trainings)]
 
 
 def run_dataset(record: dict, data_dir: Path | None = None, download: bool = True) -> Dataset:

@@ -3,3 +3,4 @@
 TORCH_MODELS = ("smallcnn", "simplecnn")
 SKLEARN_MODELS = ("svc", "logreg")
 MODELS = TORCH_MODELS + SKLEARN_MODELS
+STACK_MODES = ("auto", "on", "off")

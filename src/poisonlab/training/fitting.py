@@ -11,6 +11,7 @@ from torch import nn
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import models
 from poisonlab.training.loop import TrainConfig, fit_torch, pick_device, seed_everything, to_tensor
+from poisonlab.training.stacked import fit_torch_stacked
 
 PREDICT_BATCH = 1024
 
@@ -55,6 +56,21 @@ def fit(model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None, y_
     model.fit(as_features(x), y)
     val_acc = float((model.predict(as_features(x_val)) == y_val).mean()) if len(x_val) else None
     return {"history": [], "best_epoch": None, "best_val_accuracy": val_acc, "epochs_run": None}
+
+
+def fit_stacked(models: list[nn.Module], x: np.ndarray, ys: list[np.ndarray], x_val: np.ndarray,
+                y_vals: list[np.ndarray], *, config: TrainConfig = TrainConfig(), seed: int = 0,
+                device: torch.device | None = None, on_epoch: Callable[[int, dict], None] | None = None,
+                forward: str = "auto") -> list[dict]:
+    """Fit torch `models` (one architecture, equal initial weights) in one stacked pass, model i on labels ys[i] (N,)
+    with validation labels y_vals[i] (V,) of the shared x_val (`forward`: see `stacked.fit_torch_stacked`); returns
+    each model's training record."""
+    device = device or pick_device()
+    for model in models:
+        model.to(device, memory_format=torch.channels_last)
+    labels = torch.from_numpy(np.stack(ys).astype(np.int64)).to(device)
+    return fit_torch_stacked(models, as_tensor(x, device), labels, as_tensor(x_val, device),
+                             np.stack(y_vals).reshape(len(models), len(x_val)), config, seed, on_epoch, forward)
 
 
 @torch.no_grad()

@@ -71,6 +71,53 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np.nda
     return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]).cpu().numpy()
 
 
+class Plateau:
+    """Learning rates of one or more models cut by `factor` after more than `patience` epochs without a relative gain
+    of 1e-4 in validation accuracy: torch's ReduceLROnPlateau in "max" mode, for a stack of models at once."""
+
+    THRESHOLD, EPS = 1e-4, 1e-8
+
+    def __init__(self, n: int, config: TrainConfig) -> None:
+        self.lr = np.full(n, config.lr)
+        self.best = np.full(n, -np.inf)
+        self.bad = np.zeros(n, dtype=np.int64)
+        self.factor, self.patience = config.lr_factor, config.lr_patience
+
+    def step(self, acc: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """Record the validation accuracies `acc` of models `which`; returns their learning rates for the next epoch."""
+        better = acc > self.best[which] * (1 + self.THRESHOLD)
+        self.best[which] = np.where(better, acc, self.best[which])
+        bad = np.where(better, 0, self.bad[which] + 1)
+        cut = bad > self.patience
+        lower = self.lr[which] * self.factor
+        self.lr[which] = np.where(cut & (self.lr[which] - lower > self.EPS), lower, self.lr[which])
+        self.bad[which] = np.where(cut, 0, bad)
+        return self.lr[which]
+
+
+class Stopper:
+    """Early stopping on validation accuracy for one or more models: the best epoch and accuracy of each."""
+
+    def __init__(self, n: int, patience: int) -> None:
+        self.acc = np.full(n, -1.0)
+        self.epoch = np.zeros(n, dtype=np.int64)
+        self.patience = patience
+
+    def step(self, epoch: int, acc: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Record models `which`'s accuracies at `epoch`; returns (improved, stop) masks over `which`."""
+        improved = acc > self.acc[which]
+        self.acc[which] = np.where(improved, acc, self.acc[which])
+        self.epoch[which] = np.where(improved, epoch, self.epoch[which])
+        return improved, epoch - self.epoch[which] >= self.patience
+
+    def result(self, i: int, history: list[dict], precision: str, **path) -> dict:
+        """Model `i`'s training record (no best epoch when it never validated)."""
+        validated = self.epoch[i] > 0
+        return {"history": history, "best_epoch": int(self.epoch[i]) if validated else None,
+                "best_val_accuracy": float(self.acc[i]) if validated else None, "epochs_run": len(history),
+                "precision": precision, **path}
+
+
 def fit_torch(
     model: nn.Module,
     x: torch.Tensor,
@@ -88,9 +135,9 @@ def fit_torch(
     generator = torch.Generator().manual_seed(seed)
     precision = resolve_precision(config.precision, x.device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=config.lr_factor, patience=config.lr_patience)
+    plateau, stopper, one = Plateau(1, config), Stopper(1, config.patience), np.zeros(1, dtype=np.int64)
     loss_fn = nn.CrossEntropyLoss()
-    best_acc, best_epoch, best_state, history = -1.0, 0, None, []
+    best_state, history = None, []
     for epoch in range(1, config.max_epochs + 1):
         model.train()
         order = torch.randperm(len(x), generator=generator).to(x.device)
@@ -109,20 +156,19 @@ def fit_torch(
             if on_epoch:
                 on_epoch(row)
             continue
-        val_acc = row["val_accuracy"] = float((predict(model, x_val) == y_val).mean())
-        plateau.step(val_acc)
-        if val_acc > best_acc:
-            best_acc, best_epoch, best_state = val_acc, epoch, {k: v.clone() for k, v in model.state_dict().items()}
+        acc = np.array([(predict(model, x_val) == y_val).mean()])
+        row["val_accuracy"] = float(acc[0])
+        opt.param_groups[0]["lr"] = float(plateau.step(acc, one)[0])
+        improved, stop = stopper.step(epoch, acc, one)
+        if improved[0]:
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
         if on_epoch:
             on_epoch(row)
-        if epoch - best_epoch >= config.patience:
+        if stop[0]:
             break
-    if best_state is None:
-        best_epoch, best_acc = None, None
-    else:
+    if best_state is not None:
         model.load_state_dict(best_state)
-    return {"history": history, "best_epoch": best_epoch, "best_val_accuracy": best_acc, "epochs_run": len(history),
-            "precision": precision}
+    return stopper.result(0, history, precision, path="single")
 
 
 def seed_everything(seed: int) -> None:

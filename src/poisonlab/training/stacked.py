@@ -1,0 +1,231 @@
+"""Many copies of one torch model trained in one pass (vmap over stacked weights), each on its own labels.
+
+The runs of a sweep that share a dataset, a seed and training settings see the same images, initial weights and batch
+order; only their labels differ. Stacked, they train as one wide model: every step is one batched forward and
+backward for all of them, with per-model Adam state, learning rate (plateau cuts), early stopping and best weights.
+Models that stop early leave the stack, so the remaining ones train faster."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from poisonlab.training.loop import Plateau, Stopper, TrainConfig, autocast, resolve_precision
+
+BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the one-model path uses
+EVAL_ITEMS = 8192  # model-items per batched evaluation pass (bounds the activations' memory)
+CHANNELWISE = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity)
+Forward = Callable[[dict, dict, torch.Tensor], torch.Tensor]
+
+
+def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The layers of a (nested) Sequential in execution order, or None when `model` is not one."""
+    if not all(isinstance(m, nn.Sequential) for m in model.modules() if list(m.children())):
+        return None
+    return [(name, m) for name, m in model.named_modules() if not list(m.children())]
+
+
+def _widens(layers: list[tuple[str, nn.Module]]) -> bool:
+    """Whether `wide` can run these layers: convolutions, batch norms and channel-wise layers, then one Flatten and
+    linear layers (with dropout and ReLU)."""
+    flat = False
+    for _, layer in layers:
+        if isinstance(layer, nn.Flatten):
+            ok, flat = not flat and layer.start_dim == 1 and layer.end_dim == -1, True
+        elif isinstance(layer, nn.Conv2d):
+            ok = not flat and layer.padding_mode == "zeros"
+        elif isinstance(layer, nn.BatchNorm2d):
+            ok = not flat and layer.affine and layer.track_running_stats and layer.momentum is not None
+        elif isinstance(layer, nn.Linear):
+            ok = flat
+        else:
+            ok = isinstance(layer, (nn.Dropout, nn.ReLU)) or (not flat and isinstance(layer, CHANNELWISE))
+        if not ok:
+            return False
+    return flat
+
+
+def wide(skeleton: nn.Module) -> Forward | None:
+    """The stack's forward pass as ONE wide network, for Sequential CNNs of common layers (else None): model m's
+    channels are block m of every activation, convolutions are grouped by model (the first one shares the input),
+    batch norms run over all models' channels at once and linear layers are one batched matrix product. Returns
+    outputs (models, batch, classes)."""
+    layers = _leaves(skeleton)
+    if layers is None or not _widens(layers):
+        return None
+
+    def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        n_models = next(iter(params.values())).shape[0]
+        h, shared = x, True  # shared: still the one input all models see, (B, C, H, W); then (B, models*C, H, W)
+        for name, layer in layers:
+            if shared and isinstance(layer, (nn.BatchNorm2d, nn.Flatten)) or (shared and isinstance(layer, nn.Conv2d)
+                                                                            and layer.groups > 1):
+                h, shared = h.repeat(1, n_models, 1, 1), False
+            if isinstance(layer, nn.Conv2d):
+                bias = params.get(f"{name}.bias")
+                h = nn.functional.conv2d(h, params[f"{name}.weight"].flatten(0, 1), None if bias is None else bias.flatten(),
+                                         layer.stride, layer.padding, layer.dilation, layer.groups * (1 if shared else n_models))
+                shared = False
+            elif isinstance(layer, nn.BatchNorm2d):
+                if skeleton.training:
+                    buffers[f"{name}.num_batches_tracked"].add_(1)
+                h = nn.functional.batch_norm(h, buffers[f"{name}.running_mean"].view(-1), buffers[f"{name}.running_var"].view(-1),
+                                             params[f"{name}.weight"].flatten(), params[f"{name}.bias"].flatten(),
+                                             skeleton.training, layer.momentum, layer.eps)
+            elif isinstance(layer, nn.Flatten):
+                h = h.reshape(len(h), n_models, -1).transpose(0, 1)  # (models, B, features)
+            elif isinstance(layer, nn.Linear):
+                h = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, params[f"{name}.weight"].transpose(1, 2))
+            elif isinstance(layer, nn.Dropout):
+                h = nn.functional.dropout(h, layer.p, skeleton.training)
+            else:
+                h = layer(h)
+        return h
+
+    return forward
+
+
+def vmapped(skeleton: nn.Module) -> Forward:
+    """The stack's forward pass for any module: vmap over the stacked weights; outputs (models, batch, classes)."""
+    return vmap(lambda p, b, xb: functional_call(skeleton, (p, b), (xb,)), in_dims=(0, 0, None), randomness="different")
+
+
+class _Stack:
+    """The stacked weights (leading axis: model), buffers and Adam moments of the models still training."""
+
+    def __init__(self, models: list[nn.Module]) -> None:
+        self.names = [name for name, _ in models[0].named_parameters()]
+        self.buffer_names = [name for name, _ in models[0].named_buffers()]
+        self.params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]).requires_grad_()
+                       for n in self.names}
+        self.buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in models]) for n in self.buffer_names}
+        self.moments = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in self.params.items()}
+        self.steps = 0
+
+    @torch.no_grad()
+    def adam(self, lr: torch.Tensor) -> None:
+        """One Adam step of every model (torch.optim.Adam's update), each at its own learning rate `lr` (models,)."""
+        self.steps += 1
+        (b1, b2), t = BETAS, self.steps
+        bias2 = math.sqrt(1 - b2**t)
+        for n, p in self.params.items():
+            m, v = self.moments[n]
+            m.lerp_(p.grad, 1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            step = (lr / (1 - b1**t)).view(-1, *[1] * (p.dim() - 1))
+            p.sub_(step * m / (v.sqrt() / bias2).add_(EPS))
+            p.grad = None
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only the models at `rows` of the stack."""
+        self.params = {n: p.detach()[rows].requires_grad_() for n, p in self.params.items()}
+        self.buffers = {n: b[rows] for n, b in self.buffers.items()}
+        self.moments = {n: (m[rows], v[rows]) for n, (m, v) in self.moments.items()}
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Every stacked weight and buffer, detached."""
+        return {**{n: p.detach() for n, p in self.params.items()}, **self.buffers}
+
+
+def fit_torch_stacked(
+    models: list[nn.Module],
+    x: torch.Tensor,
+    ys: torch.Tensor,
+    x_val: torch.Tensor,
+    y_vals: np.ndarray,
+    config: TrainConfig,
+    seed: int,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    forward: str = "auto",
+) -> list[dict]:
+    """Train `models` (same architecture, on x's device) at once, model i on labels ys[i]; load each one's best weights.
+
+    Parameters
+    ----------
+    models : M torch modules of one architecture; equal initial weights give the results of one-by-one training.
+    x : (N, C, H, W) float tensor, the training images every model sees (in one seeded order per epoch).
+    ys : (M, N) int64 tensor on x's device, each model's training labels.
+    x_val : (V, C, H, W) float tensor, validation images (V may be 0: then exactly `config.max_epochs` epochs).
+    y_vals : (M, V) int array, each model's validation labels.
+    config, seed : as for `fit_torch`: Adam, plateau cuts, early stopping, precision; the seed fixes the batch order.
+    on_epoch : called with (model index, epoch row) after each epoch of each model still training.
+    forward : "wide" (one wide network; common Sequential CNNs only), "vmap" (any module) or "auto" (wide if it can).
+
+    Returns
+    -------
+    list of M training records, as `fit_torch` returns, with path "stacked", the stack's size and its forward pass."""
+    device, n_models = x.device, len(models)
+    precision = resolve_precision(config.precision, device)
+    skeleton = copy.deepcopy(models[0]).to("meta")
+    batched, how = (wide(skeleton) if forward != "vmap" else None), "wide"
+    if batched is None:
+        if forward == "wide":
+            raise ValueError(f"{type(models[0]).__name__} is not a Sequential CNN of common layers; use forward 'vmap'")
+        batched, how = vmapped(skeleton), "vmap"
+        precision = "fp32"  # vmap's batch-norm rule rejects bf16 activations beside fp32 running stats on CUDA
+    stack = _Stack(models)
+    best = {n: t.clone() for n, t in stack.state().items()}
+    plateau, stopper = Plateau(n_models, config), Stopper(n_models, config.patience)
+    generator = torch.Generator().manual_seed(seed)
+    active = np.arange(n_models)
+    histories: list[list[dict]] = [[] for _ in models]
+
+    @torch.no_grad()
+    def predict(items: torch.Tensor) -> np.ndarray:
+        """Predicted classes (models, V) of the models still training, in eval mode and fp32."""
+        skeleton.eval()
+        chunk = max(1, EVAL_ITEMS // len(active))
+        return torch.cat([batched(stack.params, stack.buffers, items[i : i + chunk]).argmax(-1)
+                          for i in range(0, len(items), chunk)], dim=1).cpu().numpy()
+
+    for epoch in range(1, config.max_epochs + 1):
+        skeleton.train()
+        labels = ys[torch.from_numpy(active).to(device)]
+        lr = torch.tensor(plateau.lr[active], dtype=torch.float32, device=device)
+        order = torch.randperm(len(x), generator=generator).to(device)
+        total = torch.zeros(len(active), device=device)
+        for start in range(0, len(x), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            with autocast(precision, device):
+                out = batched(stack.params, stack.buffers, x[idx])
+            losses = nn.functional.cross_entropy(out.flatten(0, 1).float(), labels[:, idx].flatten(),
+                                                 reduction="none").view(len(active), len(idx))
+            losses.mean(1).sum().backward()  # each model's gradient is that of its own mean loss
+            stack.adam(lr)
+            total += losses.detach().sum(1)
+        rows = [{"epoch": epoch, "train_loss": float(t) / len(x), "lr": float(plateau.lr[i])}
+                for i, t in zip(active, total.tolist())]
+        for i, row in zip(active, rows):
+            histories[i].append(row)
+        if not len(x_val):
+            for i, row in zip(active, rows):
+                if on_epoch:
+                    on_epoch(int(i), row)
+            continue
+        acc = (predict(x_val) == y_vals[active]).mean(1)
+        plateau.step(acc, active)
+        improved, stop = stopper.step(epoch, acc, active)
+        if improved.any():
+            rows_better = torch.from_numpy(np.flatnonzero(improved)).to(device)
+            into = torch.from_numpy(active[improved]).to(device)
+            for n, t in stack.state().items():
+                best[n][into] = t[rows_better]
+        for i, row, a in zip(active, rows, acc):
+            row["val_accuracy"] = float(a)
+            if on_epoch:
+                on_epoch(int(i), row)
+        if stop.all():
+            break
+        if stop.any():
+            stack.keep(torch.from_numpy(np.flatnonzero(~stop)).to(device))
+            active = active[~stop]
+    final = best if len(x_val) else stack.state()
+    for i, model in enumerate(models):
+        model.load_state_dict({n: t[i] for n, t in final.items()})
+    return [stopper.result(i, histories[i], precision, path="stacked", stack_size=n_models, stack_forward=how) for i in range(n_models)]
