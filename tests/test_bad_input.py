@@ -36,6 +36,8 @@ CASES = [
     ("range", r"seed -1 is negative", ("train", "--seeds", "-1", "--out", "{tmp}/o")),
     ("range", r"seed 18446744073709551616 is too large", ("train", *DIGITS, "--seeds", HUGE_SEED, "--out", "{tmp}/o")),
     ("range", r"seed 18446744073709551616 is too large", (*FLIP, "--seeds", HUGE_SEED, "--out", "{tmp}/o")),
+    ("range", r"seed 18446744073709551616 is too large", ("backdoor", *DIGITS, "--target", "0", "--seeds", HUGE_SEED,
+                                                         "--out", "{tmp}/bd")),
     ("range", r"Invalid value for '--seed'", (*DETECT, "--seed", HUGE_SEED)),
     ("range", r"Invalid value for '--seed'", ("validate", *DIGITS, "--seed", HUGE_SEED)),
     ("range", r"number of flips -1 is negative", (*FLIP[:-4], "--n", "-1")),
@@ -190,6 +192,35 @@ def fill(args: tuple, tmp: Path, run: Path | None = None) -> list[str]:
 def test_bad_value_is_one_line(place: Path, cli, category: str, message: str, args: tuple) -> None:
     cli.fails(message, *fill(args, place))
     assert not list(place.glob("**/model.safetensors"))  # nothing was trained
+
+
+@pytest.mark.parametrize(("seed", "message"), [(2**64, "seed 18446744073709551616 is too large"),
+                                               (-1, "seed -1 is negative"), (1.5, "seed 1.5 is not a whole number"),
+                                               (True, "seed True is not a whole number"),
+                                               ("0", "seed '0' is not a whole number")])
+@pytest.mark.parametrize("call", ["train", "sweep", "flip", "backdoor", "detect"])
+def test_api_checks_seeds_like_the_cli(call: str, seed, message: str) -> None:
+    import numpy as np
+
+    import poisonlab
+    from poisonlab.errors import PoisonlabError
+
+    calls = {"train": lambda: poisonlab.train("digits", seed=seed),
+             "sweep": lambda: poisonlab.sweep("digits", seeds=[0, seed]),
+             "flip": lambda: poisonlab.flip("digits", source=3, target=8, seeds=(seed,)),
+             "backdoor": lambda: poisonlab.backdoor("digits", target=0, seeds=[seed]),
+             "detect": lambda: poisonlab.detect(np.zeros((10, 4)), np.zeros(10, int), seed=seed)}
+    with pytest.raises(PoisonlabError, match=rf"^{message}; give seeds from 0 to 4294967295$"):
+        calls[call]()
+
+
+def test_api_accepts_numpy_seeds_as_plain_ints() -> None:
+    import numpy as np
+
+    from poisonlab import api
+
+    assert api._seeds(np.array([3, 3, 2**32 - 1], dtype=np.uint64)) == [3, 2**32 - 1]
+    assert api._seeds(np.int64(7)) == [7] and type(api._seeds(np.int64(7))[0]) is int
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGED_RUNS))
