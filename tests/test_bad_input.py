@@ -1,7 +1,13 @@
 """One-line errors everywhere: every command with wrong values, unusable output paths and damaged inputs ends with
 exit code 2 and one line `error: ...`, before any work that could be lost."""
 
+import errno
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +42,8 @@ CASES = [
     ("range", r"seed -1 is negative", ("train", "--seeds", "-1", "--out", "{tmp}/o")),
     ("range", r"seed 18446744073709551616 is too large", ("train", *DIGITS, "--seeds", HUGE_SEED, "--out", "{tmp}/o")),
     ("range", r"seed 18446744073709551616 is too large", (*FLIP, "--seeds", HUGE_SEED, "--out", "{tmp}/o")),
+    ("range", r"seed 18446744073709551616 is too large", ("backdoor", *DIGITS, "--target", "0", "--seeds", HUGE_SEED,
+                                                         "--out", "{tmp}/bd")),
     ("range", r"Invalid value for '--seed'", (*DETECT, "--seed", HUGE_SEED)),
     ("range", r"Invalid value for '--seed'", ("validate", *DIGITS, "--seed", HUGE_SEED)),
     ("range", r"number of flips -1 is negative", (*FLIP[:-4], "--n", "-1")),
@@ -135,6 +143,22 @@ CASES = [
     ("damaged", r"cannot use the results table", ("analyse", "--out", "{tmp}/garbagedb")),
     ("damaged", r"cannot use the results table", ("report", "--out", "{tmp}/garbagedb")),
 ]
+# Output on a full disk ({tmp}/full, see `full_disk`): one line naming the file and the lack of space, no temp file.
+FULL = r"cannot write {full}/\S+ \(No space left on device\); free some space there or choose another output folder"
+FULL_CASES = [
+    ("train", *DIGITS, "--model", "logreg", "--percents", "10", "--out", "{tmp}/full/o"),
+    (*FLIP, "--out", "{tmp}/trained/flip", "--json", "{tmp}/full/flip.json"),
+    ("budget", *DIGITS, "--source", "3", "--target", "8", "--model", "logreg", "--out", "{tmp}/trained/flip",
+     "--json", "{tmp}/full/budget.json"),
+    ("report", "--out", "{tmp}/trained", "--file", "{tmp}/full/r.html"),
+    ("analyse", "--out", "{tmp}/full/trained"),
+    ("manifest", "build", *DIGITS, "--out", "{tmp}/full/n.json"),
+    ("manifest", "build", *DIGITS, "--out", "{tmp}/n2.json", "--log", "{tmp}/full/n2.log"),
+    ("manifest", "verify", "{tmp}/m.json", "--json", "{tmp}/full/v.json"),
+    ("manifest", "keygen", "--out", "{tmp}/full/key"),
+    ("validate", *DIGITS, "--json", "{tmp}/full/val.json"),
+    ("validate", *DIGITS, "--write-schema", "{tmp}/full/schema.json"),
+]
 DAMAGED_RUNS = {
     "list": [], "null": None, "string": "complete",
     "config-list": {"status": "complete", "config": [], "metrics": {}},
@@ -179,7 +203,39 @@ def place(tmp_path_factory, shared_data) -> Path:
         "poison": {"indices": [0], "new_labels": [1]}, "metrics": {"confusion": confusion}})
     for name, doc in DAMAGED_RUNS.items():
         store.write_json(tmp / "damaged" / name / store.RUN_FILE, doc)
+    with pytest.raises(SystemExit) as done:
+        main(["train", *DIGITS, "--model", "logreg", "--percents", "0,10", "--out", str(tmp / "trained")])
+    assert done.value.code == 0
+    shutil.copytree(tmp / "trained", tmp / "full" / "trained")
     return tmp
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch):
+    """A function that makes a folder a full disk: flushing any file under it to disk (fsync) fails with ENOSPC, as
+    it does where space is allocated late (ext4, XFS, NFS); SQLite there cannot grow its file."""
+    import sqlite3
+
+    folders: list[Path] = []
+    fsync, connect = os.fsync, sqlite3.connect
+
+    def full(path: str | Path) -> bool:
+        return any(Path(path).resolve().is_relative_to(folder) for folder in folders)
+
+    def failing_fsync(fd: int) -> None:
+        if full(os.readlink(f"/proc/self/fd/{fd}")):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    def fixed_size(path, *args, **kwargs):
+        db = connect(path, *args, **kwargs)
+        if full(path):
+            db.execute(f"PRAGMA max_page_count = {max(db.execute('PRAGMA page_count').fetchone()[0], 1)}")
+        return db
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr(sqlite3, "connect", fixed_size)
+    return lambda folder: folders.append(Path(folder).resolve())
 
 
 def fill(args: tuple, tmp: Path, run: Path | None = None) -> list[str]:
@@ -189,7 +245,97 @@ def fill(args: tuple, tmp: Path, run: Path | None = None) -> list[str]:
 @pytest.mark.parametrize(("category", "message", "args"), CASES, ids=[f"{c[0]}-{' '.join(c[2])[:60]}" for c in CASES])
 def test_bad_value_is_one_line(place: Path, cli, category: str, message: str, args: tuple) -> None:
     cli.fails(message, *fill(args, place))
-    assert not list(place.glob("**/model.safetensors"))  # nothing was trained
+    assert not [p for p in place.glob("**/model.safetensors") if "trained" not in p.parts]  # nothing was trained
+
+
+def error_at_end(cli, message: str, *args) -> str:
+    """Assert that a command which may print progress first ends with exit code 2 and ONE error line matching
+    `message`, printed last, without a traceback; returns it."""
+    code, out, err = cli(*args)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and err.rstrip().endswith(errors[0]) and "Traceback" not in err, out + err
+    assert re.search(message, errors[0]), errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("args", FULL_CASES, ids=lambda args: " ".join(args[:2]) + " " + args[-1].split("/")[-1])
+def test_output_on_a_full_disk_is_one_line_and_leaves_no_temp_file(place: Path, cli, full_disk, args: tuple) -> None:
+    full_disk(place / "full")
+    before = sorted(p.relative_to(place) for p in (place / "full").rglob("*") if p.is_file())
+    error_at_end(cli, FULL.replace("{full}", str(place / "full")), *fill(args, place))
+    after = sorted(p.relative_to(place) for p in (place / "full").rglob("*") if p.is_file())
+    new = set(after) - set(before)
+    assert all(p.name in (".claim", "n2.log") for p in new), new  # no temp file; the flip runs' claims stay
+    assert all((place / p).stat().st_size == 0 for p in new)  # released; the audit log has no half entry
+
+
+def test_a_full_disk_keeps_the_finished_runs(tmp_path: Path, cli, full_disk) -> None:
+    train = ("train", *DIGITS, "--model", "logreg", "--out", tmp_path)
+    assert cli.code(*train, "--percents", "10") == 0
+    (done,) = [p.parent for p in tmp_path.glob(f"models/**/{store.RUN_FILE}")]
+    record = (done / store.RUN_FILE).read_bytes()
+    full_disk(tmp_path / "models")  # results.csv can still be written: the weights of run 20 cannot
+    line = error_at_end(cli, r"cannot write .*/20/seed0/model\.safetensors \(No space left on device\)", *train,
+                        "--percents", "10,20")
+    assert (done / store.RUN_FILE).read_bytes() == record and store.read_run(done) is not None, line
+    assert [r["percent"] for r in store.results(tmp_path)] == [10]
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.glob(f"models/**/20/**/{store.RUN_FILE}"))
+
+
+def test_a_full_disk_under_the_results_table(place: Path, tmp_path: Path, full_disk) -> None:
+    from poisonlab.errors import PoisonlabError
+
+    run_dir = next((place / "trained").glob(f"models/**/{store.RUN_FILE}")).parent
+    full_disk(tmp_path)
+    with pytest.raises(PoisonlabError, match=rf"^cannot write {tmp_path / store.DB_FILE} \(No space left on device\)"):
+        store.record(tmp_path, store.read_run(run_dir), tmp_path / "models" / "run")
+
+
+def test_a_real_full_disk(tmp_path: Path, cli) -> None:
+    """A tmpfs filled to the last byte (mounted in a user namespace, where the system allows one)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    script = 'mount -t tmpfs -o size=64k tmpfs "$0" && (head -c 1M /dev/zero > "$0/fill" 2>/dev/null; exec "$@")'
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    if subprocess.run(["unshare", "-rm", "sh", "-c", script, str(mount), "true"], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (no unprivileged user namespaces)")
+    for args, message in [(("train", *DIGITS, "--model", "logreg", "--out", f"{mount}/o"), "cannot write to output folder"),
+                          ((*FLIP, "--out", f"{mount}/f"), "cannot write to output folder"),
+                          (("manifest", "build", *DIGITS, "--out", f"{mount}/m.json"), "cannot write to output folder")]:
+        done = subprocess.run(["unshare", "-rm", "sh", "-c", script, str(mount), sys.executable, "-m", "poisonlab",
+                               *args], capture_output=True, text=True, env=env, timeout=300)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+        assert "No space left on device" in lines[0], lines
+
+
+@pytest.mark.parametrize(("seed", "message"), [(2**64, "seed 18446744073709551616 is too large"),
+                                               (-1, "seed -1 is negative"), (1.5, "seed 1.5 is not a whole number"),
+                                               (True, "seed True is not a whole number"),
+                                               ("0", "seed '0' is not a whole number")])
+@pytest.mark.parametrize("call", ["train", "sweep", "flip", "backdoor", "detect"])
+def test_api_checks_seeds_like_the_cli(call: str, seed, message: str) -> None:
+    import numpy as np
+
+    import poisonlab
+    from poisonlab.errors import PoisonlabError
+
+    calls = {"train": lambda: poisonlab.train("digits", seed=seed),
+             "sweep": lambda: poisonlab.sweep("digits", seeds=[0, seed]),
+             "flip": lambda: poisonlab.flip("digits", source=3, target=8, seeds=(seed,)),
+             "backdoor": lambda: poisonlab.backdoor("digits", target=0, seeds=[seed]),
+             "detect": lambda: poisonlab.detect(np.zeros((10, 4)), np.zeros(10, int), seed=seed)}
+    with pytest.raises(PoisonlabError, match=rf"^{message}; give seeds from 0 to 4294967295$"):
+        calls[call]()
+
+
+def test_api_accepts_numpy_seeds_as_plain_ints() -> None:
+    import numpy as np
+
+    from poisonlab import api
+
+    assert api._seeds(np.array([3, 3, 2**32 - 1], dtype=np.uint64)) == [3, 2**32 - 1]
+    assert api._seeds(np.int64(7)) == [7] and type(api._seeds(np.int64(7))[0]) is int
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGED_RUNS))
@@ -202,7 +348,7 @@ def test_case_counts_by_category() -> None:
     counts: dict[str, int] = {}
     for category, _, _ in CASES:
         counts[category] = counts.get(category, 0) + 1
-    print(counts, "damaged runs:", len(DAMAGED_RUNS) * len(DAMAGED_COMMANDS))
+    print(counts, "damaged runs:", len(DAMAGED_RUNS) * len(DAMAGED_COMMANDS), "full disk:", len(FULL_CASES))
     assert set(counts) == {"type", "range", "empty", "unknown", "conflict", "output", "damaged"}
 
 

@@ -74,6 +74,17 @@ def small_images_tar() -> bytes:
     return buf.getvalue()
 
 
+def png_bomb(width: int, height: int, mode: str, rows: int | None = None) -> bytes:
+    """A PNG of 8-bit `mode` (L or RGB) pixels declaring `width` x `height`, with `rows` (default all) rows of zeros."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row = zlib.compressobj(9), bytes(1 + width * len(mode))
+    pixels = b"".join(packer.compress(row) for _ in range(height if rows is None else rows)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, {"L": 0, "RGB": 2}[mode], 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
 def run_cli(tmp_path: Path, *args) -> tuple[int, int, list[str]]:
     """Exit code, peak memory added (bytes) and the stderr lines of `poisonlab ARGS` in a fresh process."""
     env = {**os.environ, "POISONLAB_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
@@ -139,3 +150,39 @@ def test_cifar_archive_bomb_fails_its_checksum_before_being_read(tmp_path: Path,
                               "--no-download", "--out", tmp_path / "m.json")
     print(f"CIFAR archive bomb: peak +{peak / 2**20:.1f} MiB")
     assert code == 2 and len(err) == 1 and "checksum mismatch for cifar10 archive" in err[0] and peak < BUDGET
+
+
+@pytest.mark.parametrize(("width", "height", "mode", "rows", "packed"), [
+    (8192, 8192, "RGB", None, "folder"),  # 201 MB of pixels, below Pillow's own limit (89 M pixels)
+    (12000, 12000, "L", None, "tar.gz"),  # 144 M pixels: Pillow only warns
+    (100_000, 100_000, "RGB", 1, "folder"),  # 30 GB declared: Pillow's own error
+])
+def test_image_declaring_huge_dimensions_is_refused_before_decoding(tmp_path: Path, width: int, height: int,
+                                                                    mode: str, rows: int | None, packed: str) -> None:
+    from poisonlab.datasets.imagefiles import MAX_IMAGE_PIXELS
+
+    bomb = png_bomb(width, height, mode, rows)
+    with tarfile.open(fileobj=io.BytesIO(small_images_tar())) as archive:
+        archive.extractall(tmp_path / "set", filter="data")
+    (tmp_path / "set" / "train" / "a" / "1.png").write_bytes(bomb)
+    dataset = tmp_path / "set"
+    if packed == "tar.gz":
+        dataset = tmp_path / "set.tar.gz"
+        with tarfile.open(dataset, "w:gz") as archive:
+            archive.add(tmp_path / "set", arcname=".")
+    code, peak, err = run_cli(tmp_path, "manifest", "build", "--dataset", f"imagefolder:{dataset}",
+                              "--out", tmp_path / "m.json")
+    print(f"PNG bomb {width}x{height} {mode} in a {packed} ({len(bomb)} bytes -> {width * height * len(mode)} "
+          f"bytes of pixels): peak +{peak / 2**20:.1f} MiB")
+    assert len(bomb) < 1 << 20 and width * height > MAX_IMAGE_PIXELS
+    assert code == 2 and len(err) == 1 and "1.png" in err[0] and "decompression bomb" in err[0], err
+    assert f"declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS} allowed" in err[0] or rows == 1, err
+    assert peak < BUDGET and not (tmp_path / "m.json").exists()
+
+
+def test_largest_allowed_image_decodes(tmp_path: Path) -> None:
+    from poisonlab.datasets.imagefiles import MAX_IMAGE_PIXELS, decode_image
+
+    assert decode_image(png_bomb(4096, MAX_IMAGE_PIXELS // 4096, "L"), "edge.png").shape == (4096, 4096)
+    with pytest.raises(PoisonlabError, match=r"^image edge\.png declares 4097x4096 pixels, more than the 16777216"):
+        decode_image(png_bomb(4097, 4096, "L"), "edge.png")

@@ -106,11 +106,29 @@ def test_official_archive_is_read_without_extracting(tmp_path: Path, monkeypatch
     with pytest.raises(PoisonlabError, match=r"^checksum mismatch for cifar10 archive .* md5 of content is "):
         load("cifar10", tmp_path, download=False)
     md5 = file_digest(archive, "md5")
-    monkeypatch.setattr(cifar, "CIFAR10", replace(cifar.CIFAR10, md5=md5))
+    monkeypatch.setattr(cifar, "CIFAR10", replace(cifar.CIFAR10, md5=md5, sha256=file_digest(archive, "sha256")))
     dataset = load("cifar10", tmp_path, download=False)
     assert np.array_equal(dataset.x_train[4:8], images) and np.array_equal(dataset.x_test, images)
     assert dataset.y_train.tolist() == [0, 9, 2, 5] * 5 and dataset.sources == {archive.name: md5}
     assert sorted(p.name for p in archive.parent.iterdir()) == [archive.name]
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_archive_with_the_official_md5_but_not_the_official_sha256_is_refused_unread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli, name: str) -> None:
+    source = {"cifar10": cifar.CIFAR10, "cifar100": cifar.CIFAR100}[name]
+    assert source.sha256 == {"cifar10": "sha256:c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+                             "cifar100": "sha256:58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec"}[name]
+    archive = tmp_path / name / source.archive
+    write_cifar10_archive(archive, known_images(2), np.array([1, 2]))
+    forged = replace(source, md5=file_digest(archive, "md5"))  # as an MD5 collision with the official file would be
+    monkeypatch.setattr(cifar, name.upper(), forged)
+    monkeypatch.setattr(cifar, "read_files", lambda *args, **kwargs: pytest.fail("a member was read"))
+    line = cli.fails(rf"^error: checksum mismatch for {name} archive {archive}: sha256 of content is "
+                     rf"{file_digest(archive, 'sha256')[7:]}, expected {source.sha256[7:]}; delete it and re-run",
+                     "manifest", "build", "--dataset", name, "--data-dir", tmp_path, "--no-download",
+                     "--out", tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists(), line
 
 
 def test_unsafe_archive_member_is_refused(tmp_path: Path) -> None:

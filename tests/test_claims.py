@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -132,19 +133,86 @@ def test_two_overlapping_sweeps_train_each_run_once(tmp_path: Path) -> None:
     assert len(store.results(tmp_path)) == 8 and (tmp_path / store.CSV_FILE).read_text().count("\n") == 9
 
 
-def test_a_sweep_killed_mid_run_loses_no_run(tmp_path: Path) -> None:
-    proc = start(tmp_path, 1.0)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if sum(s.startswith("TRAIN") for s in seen) == 3:  # two runs finished, the third is training
-            proc.send_signal(signal.SIGKILL)
+KILLS = 5
+
+
+def finished_runs(out: Path) -> dict[str, str]:
+    """Each finished run folder under `out` with the time its run.json says it was made."""
+    return {str(p.parent.relative_to(out)): json.loads(p.read_text())["created"]
+            for p in out.glob(f"models/**/{store.RUN_FILE}") if store.read_run(p.parent) is not None}
+
+
+def test_a_sweep_killed_again_and_again_loses_no_run_and_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    rng, killed, kills, made = random.Random(11), tmp_path / "killed", 0, {}
+    for _ in range(KILLS):
+        proc = start(killed, 0.3)
+        started = 0
+        for line in proc.stdout:  # kill at a random moment of the second run this command starts (training or writing)
+            started += line.startswith("TRAIN")
+            if started == 2:
+                time.sleep(rng.uniform(0.0, 0.6))
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.communicate(timeout=600)
+        if proc.returncode == 0:
             break
-    proc.wait()
-    finished = len(store.results(tmp_path))
-    assert finished == 2
-    again = start(tmp_path, 0.0)
-    out, err = again.communicate(timeout=600)
-    assert again.returncode == 0 and f"DONE {8 - finished} {finished}" in out, err
-    assert len(store.results(tmp_path)) == 8
-    assert not list(tmp_path.glob("models/**/.*.tmp"))
+        kills += 1
+        assert proc.returncode == -signal.SIGKILL
+        for run, created in finished_runs(killed).items():  # a finished run is never trained again
+            assert made.setdefault(run, created) == created
+    last = start(killed, 0.0)
+    out, err = last.communicate(timeout=600)
+    assert last.returncode == 0 and f"DONE {8 - len(made)} {len(made)}" in out, err
+    print(f"{kills} kills survived, {len(made)} runs finished before the last restart, runs lost: 0")
+    assert kills >= 3 and all(finished_runs(killed)[run] == created for run, created in made.items())
+    whole = start(tmp_path / "whole", 0.0)
+    assert whole.communicate(timeout=600) and whole.returncode == 0
+    keys = ("run_dir", "test_accuracy", "best_val_accuracy", "epochs_run", "n_poisoned")
+    assert [[r[k] for k in keys] for r in store.results(killed)] == [[r[k] for k in keys]
+                                                                      for r in store.results(tmp_path / "whole")]
+    assert len(store.results(killed)) == 8 and (killed / store.CSV_FILE).read_text().count("\n") == 9
+    assert not list(killed.glob("models/**/.*.tmp"))
+    assert all(p.read_bytes() == b"" for p in killed.glob(f"models/**/{claims.CLAIM_FILE}"))  # all released
+
+
+CLI_DRIVER = """
+import sys, time
+from poisonlab.cli import main
+from poisonlab.studies import executors
+def stuck(spec, *args, **kwargs):
+    print("TRAIN", spec.percent, spec.seed, flush=True)
+    time.sleep(600)
+executors.run = stuck
+main(sys.argv[1:])
+"""
+TRAIN = ("train", "--dataset", "digits", "--model", "logreg", "--percents", "10")
+
+
+def test_a_command_killed_while_training_is_taken_over_by_the_next(tmp_path: Path, cli) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", CLI_DRIVER, *TRAIN, "--out", str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": SRC})
+    assert proc.stdout.readline().startswith("TRAIN 10.0 0")
+    (run_dir,) = [p.parent for p in tmp_path.glob(f"models/**/{claims.CLAIM_FILE}")]
+    assert json.loads((run_dir / claims.CLAIM_FILE).read_text())["pid"] == proc.pid  # it holds the run
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    code, text = cli.text(*TRAIN, "--out", tmp_path)
+    assert code == 0 and "1 runs trained" in text, text
+    assert f"taking over {run_dir} from a command that stopped while training it (pid {proc.pid})" in text
+    assert store.read_run(run_dir) is not None and (run_dir / claims.CLAIM_FILE).read_bytes() == b""
+
+
+def test_a_command_raising_mid_run_releases_its_claim(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("the training broke")
+
+    monkeypatch.setattr(executors, "run", broken)
+    with pytest.raises(RuntimeError, match="the training broke"):
+        cli(*TRAIN, "--out", tmp_path)
+    (run_dir,) = [p.parent for p in tmp_path.glob(f"models/**/{claims.CLAIM_FILE}")]
+    assert (run_dir / claims.CLAIM_FILE).read_bytes() == b""  # released, and not left as a dead command's claim
+    with claims.claim(run_dir, {"other": "settings"}, wait=False) as held:
+        assert held  # free at once, in this very process that raised
+    monkeypatch.undo()
+    code, text = cli.text(*TRAIN, "--out", tmp_path)
+    assert code == 0 and "1 runs trained" in text and "taking over" not in text, text

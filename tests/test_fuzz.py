@@ -6,6 +6,7 @@ import json
 import struct
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from poisonlab import store
 from poisonlab.attacks import humanlabels
 from poisonlab.datasets.cifar import parse_cifar_records
 from poisonlab.datasets.idx import decode_idx_file, encode_idx
+from poisonlab.datasets.imagefiles import decode_image
 from poisonlab.datasets.order import read_order
 from poisonlab.datasets.tarread import iter_files
 from poisonlab.defences import integrity
@@ -82,6 +84,31 @@ def test_tar(data: bytes) -> None:
         path = Path(folder) / "a.tar.gz"
         path.write_bytes(data)
         only_our_errors(lambda: list(iter_files(path, "archive", "fix", digest=[])))
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.arange(18, dtype=np.uint8).reshape(2, 3, 3)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _forged_png(width: int, height: int) -> bytes:
+    """A grey PNG whose header (with a valid CRC) declares `width` x `height` over 64 bytes of pixel data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(64)))
+            + chunk(b"IEND", b""))
+
+
+@FUZZ
+@given(st.one_of(mutated(_png()), st.builds(_forged_png, st.integers(1, 2**31 - 1), st.integers(1, 2**31 - 1)),
+                 st.binary(max_size=64)))
+def test_image(data: bytes) -> None:
+    only_our_errors(decode_image, data, "f.png")
 
 
 @FUZZ

@@ -22,7 +22,7 @@ from poisonlab.defences.detectors import Detection
 from poisonlab.defences.evaluate import score as _score
 from poisonlab.defences.folds import DetectorConfig
 from poisonlab.attacks.informed import STRATEGIES
-from poisonlab.errors import PoisonlabError, check_choice
+from poisonlab.errors import PoisonlabError, check_choice, check_seed
 from poisonlab.studies import DEFAULT_PERCENTS
 from poisonlab.studies import executors, flipstudy
 from poisonlab.studies.flip import FLIP_TRAINING
@@ -73,6 +73,11 @@ def _percent(rate: float) -> float:
         hint = f"; rates are fractions: did you mean {rate / 100:g}?" if isinstance(rate, (int, float)) and 1 < rate <= 100 else ""
         raise PoisonlabError(f"rate {rate!r} is outside [0, 1]{hint}")
     return round(100.0 * rate, 10)
+
+
+def _seeds(seeds: Sequence[int]) -> list[int]:
+    """Each seed once, checked (see `check_seed`); a single int is one seed."""
+    return [check_seed(seed) for seed in dict.fromkeys([seeds] if np.ndim(seeds) == 0 else seeds)]
 
 
 def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec, epochs: int, batch_size: int,
@@ -149,7 +154,7 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
     -------
     RunResult
     """
-    data = _data(data, data_dir)
+    seed, data = check_seed(seed), _data(data, data_dir)
     record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val, precision, select), data,
                          model=None if isinstance(model, str) else model, on_epoch=on_epoch)
     return _result(record, fitted, data.y_train)
@@ -209,13 +214,13 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     SweepResult
         ``.records`` and ``.frame()`` (a pandas DataFrame, with a ``select`` column).
     """
-    data = _data(data, data_dir)
+    seed_list, data = _seeds(seeds), _data(data, data_dir)
     base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, val, precision)
     selects = [select] if isinstance(select, str) else list(dict.fromkeys(select))
     for name in selects:
         check_choice(name, STRATEGIES, "item selection")
     specs = sweeps.plan(base, [data.name], [0], list(kinds), [_percent(r) for r in dict.fromkeys(rates)],
-                        list(dict.fromkeys(seeds)), selects)
+                        seed_list, selects)
     custom = None if isinstance(model, str) else model
     if out is None and jobs == 1 and not executors.stacks(stack, model):
         return SweepResult([run(spec, data, model=custom)[0] for spec in specs], None)
@@ -266,17 +271,17 @@ def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequen
     -------
     FlipResult
     """
-    data = _data(data, data_dir)
+    seed_list, data = _seeds(seeds), _data(data, data_dir)
     counts = list(dict.fromkeys(int(c) for c in n))
     base, data = flipstudy.prepare(data, source, target, counts, select=select,
                                    train=replace(FLIP_TRAINING, max_epochs=epochs, batch_size=batch_size))
     base = replace(base, model=model_name(model))
     custom = None if isinstance(model, str) else model
     if out is not None:
-        result = flipstudy.run_flip(base, data, counts, list(seeds), Path(out), overwrite=overwrite, model=custom)
+        result = flipstudy.run_flip(base, data, counts, seed_list, Path(out), overwrite=overwrite, model=custom)
         return FlipResult(result["doc"], [*result["files"], *result["figures"]])
     with tempfile.TemporaryDirectory(prefix="poisonlab-flip-") as folder:
-        result = flipstudy.run_flip(base, data, counts, list(seeds), Path(folder), model=custom)
+        result = flipstudy.run_flip(base, data, counts, seed_list, Path(folder), model=custom)
     return FlipResult(result["doc"], [])
 
 
@@ -333,17 +338,17 @@ def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float
     from poisonlab.attacks.backdoor import Trigger
     from poisonlab.studies import backdoor as backdoors
 
-    data = _data(data, data_dir)
+    seed_list, data = _seeds(seeds), _data(data, data_dir)
     base = backdoors.BackdoorSpec(dataset=data.name, target=datasets.resolve_class(target, data.classes),
                                   trigger=Trigger(trigger, size, position), clean_label=clean_label,
                                   model=model_name(model), train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
     percent_list = sorted({0.0, *(float(p) for p in percents)})
     custom = None if isinstance(model, str) else model
     if out is not None:
-        result = backdoors.study(data, base, percent_list, list(seeds), Path(out), overwrite=overwrite, model=custom)
+        result = backdoors.study(data, base, percent_list, seed_list, Path(out), overwrite=overwrite, model=custom)
         return BackdoorResult(result["doc"], result["files"])
     with tempfile.TemporaryDirectory(prefix="poisonlab-backdoor-") as folder:
-        result = backdoors.study(data, base, percent_list, list(seeds), Path(folder), model=custom)
+        result = backdoors.study(data, base, percent_list, seed_list, Path(folder), model=custom)
     return BackdoorResult(result["doc"], [])
 
 
@@ -376,6 +381,7 @@ def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_pr
         Per method: ``scores`` (N,) higher = more suspicious, ``flagged`` (N,) bool, ``suggested`` (N,) labels,
         ``seconds``.
     """
+    seed = check_seed(seed)
     if isinstance(methods, str):
         methods = [methods]
     x = as_items(x, "x")

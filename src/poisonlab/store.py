@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import hashlib
 import io
@@ -35,19 +36,32 @@ ADDED_COLUMNS = {"select": "'random'", "attack_success_rate": "NULL"}  # columns
 
 
 def atomic_write(path: Path, data: bytes | str, mode: int | None = None) -> None:
-    """Write `data` to a temp file beside `path`, then rename it over `path`; `mode` defaults to 0o666 less the umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `data` to a temp file beside `path`, then rename it over `path`; `mode` defaults to 0o666 less the umask.
+
+    A failed write (a full disk) leaves `path` as it was, removes the temp file and is a one-line error."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, _default_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_failed(path, exc) from None
         raise
+
+
+def write_failed(path: Path, exc: OSError) -> PoisonlabError:
+    """The one-line error of a write to `path` that failed (a full disk, a quota, a folder that went away)."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    fix = "free some space there or choose another output folder" if full else "check that folder and try again"
+    return PoisonlabError(f"cannot write {path} ({exc.strerror or exc}); {fix}")
 
 
 def _default_mode() -> int:
@@ -178,6 +192,8 @@ def _connect(out: Path) -> Iterator[sqlite3.Connection]:
                     db.execute(f'ALTER TABLE runs ADD COLUMN "{column}" DEFAULT {default}')
             yield db
     except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise write_failed(out / DB_FILE, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
         raise PoisonlabError(f"cannot use the results table {out / DB_FILE} ({exc}); delete it to rebuild it from "
                              "the run folders, or choose another output folder") from None
     finally:

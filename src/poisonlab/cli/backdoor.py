@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt, console, parse_counts,
-                                  parse_percents)
+from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt, console,
+                                  parse_percents, parse_seeds)
 from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.training import MODELS
 
@@ -41,7 +41,7 @@ def backdoor(
     if size < 1:
         raise PoisonlabError(f"--size {size} is below 1; give a patch side of 1 or more pixels")
     percents = sorted({0.0, *parse_percents(percent)})
-    seed_list = parse_counts(seeds, "seed")
+    seed_list = parse_seeds(seeds)
 
     from poisonlab import datasets
     from poisonlab.attacks.backdoor import Trigger

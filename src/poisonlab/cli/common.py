@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import MAX_SEED, PoisonlabError, check_seed
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)  # progress, notes and errors
 results_console = Console(soft_wrap=True, highlight=False)  # verdicts and tables of manifest, monitor, validate
@@ -56,17 +56,12 @@ def parse_percents(text: str) -> list[float]:
     return values
 
 
-MAX_SEED = 2**32 - 1  # the largest seed every library behind poisonlab accepts (scikit-learn's random_state)
 SeedOpt = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the poisoning, folds, subsets and models.")]
 
 
 def parse_seeds(text: str) -> list[int]:
     """Seeds in 0..MAX_SEED, each once."""
-    seeds = parse_counts(text, "seed")
-    for seed in seeds:
-        if seed > MAX_SEED:
-            raise PoisonlabError(f"seed {seed} is too large; give seeds from 0 to {MAX_SEED}")
-    return seeds
+    return [check_seed(seed) for seed in dict.fromkeys(parse_list(text, "seed", int))]
 
 
 def check_outputs(*paths: Path | None) -> None:
@@ -79,7 +74,7 @@ def check_outputs(*paths: Path | None) -> None:
 
 
 def parse_counts(text: str, what: str) -> list[int]:
-    """Non-negative whole numbers (sizes, seeds), each once."""
+    """Non-negative whole numbers (sizes, counts), each once."""
     values = list(dict.fromkeys(parse_list(text, what, int)))
     for v in values:
         if v < 0:

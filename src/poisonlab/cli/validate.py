@@ -11,7 +11,7 @@ from rich.table import Table
 
 from poisonlab.cli.common import (DataDirOpt, DownloadOpt, RunOpt, check_outputs, current_data, label_name,
                                   results_console as console)
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import MAX_SEED, PoisonlabError
 
 if TYPE_CHECKING:
     from poisonlab.defences.validate import Schema
@@ -63,7 +63,7 @@ def validate(
     write_schema: Annotated[Path | None, typer.Option("--write-schema", help="Write the observed schema to this JSON file (for --schema later).")] = None,
     threshold: Annotated[float, typer.Option(min=0.0, help="Flag an image whose robust z-score exceeds this.")] = 6.0,
     top: Annotated[int, typer.Option("--top", min=0, help="List at most this many outliers (0 = all).")] = 20,
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the isolation forest and its PCA.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the isolation forest and its PCA.")] = 0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the full result to this file.")] = None,
     data_dir: DataDirOpt = None,
     download: DownloadOpt = True,

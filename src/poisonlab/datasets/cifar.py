@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from poisonlab.datasets.checksums import FIX_REDOWNLOAD, check, digest, file_digest, read_bytes
+from poisonlab.datasets.checksums import FIX_REDOWNLOAD, check, digest, file_digests, read_bytes
 from poisonlab.datasets.cifar_names import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES
 from poisonlab.datasets.dataset import Dataset
 from poisonlab.datasets.fetch import DownloadFailed, fetch, missing_error
@@ -29,17 +29,20 @@ class BinarySource:
     label_limits: tuple[int, ...]
     archive: str
     url: str
-    md5: str
+    md5: str  # the official one (https://www.cs.toronto.edu/~kriz/cifar.html)
+    sha256: str  # beside it, as tensorflow-datasets pins it (url_checksums/cifar10.txt, cifar100.txt)
 
 
 CIFAR10 = BinarySource("cifar10", "cifar-10-batches-bin", (*(f"data_batch_{i}.bin" for i in range(1, 6)),
                        "test_batch.bin"), (10,), "cifar-10-binary.tar.gz",
                        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-                       "md5:c32a1d4ab5d03f1284b67883e8d87530")
+                       "md5:c32a1d4ab5d03f1284b67883e8d87530",
+                       "sha256:c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd")
 CIFAR100 = BinarySource("cifar100", "cifar-100-binary", ("train.bin", "test.bin"), (20, 100),
                         "cifar-100-binary.tar.gz",
                         "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
-                        "md5:03b5dce01913d631647c71ecec9e9cb8")
+                        "md5:03b5dce01913d631647c71ecec9e9cb8",
+                        "sha256:58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec")
 
 
 def parse_cifar_records(data: bytes, label_bytes: int, source: str = "CIFAR data") -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +96,9 @@ def _read_binary(folder: Path, source: BinarySource,
         if not archive.is_file():
             _download(folder, source, download)
         label = f"{source.name} archive {archive}"
-        sources = {archive.name: check(file_digest(archive, "md5"), source.md5, label, FIX_REDOWNLOAD)}
+        md5, sha256 = file_digests(archive, ("md5", "sha256"))  # both checked before any member is read
+        sources = {archive.name: check(md5, source.md5, label, FIX_REDOWNLOAD)}
+        check(sha256, source.sha256, label, FIX_REDOWNLOAD)
         members = read_files(archive, {f"{source.subdir}/{name}" for name in source.files}, label, FIX_REDOWNLOAD,
                              MAX_BATCH_BYTES)
         files = {name: members[f"{source.subdir}/{name}"] for name in source.files}
@@ -114,7 +119,7 @@ def _download(folder: Path, source: BinarySource, download: bool) -> None:
     reason = "downloading is disabled"
     if download:
         try:
-            fetch([source.url], folder / source.archive, source.md5)
+            fetch([source.url], folder / source.archive, source.sha256)
             return
         except DownloadFailed as exc:
             reason = exc.reason

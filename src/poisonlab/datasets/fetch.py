@@ -28,7 +28,7 @@ class DownloadFailed(PoisonlabError):
 
 
 def fetch(urls: Sequence[str], dest: Path, expected: str | None, of_decompressed: bool = False) -> str:
-    """Download `dest` from the first mirror that works and matches `expected` ("md5:<hex>"); return its digest.
+    """Download `dest` from the first mirror that works and matches `expected` ("<algorithm>:<hex>"); return its digest.
 
     With `of_decompressed`, `expected` is the digest of the gunzipped content (the file itself stays compressed).
     """

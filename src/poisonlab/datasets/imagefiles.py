@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from poisonlab.errors import PoisonlabError
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 MAX_IMAGE_BYTES = 64 << 20  # one image file; larger ones are refused unread
+MAX_IMAGE_PIXELS = 1 << 24  # one image (4096 x 4096); larger ones are refused before decoding (Pillow warns at 89M)
 _FIX = "re-create the archive from a good copy of the folder"
 
 
@@ -38,12 +40,20 @@ def iter_images(root: Path, digest: list[str] | None = None) -> Iterator[tuple[s
 
 
 def decode_image(data: bytes, name: str) -> np.ndarray:
-    """Decode to uint8 (H, W) when the image is grey, else to (H, W, 3) RGB."""
+    """Decode to uint8 (H, W) when the image is grey, else to (H, W, 3) RGB.
+
+    The size its header declares is checked first: over MAX_IMAGE_PIXELS, nothing is decoded."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("L" if image.mode in ("1", "L") else "RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, at a lower limit
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                width, height = image.size
+                if width * height <= MAX_IMAGE_PIXELS:
+                    return np.asarray(image.convert("L" if image.mode in ("1", "L") else "RGB"))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise PoisonlabError(f"cannot decode image {name} ({exc}); remove or replace that file") from None
+    raise PoisonlabError(f"image {name} declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS} allowed "
+                         "(a decompression bomb?); remove that file or shrink it")
 
 
 def source_digest(root: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import getpass
 import hashlib
@@ -11,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from poisonlab.errors import PoisonlabError
+from poisonlab.store import write_failed
 
 GENESIS = "0" * 64  # the `prev` of the first entry
 
@@ -29,17 +32,24 @@ def entry_digest(entry: dict) -> str:
 def append(log: Path, action: str, dataset: str, root: str, changes: dict) -> dict:
     """Add one entry chained to the last one (under a file lock) and return it."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a+b") as fh:
+    with open(log, "a+b", buffering=0) as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.seek(0)
-        lines = fh.read().splitlines()
+        content = fh.read()
+        lines = content.splitlines()
         entry = {"seq": len(lines) + 1, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "user": getpass.getuser(), "action": action, "dataset": dataset, "root": root,
                  "changes": changes, "prev": _last_digest(log, lines)}
         entry["digest"] = entry_digest(entry)
-        fh.write((json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode())
-        fh.flush()
-        os.fsync(fh.fileno())
+        line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        try:
+            if fh.write(line) != len(line):  # a short write: the disk filled up
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(fh.fileno())
+        except OSError as exc:  # a full disk: no half entry stays behind to break the chain
+            with contextlib.suppress(OSError):
+                fh.truncate(len(content))
+            raise write_failed(log, exc) from None
     return entry
 
 

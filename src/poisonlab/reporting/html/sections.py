@@ -129,13 +129,13 @@ def provenance_section(study: Study) -> str:
         versions = "; ".join(", ".join(f"{k} {v}" for k, v in env.items()) for env in g["environments"])
         sums = ", ".join(f"{name} {digest}" for name, digest in sorted(g["sources"].items())) or "not recorded"
         train = ", ".join(f"{k}={v}" for k, v in g["train"].items())
-        epochs = g["epochs_run"]
+        epochs = [e for e in g["epochs_run"] if e is not None]  # scikit-learn models record none
         rows = [["training", train], ["validation", f"{g['val']} (fraction {g['val_fraction']})"],
                 ["data", f"{g['n_train']} training / {g['n_test']} test items, shape {g['shape']}, "
                          f"{g['num_classes']} classes; {'; '.join(g['notes'])}"],
                 ["data checksums", sums], ["percents", ", ".join(f"{p:g}" for p in g["percents"])],
                 ["seeds", ", ".join(map(str, g["seeds"]))],
-                ["epochs run", f"{min(epochs)}–{max(epochs)} (mean {np.mean(epochs):.1f})"],
+                ["epochs run", f"{min(epochs)}–{max(epochs)} (mean {np.mean(epochs):.1f})" if epochs else "none (not an epoch-trained model)"],
                 ["run time", f"{minutes(g['total_seconds'])} in all, {g['mean_seconds']:.1f} s per run"],
                 ["created", f"{g['first_created']} to {g['last_created']}"], ["versions", versions]]
         if g.get("labels"):
