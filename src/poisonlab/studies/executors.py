@@ -2,8 +2,8 @@
 
 An executor takes a `Job`, the specs to train and a callback that receives each run's `Event`s; the caller alone
 writes the results table.
-Each finished run's folder (weights, then run.json, atomically) is written where it trained. Another backend
-(e.g. Ray) is one more class with the same `run` method."""
+Each finished run's folder (weights, then run.json, atomically) is written where it trained. Ray tasks on a
+cluster are one more class with the same `run` method (rayexec.RayExecutor)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from poisonlab.attacks.humanlabels import HumanLabels
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.studies import claims
 from poisonlab.studies.resume import finish, reusable
 from poisonlab.studies.run import RunSpec, run
@@ -222,8 +222,26 @@ def _stop(worker: multiprocessing.Process, conn: Connection) -> None:
     conn.close()
 
 
-def executor(jobs: int) -> Executor:
-    """The executor for `jobs` parallel runs: in this process for 1, else a pool of worker processes."""
+EXECUTORS = ("local", "ray")
+
+
+def executor(jobs: int = 1, kind: str = "local", address: str | None = None, cpus_per_run: int | None = None,
+             gpus_per_run: float | None = None) -> Executor:
+    """The executor of a sweep's runs: for kind "local", in this process for 1 job, else a pool of `jobs` worker
+    processes; for "ray", Ray tasks on the cluster at `address` declaring `cpus_per_run` and `gpus_per_run`
+    (see rayexec.RayExecutor)."""
+    check_choice(kind, EXECUTORS, "executor")
     if not isinstance(jobs, int) or jobs < 1:
         raise PoisonlabError(f"jobs must be a whole number of at least 1, got {jobs!r}; use 1 to run in this process")
+    if kind == "ray":
+        if jobs != 1:
+            raise PoisonlabError(f"{jobs} jobs is a setting of the local executor; the ray executor runs as many "
+                                 "runs at once as the cluster has CPUs (and GPUs) for")
+        from poisonlab.studies.rayexec import RayExecutor  # imports Ray only when it runs
+
+        return RayExecutor(address, cpus_per_run, gpus_per_run)
+    given = [f"{what} {value}" for what, value in (("cluster address", address), ("CPUs per run", cpus_per_run),
+                                                   ("GPUs per run", gpus_per_run)) if value is not None]
+    if given:
+        raise PoisonlabError(f"{', '.join(given)} only apply to the ray executor; choose it or leave them out")
     return InProcess() if jobs == 1 else ProcessPool(jobs)
