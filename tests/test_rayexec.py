@@ -2,10 +2,12 @@
 resumes without training, retries a failed task once and reports it, and is reachable from `poisonlab train`."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,9 +63,11 @@ def listening(port: int) -> bool:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A one-node Ray cluster of 2 CPUs, started once for the module as `ray start --head` and stopped after; its
-    workers import poisonlab and this module from here."""
+    workers import poisonlab and this module from here. Its files stay in a folder of its own (not /tmp/ray, where
+    a later `ray.init()` would find it)."""
+    temp_dir = tempfile.mkdtemp(prefix="plray")  # short: Ray's socket paths must fit in 107 characters
     mp = pytest.MonkeyPatch()
-    for name, value in LOOPBACK.items():
+    for name, value in {**LOOPBACK, "RAY_TMPDIR": temp_dir}.items():  # also for local instances started here
         mp.setenv(name, value)
     mp.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", False)  # read when the driver resolves 127.0.0.1
     port = free_port()
@@ -75,7 +79,8 @@ def cluster(tmp_path_factory):
                                  "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
                                  f"--dashboard-port={free_port()}",
                                  f"--dashboard-agent-listen-port={free_port()}", "--include-dashboard=false",
-                                 "--object-store-memory=100000000", "--disable-usage-stats"],
+                                 "--object-store-memory=100000000", "--disable-usage-stats",
+                                 f"--temp-dir={temp_dir}"],
                                 env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -92,6 +97,7 @@ def cluster(tmp_path_factory):
                 os.killpg(head.pid, signal.SIGKILL)  # anything of its process group still left
             except ProcessLookupError:
                 pass
+            shutil.rmtree(temp_dir, ignore_errors=True)
             mp.undo()
 
 
@@ -149,6 +155,13 @@ def test_a_session_of_this_process_is_used_and_left_open(cluster, tmp_path, monk
         ray.shutdown()
 
 
+def test_without_an_address_a_local_instance_is_started_and_stopped(cluster, tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    done = sweep.execute(SPECS[:1], tmp_path, executor="ray", cpus_per_run=1)
+    assert done["trained"] == 1 and done["records"][0]["environment"]["device"] == "cpu"
+    assert not ray.is_initialized() and len(store.results(tmp_path)) == 1
+
+
 def test_train_command_sends_runs_to_the_cluster(cluster, tmp_path, cli):
     args = ("train", "--dataset", "digits", "--dataset-size", "600", "--percents", "0,30", "--epochs", "1",
             "--executor", "ray", "--address", cluster, "--cpus-per-run", "1", "--out", tmp_path)
@@ -160,16 +173,16 @@ def test_train_command_sends_runs_to_the_cluster(cluster, tmp_path, cli):
 
 
 def test_resources_and_addresses_are_checked_before_any_work(cluster, tmp_path, monkeypatch):
-    assert parse_address("head:6379") == ("head", 6379) and parse_address("auto") is None
+    assert parse_address("head:6379") == ("head", 6379)
     assert parse_address("[::1]:6379") == ("::1", 6379)
-    for bad in ("head", "head:0", "head:99999", "ray://head:10001"):
+    for bad in ("head", "head:0", "head:99999", "ray://head:10001", "auto"):
         with pytest.raises(PoisonlabError, match="is not HOST:PORT"):
             parse_address(bad)
     with pytest.raises(PoisonlabError, match="a run would need 3 CPUs and 0 GPUs, but the largest node .* has 2 CPUs"):
         sweep.execute(SPECS[:1], tmp_path, executor="ray", address=cluster, cpus_per_run=3)
     with pytest.raises(PoisonlabError, match="cannot reach a Ray cluster at 127.0.0.1:1 "):
         sweep.execute(SPECS[:1], tmp_path, executor="ray", address="127.0.0.1:1")
-    with pytest.raises(PoisonlabError, match="cluster address 127.0.0.1:1 only appl"):
+    with pytest.raises(PoisonlabError, match=r"the local executor takes no cluster address \(127.0.0.1:1\); choose the ray executor or leave it out"):
         executors.executor(1, "local", "127.0.0.1:1")
     with pytest.raises(PoisonlabError, match="2 jobs is a setting of the local executor"):
         executors.executor(2, "ray")

@@ -88,7 +88,8 @@ def train(
     ray_only = [flag for flag, value in (("--address", address), ("--cpus-per-run", cpus_per_run),
                                          ("--gpus-per-run", gpus_per_run)) if value is not None]
     if ray_only and executor != "ray":
-        raise PoisonlabError(f"{', '.join(ray_only)} only apply to --executor ray; add --executor ray or leave them out")
+        raise PoisonlabError(f"{', '.join(ray_only)} {'is' if len(ray_only) == 1 else 'are'} only read with --executor "
+                             f"ray; add --executor ray or leave {'it' if len(ray_only) == 1 else 'them'} out")
     if jobs is not None and executor == "ray":
         raise PoisonlabError("--jobs sets the local executor's worker processes; with --executor ray each run is a "
                              "Ray task and the cluster runs as many at once as it has room for (see --cpus-per-run)")

@@ -240,8 +240,9 @@ def executor(jobs: int = 1, kind: str = "local", address: str | None = None, cpu
         from poisonlab.studies.rayexec import RayExecutor  # imports Ray only when it runs
 
         return RayExecutor(address, cpus_per_run, gpus_per_run)
-    given = [f"{what} {value}" for what, value in (("cluster address", address), ("CPUs per run", cpus_per_run),
-                                                   ("GPUs per run", gpus_per_run)) if value is not None]
+    given = [f"{what} ({value})" for what, value in (("cluster address", address), ("CPUs per run", cpus_per_run),
+                                                     ("GPUs per run", gpus_per_run)) if value is not None]
     if given:
-        raise PoisonlabError(f"{', '.join(given)} only apply to the ray executor; choose it or leave them out")
+        raise PoisonlabError(f"the local executor takes no {', '.join(given)}; choose the ray executor or leave "
+                             f"{'it' if len(given) == 1 else 'them'} out")
     return InProcess() if jobs == 1 else ProcessPool(jobs)

@@ -26,13 +26,11 @@ INSTALL = "pip install 'poisonlab[ray]'"
 _trainers: dict[str, Trainer] = {}  # in a Ray worker process: the trainer of the last job, keeping its data loaded
 
 
-def parse_address(address: str) -> tuple[str, int] | None:
-    """Host and port of a HOST:PORT cluster address; None for "auto" (the cluster `ray start` began on this machine)."""
-    if address == "auto":
-        return None
+def parse_address(address: str) -> tuple[str, int]:
+    """Host and port of a HOST:PORT cluster address."""
     found = ADDRESS.fullmatch(address.strip())
     if found is None or not 0 < int(found["port"]) < 65536:
-        raise PoisonlabError(f"Ray cluster address '{address}' is not HOST:PORT (e.g. head-node:6379) or auto")
+        raise PoisonlabError(f"Ray cluster address '{address}' is not HOST:PORT, e.g. head-node:6379")
     return found["host"].strip("[]"), int(found["port"])
 
 
@@ -55,8 +53,8 @@ def _train(job: Job, token: str, spec: RunSpec, threads: int) -> tuple[str, obje
 
 
 class RayExecutor:
-    """Every run as one Ray task on the cluster at `address` (else $RAY_ADDRESS, else a new local Ray instance
-    listening on this machine only); a Ray session this process already opened is used as is and left open.
+    """Every run as one Ray task on the cluster at `address` (else $RAY_ADDRESS, else a new local Ray instance,
+    stopped afterwards); a Ray session this process already opened is used as is and left open.
 
     A task declares `cpus_per_run` CPUs (default: 4, or the CPUs of the largest node when fewer) and `gpus_per_run`
     GPUs (default: 1 when the cluster has GPUs, else 0) and trains on as many torch threads as CPUs. A run whose task
@@ -93,13 +91,11 @@ class RayExecutor:
             return False
         quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
         address = self.address or os.environ.get("RAY_ADDRESS") or None
-        if address is None:
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+        if address is None:  # "local": a new instance, even where `ray start` left one running
+            ray.init(address="local", include_dashboard=False, **quiet)
             return True
-        where = parse_address(address)
-        try:
-            if where is not None:  # Ray itself waits for an unreachable cluster without end
-                socket.create_connection(where, timeout=CONNECT_TIMEOUT_S).close()
+        try:  # Ray itself waits for an unreachable cluster without end
+            socket.create_connection(parse_address(address), timeout=CONNECT_TIMEOUT_S).close()
             ray.init(address=address, **quiet)
         except (OSError, RuntimeError, ValueError) as exc:  # ConnectionError, timeouts, refused tokens
             raise PoisonlabError(f"cannot reach a Ray cluster at {address} ({' '.join(str(exc).split()) or type(exc).__name__}); "
