@@ -1,5 +1,6 @@
 """Runs as Ray tasks: a small real sweep on a local Ray cluster gives the local executor's results for the same seeds,
-resumes without training, retries a failed task once and reports it, and is reachable from `poisonlab train`."""
+resumes without training, retries a failed task once and reports it, and is reachable from `poisonlab train` and
+`pl.sweep`."""
 
 import os
 import shutil
@@ -160,6 +161,15 @@ def test_without_an_address_a_local_instance_is_started_and_stopped(cluster, tmp
     done = sweep.execute(SPECS[:1], tmp_path, executor="ray", cpus_per_run=1)
     assert done["trained"] == 1 and done["records"][0]["environment"]["device"] == "cpu"
     assert not ray.is_initialized() and len(store.results(tmp_path)) == 1
+
+
+def test_api_sweep_sends_runs_to_the_cluster(cluster, one_thread):
+    data = poisonlab.load_dataset("digits", size=600)
+    kwargs = dict(rates=[0.3], epochs=1, batch_size=128)
+    remote = poisonlab.sweep(data, executor="ray", address=cluster, cpus_per_run=1, **kwargs)
+    local = poisonlab.sweep(data, **kwargs)
+    assert remote.out is None and len(remote.records) == 1
+    assert remote.records[0]["metrics"] == local.records[0]["metrics"]
 
 
 def test_train_command_sends_runs_to_the_cluster(cluster, tmp_path, cli):

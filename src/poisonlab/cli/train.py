@@ -47,7 +47,7 @@ def train(
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
     precision: Annotated[str, typer.Option(help="Training arithmetic: auto (bfloat16 where the CPU or GPU supports it, else fp32), bf16 or fp32.")] = "auto",
     jobs: Annotated[int | None, typer.Option(min=1, help="Runs trained at once in worker processes, sharing the cores (local executor).", show_default="one per 4 cores, so 1 on a 2-core machine")] = None,
-    executor: Annotated[str, typer.Option(help="Where runs train: local (this machine, see --jobs) or ray (one Ray task per run on a Ray cluster; needs pip install 'poisonlab[ray]').")] = "local",
+    executor: Annotated[str, typer.Option(help="Where runs train: local (this machine, see --jobs) or ray (one Ray task per run on a Ray cluster; needs Ray installed, as the ray extra of poisonlab does).")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster to send runs to, HOST:PORT of its head node (with --executor ray); --out must be on a filesystem every node shares.", show_default="$RAY_ADDRESS, else a local Ray instance")] = None,
     cpus_per_run: Annotated[int | None, typer.Option("--cpus-per-run", min=1, help="CPUs each Ray task declares and trains on (with --executor ray).", show_default="4, or the largest node's CPUs when fewer")] = None,
     gpus_per_run: Annotated[float | None, typer.Option("--gpus-per-run", min=0, help="GPUs each Ray task declares (with --executor ray); a fraction shares a GPU.", show_default="1 when the cluster has GPUs, else 0")] = None,
