@@ -181,7 +181,8 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
           seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 50, batch_size: int = 256,
           val: str = "split", precision: str = "auto", select: str | Sequence[str] = ("random",), jobs: int = 1,
           stack: str = "auto", out: str | Path | None = None, overwrite: bool = False,
-          data_dir: str | Path | None = None) -> SweepResult:
+          data_dir: str | Path | None = None, executor: str = "local", address: str | None = None,
+          cpus_per_run: int | None = None, gpus_per_run: float | None = None) -> SweepResult:
     """Train one run per (kind, rate, seed), as `poisonlab train` does; resumable when `out` is given.
 
     Parameters
@@ -208,6 +209,16 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
         reused on the next call. The data are recorded by name only: use one folder per dataset.
     overwrite : bool
         Retrain runs already in `out`.
+    executor : {"local", "ray"}
+        local: this machine (see `jobs`); ray: one Ray task per run (needs ``pip install 'poisonlab[ray]'``), the
+        worker saving the run under `out`, so on a cluster `out` must be on a filesystem every node shares and a
+        `model` factory must be importable on every node (the data are sent to the workers).
+    address : str, optional
+        The Ray cluster, HOST:PORT of its head node; default $RAY_ADDRESS, else a new local Ray instance (a Ray
+        session this process already opened is used as is).
+    cpus_per_run, gpus_per_run : optional
+        CPUs (torch threads) and GPUs each Ray task declares; default 4 CPUs (fewer when no node has 4) and 1 GPU
+        when the cluster has GPUs, else 0.
 
     Returns
     -------
@@ -222,11 +233,13 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     specs = sweeps.plan(base, [data.name], [0], list(kinds), [_percent(r) for r in dict.fromkeys(rates)],
                         seed_list, selects)
     custom = None if isinstance(model, str) else model
-    if out is None and jobs == 1 and not executors.stacks(stack, model):
+    if out is None and (jobs, executor, address, cpus_per_run, gpus_per_run) == (1, "local", None, None, None) \
+            and not executors.stacks(stack, model):
         return SweepResult([run(spec, data, model=custom)[0] for spec in specs], None)
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-sweep-") as folder:
         done = sweeps.execute(specs, Path(folder), overwrite=overwrite, loader=partial(_given, data), model=custom,
-                              jobs=jobs, stack=stack)
+                              jobs=jobs, stack=stack, executor=executor, address=address, cpus_per_run=cpus_per_run,
+                              gpus_per_run=gpus_per_run)
     return SweepResult(done["records"], None if out is None else Path(out))
 
 

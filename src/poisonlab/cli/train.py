@@ -20,13 +20,13 @@ DEFAULT_PERCENTS_TEXT = ",".join(map(str, DEFAULT_PERCENTS))
 
 
 def run_sweep(specs: list, out: Path, data_dir: Path | None, download: bool, overwrite: bool, human=(), jobs: int = 1,
-              stack: str = "auto") -> None:
-    """Execute a sweep (human-label runs on `human`), `jobs` runs at a time or stacked, and print where its results are."""
+              **placement) -> None:
+    """Execute a sweep (human-label runs on `human`), `jobs` runs at a time or as `placement` says (stack,
+    executor, address, cpus_per_run, gpus_per_run of sweep.execute), and print where its results are."""
     from poisonlab.studies import sweep
 
     started = time.perf_counter()
-    counts = sweep.execute(specs, out, data_dir, download, overwrite, console, human=human, jobs=jobs,
-                            stack=stack)
+    counts = sweep.execute(specs, out, data_dir, download, overwrite, console, human=human, jobs=jobs, **placement)
     console.print(f"{counts['trained']} runs trained, {counts['skipped']} already done, in {time.perf_counter() - started:.0f}s; "
                   f"results: {out / 'results.csv'} and {out / 'results.sqlite'}, runs under {out / 'models'}")
 
@@ -46,7 +46,11 @@ def train(
     labels: Annotated[str | None, typer.Option(help="Real human label noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
     precision: Annotated[str, typer.Option(help="Training arithmetic: auto (bfloat16 where the CPU or GPU supports it, else fp32), bf16 or fp32.")] = "auto",
-    jobs: Annotated[int | None, typer.Option(min=1, help="Runs trained at once in worker processes, sharing the cores.", show_default="one per 4 cores, so 1 on a 2-core machine")] = None,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Runs trained at once in worker processes, sharing the cores (local executor).", show_default="one per 4 cores, so 1 on a 2-core machine")] = None,
+    executor: Annotated[str, typer.Option(help="Where runs train: local (this machine, see --jobs) or ray (one Ray task per run on a Ray cluster; needs Ray installed, as the ray extra of poisonlab does).")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster to send runs to, HOST:PORT of its head node (with --executor ray); --out must be on a filesystem every node shares.", show_default="$RAY_ADDRESS, else a local Ray instance")] = None,
+    cpus_per_run: Annotated[int | None, typer.Option("--cpus-per-run", min=1, help="CPUs each Ray task declares and trains on (with --executor ray).", show_default="4, or the largest node's CPUs when fewer")] = None,
+    gpus_per_run: Annotated[float | None, typer.Option("--gpus-per-run", min=0, help="GPUs each Ray task declares (with --executor ray); a fraction shares a GPU.", show_default="1 when the cluster has GPUs, else 0")] = None,
     stack: Annotated[str, typer.Option(help="Train the runs that differ only in their labels as one stacked model: auto (on a CUDA GPU, where it is faster), on or off.")] = "auto",
     overwrite: OverwriteOpt = False,
     out: OutOpt = Path("runs"),
@@ -83,7 +87,17 @@ def train(
                                               ("--select", select_list != ["random"])) if given]
         sets = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), humanlabels.request(labels, dataset_list, poisoning))
         specs = sweep.plan_human(base, sizes, sets, seed_list)
-    run_sweep(specs, out, data_dir, download, overwrite, sets, default_jobs() if jobs is None else jobs, stack)
+    ray_only = [flag for flag, value in (("--address", address), ("--cpus-per-run", cpus_per_run),
+                                         ("--gpus-per-run", gpus_per_run)) if value is not None]
+    if ray_only and executor != "ray":
+        raise PoisonlabError(f"{', '.join(ray_only)} {'is' if len(ray_only) == 1 else 'are'} only read with --executor "
+                             f"ray; add --executor ray or leave {'it' if len(ray_only) == 1 else 'them'} out")
+    if jobs is not None and executor == "ray":
+        raise PoisonlabError("--jobs sets the local executor's worker processes; with --executor ray each run is a "
+                             "Ray task and the cluster runs as many at once as it has room for (see --cpus-per-run)")
+    jobs = 1 if executor == "ray" else default_jobs() if jobs is None else jobs
+    run_sweep(specs, out, data_dir, download, overwrite, sets, jobs, stack=stack, executor=executor, address=address,
+              cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
 
 
 def analyse(

@@ -40,15 +40,18 @@ def plan_human(base: RunSpec, sizes: Iterable[int], sets: Iterable[HumanLabels],
 def execute(
     specs: list[RunSpec], out: Path, data_dir: str | Path | None = None, download: bool = True,
     overwrite: bool = False, console: Console | None = None, loader: Callable = datasets.load,
-    human: Iterable[HumanLabels] = (), model=None, jobs: int = 1, stack: str = "auto",
+    human: Iterable[HumanLabels] = (), model=None, jobs: int = 1, stack: str = "auto", executor: str = "local",
+    address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None,
 ) -> dict:
     """Run every spec not already finished under `out`, `jobs` at a time (human-label kinds on `human`; `model`
     replaces the built-in one; with jobs > 1, `loader` and `model` must be picklable); with `stack` "on" (or "auto" on
-    a CUDA GPU) the runs that differ only in their labels train together as one stacked model.
+    a CUDA GPU) the runs that differ only in their labels train together as one stacked model; with executor "ray", as
+    Ray tasks on the cluster at `address` declaring `cpus_per_run` and `gpus_per_run` (see executors.executor).
 
     Returns the trained and skipped counts and every run's record, in `specs` order. A run that failed twice
     (crashed worker or exception) raises RunsFailed after the others finished."""
-    runner = executors.executor(jobs, stack, specs[0].model if model is None and specs else model)
+    runner = executors.executor(jobs, executor, address, cpus_per_run, gpus_per_run, stack,
+                                specs[0].model if model is None and specs else model)
     store.ensure_writable(out)
     console = console or Console(stderr=True)
     todo, records = pending(specs, out, overwrite, console.print)
