@@ -52,6 +52,18 @@ def test_attack_success_rate_counts_only_other_classes():
     assert attack_success_rate(np.array([3, 3, 1, 3]), np.array([3, 1, 2, 0]), 3) == pytest.approx(2 / 3)
 
 
+def test_the_asr_figure_starts_at_0_percent_and_ticks_the_measured_percents():
+    from poisonlab.reporting import backdoorplots
+
+    spread = {"mean": 0.5, "min": 0.4, "max": 0.6}
+    doc = {"summary": [{"percent": p, "attack_success_rate": spread, "accuracy": spread} for p in (0, 0.1, 1, 10)],
+           "asr_goal": 0.9, "smallest_percent_reaching_goal": None, "dataset": "mnist", "model": "smallcnn",
+           "trigger": {"kind": "patch"}, "target_name": "0", "clean_label": False, "n_train": 100, "seeds": [0]}
+    ax = backdoorplots.curves_figure(doc).axes[0]
+    assert ax.get_xlim()[0] == 0 and ax.get_xlim()[1] > 10
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.1", "1", "10"]
+
+
 @pytest.fixture(scope="module")
 def badnets(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("backdoor")
