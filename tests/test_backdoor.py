@@ -65,11 +65,16 @@ def test_the_asr_figure_starts_at_0_percent_and_ticks_the_measured_percents():
 
 
 @pytest.fixture(scope="module")
-def badnets(shared_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("backdoor")
+def mnist_3000(shared_data):
+    """MNIST: the first 3000 training items and the first 2000 test items (a shorter test)."""
     data = pl.load_dataset("mnist", size=3000, data_dir=shared_data)
-    data = replace(data, x_test=data.x_test[:2000], y_test=data.y_test[:2000])  # first 2000 test items: a shorter test
-    return pl.backdoor(data, target=0, percents=[5], epochs=4, batch_size=64, out=out), out
+    return replace(data, x_test=data.x_test[:2000], y_test=data.y_test[:2000])
+
+
+@pytest.fixture(scope="module")
+def badnets(mnist_3000, tmp_path_factory):
+    out = tmp_path_factory.mktemp("backdoor")
+    return pl.backdoor(mnist_3000, target=0, percents=[5], epochs=4, batch_size=64, out=out), out
 
 
 def test_a_5_percent_corner_patch_installs_a_backdoor_on_mnist(badnets):
@@ -86,6 +91,31 @@ def test_a_5_percent_corner_patch_installs_a_backdoor_on_mnist(badnets):
     table = pl.results(out).set_index("percent")
     assert table.loc[5.0, "kind"] == "backdoor" and table.loc[5.0, "attack_success_rate"] > 0.8
     assert {p.name for p in result.files} == {"backdoor.json", "asr_vs_percent.png", "triggered.png"}
+
+
+def test_a_blend_trigger_installs_a_backdoor_and_clean_label_stamping_barely_does(mnist_3000, badnets, tmp_path):
+    blend = pl.backdoor(mnist_3000, target=0, percents=[5], trigger="blend", epochs=4, batch_size=64, out=tmp_path)
+    quiet = pl.backdoor(mnist_3000, target=0, percents=[5], clean_label=True, epochs=4, batch_size=64, out=tmp_path)
+    patch = badnets[0].doc["summary"][1]["attack_success_rate"]["mean"]
+    blended, clean_label = (r.frame().set_index("percent") for r in (blend, quiet))
+    assert blended.loc[5.0, "attack_success_rate_mean"] > 0.8 and blended.loc[0.0, "attack_success_rate_mean"] < 0.1
+    assert clean_label.loc[5.0, "attack_success_rate_mean"] < min(0.3, patch - 0.5), clean_label
+    assert (blended["accuracy_mean"] > 0.9).all() and (clean_label["accuracy_mean"] > 0.9).all()
+    run = store.read_run(tmp_path / quiet.doc["runs"][1]["run_dir"])
+    assert run["poison"]["new_labels"] == run["poison"]["original_labels"] == [0] * 150
+    kinds = pl.results(tmp_path).groupby("kind").size().to_dict()
+    assert kinds == {"backdoor": 2, "backdoor-clean-label": 2}
+    assert blend.doc["trigger"]["kind"] == "blend" and quiet.doc["clean_label"]
+
+
+def test_a_corner_patch_backdoors_fashion_mnist_by_class_name(shared_data, tmp_path):
+    data = pl.load_dataset("fashion_mnist", size=2000, data_dir=shared_data)
+    data = replace(data, x_test=data.x_test[:1000], y_test=data.y_test[:1000])
+    result = pl.backdoor(data, target="Bag", percents=[10], epochs=3, batch_size=64, out=tmp_path)
+    frame = result.frame().set_index("percent")
+    assert result.doc["target"] == 8 and frame.loc[10.0, "n_poisoned"] == 200
+    assert frame.loc[10.0, "attack_success_rate_mean"] > 0.8 and frame.loc[0.0, "attack_success_rate_mean"] < 0.2, frame
+    assert frame.loc[10.0, "accuracy_mean"] > frame.loc[0.0, "accuracy_mean"] - 0.05
 
 
 def test_the_backdoor_command_trains_resumes_and_reports(cli, shared_data, tmp_path):
