@@ -1,5 +1,7 @@
 """Backdoor triggers: pure stamping and item choice, and on real MNIST a 3x3 corner patch at 5 % that installs a
-backdoor (ASR > 0.8) at almost no cost in clean accuracy while the clean model ignores the trigger; CLI errors."""
+backdoor (ASR > 0.8) at almost no cost in clean accuracy while the clean model ignores the trigger; a blend trigger
+that installs one too and clean-label stamping that barely does (pl.backdoor); a patch on Fashion-MNIST by class name;
+the ASR figure's axis; CLI errors."""
 
 from dataclasses import replace
 
