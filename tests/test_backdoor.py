@@ -135,6 +135,14 @@ def test_the_backdoor_command_trains_resumes_and_reports(cli, shared_data, tmp_p
     cli.fails("made with other settings .*max_epochs 2 -> 3", *args, "--epochs", "3")
 
 
+def test_a_backdoor_study_refuses_runs_made_on_other_data(tmp_path):
+    digits = pl.load_dataset("digits")
+    pl.backdoor(digits, target=3, percents=[5], size=2, epochs=1, out=tmp_path)
+    fewer = replace(digits, x_train=digits.x_train[:600], y_train=digits.y_train[:600])
+    with pytest.raises(PoisonlabError, match=r"made on other data \(n_train 1437 -> 600\)"):
+        pl.backdoor(fewer, target=3, percents=[5], size=2, epochs=1, out=tmp_path)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--trigger", "star"], "unknown trigger 'star'"),
     (["--position", "middle"], "unknown trigger position"),
