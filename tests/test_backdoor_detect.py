@@ -1,6 +1,6 @@
 """Backdoor detectors on real data: spectral signatures and activation clustering find the stamped items of a real
-backdoored MNIST model well above chance, scored by the one evaluator; `detect --poison backdoor --then clean` end to end,
-and cleaning what activation clustering flags takes the attack success rate of a real smallcnn down."""
+backdoored MNIST model well above chance, scored by the one evaluator; `detect --poison backdoor --then clean` end to
+end, and cleaning what activation clustering flags takes the attack success rate of a real smallcnn down."""
 
 import json
 
