@@ -1,5 +1,7 @@
 """Backdoor triggers: pure stamping and item choice, and on real MNIST a 3x3 corner patch at 5 % that installs a
-backdoor (ASR > 0.8) at almost no cost in clean accuracy while the clean model ignores the trigger; CLI errors."""
+backdoor (ASR > 0.8) at almost no cost in clean accuracy while the clean model ignores the trigger; a blend trigger
+that installs one too and clean-label stamping that barely does (pl.backdoor); a patch on Fashion-MNIST by class name;
+the ASR figure's axis; CLI errors."""
 
 from dataclasses import replace
 
@@ -52,12 +54,29 @@ def test_attack_success_rate_counts_only_other_classes():
     assert attack_success_rate(np.array([3, 3, 1, 3]), np.array([3, 1, 2, 0]), 3) == pytest.approx(2 / 3)
 
 
+def test_the_asr_figure_starts_at_0_percent_and_ticks_the_measured_percents():
+    from poisonlab.reporting import backdoorplots
+
+    spread = {"mean": 0.5, "min": 0.4, "max": 0.6}
+    doc = {"summary": [{"percent": p, "attack_success_rate": spread, "accuracy": spread} for p in (0, 0.1, 1, 10)],
+           "asr_goal": 0.9, "smallest_percent_reaching_goal": None, "dataset": "mnist", "model": "smallcnn",
+           "trigger": {"kind": "patch"}, "target_name": "0", "clean_label": False, "n_train": 100, "seeds": [0]}
+    ax = backdoorplots.curves_figure(doc).axes[0]
+    assert ax.get_xlim()[0] == 0 and ax.get_xlim()[1] > 10
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.1", "1", "10"]
+
+
 @pytest.fixture(scope="module")
-def badnets(shared_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("backdoor")
+def mnist_3000(shared_data):
+    """MNIST: the first 3000 training items and the first 2000 test items (a shorter test)."""
     data = pl.load_dataset("mnist", size=3000, data_dir=shared_data)
-    data = replace(data, x_test=data.x_test[:2000], y_test=data.y_test[:2000])  # first 2000 test items: a shorter test
-    return pl.backdoor(data, target=0, percents=[5], epochs=4, batch_size=64, out=out), out
+    return replace(data, x_test=data.x_test[:2000], y_test=data.y_test[:2000])
+
+
+@pytest.fixture(scope="module")
+def badnets(mnist_3000, tmp_path_factory):
+    out = tmp_path_factory.mktemp("backdoor")
+    return pl.backdoor(mnist_3000, target=0, percents=[5], epochs=4, batch_size=64, out=out), out
 
 
 def test_a_5_percent_corner_patch_installs_a_backdoor_on_mnist(badnets):
@@ -76,6 +95,31 @@ def test_a_5_percent_corner_patch_installs_a_backdoor_on_mnist(badnets):
     assert {p.name for p in result.files} == {"backdoor.json", "asr_vs_percent.png", "triggered.png"}
 
 
+def test_a_blend_trigger_installs_a_backdoor_and_clean_label_stamping_barely_does(mnist_3000, badnets, tmp_path):
+    blend = pl.backdoor(mnist_3000, target=0, percents=[5], trigger="blend", epochs=4, batch_size=64, out=tmp_path)
+    quiet = pl.backdoor(mnist_3000, target=0, percents=[5], clean_label=True, epochs=4, batch_size=64, out=tmp_path)
+    patch = badnets[0].doc["summary"][1]["attack_success_rate"]["mean"]
+    blended, clean_label = (r.frame().set_index("percent") for r in (blend, quiet))
+    assert blended.loc[5.0, "attack_success_rate_mean"] > 0.8 and blended.loc[0.0, "attack_success_rate_mean"] < 0.1
+    assert clean_label.loc[5.0, "attack_success_rate_mean"] < min(0.3, patch - 0.5), clean_label
+    assert (blended["accuracy_mean"] > 0.9).all() and (clean_label["accuracy_mean"] > 0.9).all()
+    run = store.read_run(tmp_path / quiet.doc["runs"][1]["run_dir"])
+    assert run["poison"]["new_labels"] == run["poison"]["original_labels"] == [0] * 150
+    kinds = pl.results(tmp_path).groupby("kind").size().to_dict()
+    assert kinds == {"backdoor": 2, "backdoor-clean-label": 2}
+    assert blend.doc["trigger"]["kind"] == "blend" and quiet.doc["clean_label"]
+
+
+def test_a_corner_patch_backdoors_fashion_mnist_by_class_name(shared_data, tmp_path):
+    data = pl.load_dataset("fashion_mnist", size=2000, data_dir=shared_data)
+    data = replace(data, x_test=data.x_test[:1000], y_test=data.y_test[:1000])
+    result = pl.backdoor(data, target="Bag", percents=[10], epochs=3, batch_size=64, out=tmp_path)
+    frame = result.frame().set_index("percent")
+    assert result.doc["target"] == 8 and frame.loc[10.0, "n_poisoned"] == 200
+    assert frame.loc[10.0, "attack_success_rate_mean"] > 0.8 and frame.loc[0.0, "attack_success_rate_mean"] < 0.2, frame
+    assert frame.loc[10.0, "accuracy_mean"] > frame.loc[0.0, "accuracy_mean"] - 0.05
+
+
 def test_the_backdoor_command_trains_resumes_and_reports(cli, shared_data, tmp_path):
     args = ["backdoor", "--dataset", "digits", "--target", "3", "--percent", "5", "--size", "2", "--clean-label",
             "--epochs", "2", "--out", tmp_path]
@@ -89,6 +133,14 @@ def test_the_backdoor_command_trains_resumes_and_reports(cli, shared_data, tmp_p
     assert np.array_equal(rebuilt.x_train[stamped][:, 5:7, 5:7, 0], np.tile([[255, 0], [0, 255]], (len(stamped), 1, 1)))
     assert cli(*args)[0] == 0 and "0 runs trained, 2 already done" in cli.err
     cli.fails("made with other settings .*max_epochs 2 -> 3", *args, "--epochs", "3")
+
+
+def test_a_backdoor_study_refuses_runs_made_on_other_data(tmp_path):
+    digits = pl.load_dataset("digits")
+    pl.backdoor(digits, target=3, percents=[5], size=2, epochs=1, out=tmp_path)
+    fewer = replace(digits, x_train=digits.x_train[:600], y_train=digits.y_train[:600])
+    with pytest.raises(PoisonlabError, match=r"made on other data \(n_train 1437 -> 600\)"):
+        pl.backdoor(fewer, target=3, percents=[5], size=2, epochs=1, out=tmp_path)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,5 +1,6 @@
 """Backdoor detectors on real data: spectral signatures and activation clustering find the stamped items of a real
-backdoored MNIST model well above chance, scored by the one evaluator; `detect --poison backdoor --then clean` end to end."""
+backdoored MNIST model well above chance, scored by the one evaluator; `detect --poison backdoor --then clean` end to
+end, and cleaning what activation clustering flags takes the attack success rate of a real smallcnn down."""
 
 import json
 
@@ -37,6 +38,17 @@ def test_detect_backdoor_then_clean_reports_asr(cli, shared_data, tmp_path):
     assert row["kind"] == "backdoor patch->1" and row["n_poisoned"] == 60 and 0 <= row["poisoned_asr"] <= 1
     assert [m["method"] for m in row["methods"]] == ["spectral", "ac", "cl"]
     assert all(0 <= m["asr_after"] <= 1 and m["roc_auc"] is not None for m in row["methods"])
+
+
+def test_cleaning_what_activation_clustering_flags_removes_a_backdoor(cli, shared_data, tmp_path):
+    code = cli.code("detect", "--dataset", "mnist", "--dataset-size", "1500", "--poison", "backdoor", "--target", "0",
+                    "--percent", "5", "--method", "ac", "--detector-epochs", "3", "--then", "clean", "--epochs", "3",
+                    "--out", tmp_path, "--data-dir", shared_data, "--no-download")
+    assert code == 0, cli.err
+    row = json.loads((tmp_path / "detect.json").read_text())["rows"][0]
+    ac = row["methods"][0]
+    assert row["n_poisoned"] == 75 and row["poisoned_asr"] > 0.6 and ac["recall"] > 0.5, row
+    assert ac["asr_after"] < row["poisoned_asr"] - 0.5, row
 
 
 def test_detect_backdoor_needs_a_target(cli, shared_data, tmp_path):

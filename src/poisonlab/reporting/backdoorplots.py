@@ -16,8 +16,9 @@ GRID = 8
 ASR_COLOUR, ACCURACY_COLOUR = "#c44e52", "#4c72b0"
 
 
-def curves(doc: dict, path: Path) -> Path:
-    """Attack success rate and clean test accuracy vs percent stamped (mean over seeds, band = min-max)."""
+def curves_figure(doc: dict) -> plt.Figure:
+    """Attack success rate and clean test accuracy vs percent stamped (mean over seeds, band = min-max), on a symlog
+    axis that starts at 0 % and is ticked at the measured percents."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     percents = [s["percent"] for s in doc["summary"]]
     for key, colour, label in (("attack_success_rate", ASR_COLOUR, "attack success rate"),
@@ -29,7 +30,10 @@ def curves(doc: dict, path: Path) -> Path:
     if doc["smallest_percent_reaching_goal"] is not None:
         ax.axvline(doc["smallest_percent_reaching_goal"], color=ASR_COLOUR, lw=0.8, ls="--",
                    label=f"smallest percent with mean ASR ≥ {doc['asr_goal']:.0%}: {doc['smallest_percent_reaching_goal']:g}%")
-    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xscale("symlog", linthresh=min([p for p in percents if p > 0], default=1.0))
+    ax.set_xticks(percents, [f"{p:g}" for p in percents], fontsize=8)
+    ax.minorticks_off()
+    ax.set_xlim(0, max(percents) * 1.1 if max(percents) > 0 else 1.0)
     ax.set(xlabel="training items stamped (%)", ylabel="share of test images", ylim=(-0.02, 1.02))
     seeds = len(doc["seeds"])
     ax.set_title(f"{doc['dataset']} {doc['model']}: {doc['trigger']['kind']} trigger → {doc['target_name']}"
@@ -38,7 +42,12 @@ def curves(doc: dict, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center right")
     fig.tight_layout()
-    return save(fig, path)
+    return fig
+
+
+def curves(doc: dict, path: Path) -> Path:
+    """The ASR and clean accuracy figure (`curves_figure`) written to `path`."""
+    return save(curves_figure(doc), path)
 
 
 def grid(clean: np.ndarray, stamped: np.ndarray, path: Path) -> Path:

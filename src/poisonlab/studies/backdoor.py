@@ -122,7 +122,8 @@ def execute(specs: list[BackdoorSpec], data: Dataset, out: Path, *, overwrite: b
     and its results-table row; returns the trained and skipped counts and the records in `specs` order."""
     store.ensure_writable(out)
     console = console or Console(stderr=True)
-    todo, records = pending(specs, out, overwrite, console.print)
+    made_on = dataset_record(data)
+    todo, records = pending(specs, out, overwrite, console.print, made_on)
     if len(todo) < len(specs):
         console.print(f"resuming: {len(specs) - len(todo)} of {len(specs)} backdoor runs already finished in {out}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -135,7 +136,7 @@ def execute(specs: list[BackdoorSpec], data: Dataset, out: Path, *, overwrite: b
             bar.update(task, description=label, status="")
             run_dir = out / spec.folder()
             with claims.claim(run_dir, spec.to_dict(), wait=True, note=bar.console.print):
-                record = None if overwrite else reusable(run_dir, spec.to_dict(), False, row=True)
+                record = None if overwrite else reusable(run_dir, spec.to_dict(), False, row=True, data=made_on)
                 if record is None:  # not finished by another command meanwhile
                     record, fitted = run(spec, data, model=model, on_epoch=lambda row: bar.update(
                         task, status=f"epoch {row['epoch']} val {row.get('val_accuracy', float('nan')):.3f}"))

@@ -32,11 +32,16 @@ def _complete(config: dict) -> dict:
     return {**config, "train": {**LEGACY_TRAIN, **train}} if isinstance(train, dict) else config
 
 
+DATA_KEYS = ("name", "n_train", "n_test", "shape", "num_classes")  # what of a run's dataset record must match
+
+
 def reusable(run_dir: Path, config: dict, overwrite: bool, note: Callable[[str], None] = lambda text: None,
-             row: bool = False) -> dict | None:
+             row: bool = False, data: dict | None = None) -> dict | None:
     """The saved record in `run_dir` when it may be reused; None when the run must (re)train.
 
-    A finished run made with other settings is an error naming each differing setting. Damaged weights (not their
+    A finished run made with other settings, or (given the dataset record `data` of the data about to be used) on
+    data of another name, size or shape, is an error naming each difference: a config that does not name the size
+    (a Dataset passed to the Python API) would otherwise reuse runs of other data. Damaged weights (not their
     recorded SHA-256, or not safetensors) or, with `row`, a record that gives no results row mean retraining, with a
     `note`."""
     saved = store.read_run(run_dir, weights=False)
@@ -45,6 +50,12 @@ def reusable(run_dir: Path, config: dict, overwrite: bool, note: Callable[[str],
     if _complete(saved["config"]) != config:
         raise PoisonlabError(f"{run_dir} holds a run made with other settings ({'; '.join(differences(_complete(saved['config']), config))}); "
                              "retrain it (overwrite) or write to another output folder")
+    if data is not None:
+        made_on = saved["dataset"] if isinstance(saved.get("dataset"), dict) else {}
+        changed = differences({k: made_on.get(k) for k in DATA_KEYS}, {k: data.get(k) for k in DATA_KEYS})
+        if changed:
+            raise PoisonlabError(f"{run_dir} holds a run made on other data ({'; '.join(changed)}); "
+                                 "retrain it (overwrite) or write to another output folder")
     problem = store.weights_problem(run_dir, saved) or (store.row_problem(saved) if row else None)
     if problem is not None:
         note(f"retraining {run_dir}: {problem}")
@@ -59,11 +70,13 @@ def finish(run_dir: Path, record: dict, model, meta: dict) -> dict:
     return record
 
 
-def pending(specs: list, out: Path, overwrite: bool, note: Callable[[str], None]) -> tuple[list, dict]:
-    """The specs still to train, and the reusable records of the others (each also put in the results table)."""
+def pending(specs: list, out: Path, overwrite: bool, note: Callable[[str], None],
+            data: dict | None = None) -> tuple[list, dict]:
+    """The specs still to train, and the reusable records of the others (each also put in the results table); runs
+    made on other data than the dataset record `data` are an error (see `reusable`)."""
     todo, records = [], {}
     for spec in specs:
-        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite, note, row=True)
+        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite, note, row=True, data=data)
         if saved is None:
             todo.append(spec)
         else:
