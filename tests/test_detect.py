@@ -114,3 +114,17 @@ def test_default_size_is_clipped_to_a_smaller_dataset(tmp_path, cli):
     assert cli.code("detect", "--dataset", "digits", "--method", "cl", "--out", tmp_path) == 0
     doc = json.loads((tmp_path / "detect.json").read_text())
     assert doc["n_train"] == 1437 and doc["dataset_size"] == 0
+
+
+def test_auto_detector_model_is_a_cnn_on_images_and_logreg_on_rows():
+    images, rows = np.zeros((4, 8, 8, 1), np.uint8), np.zeros((4, 16), np.float32)
+    assert DetectorConfig().for_items(images).model == "smallcnn"
+    assert DetectorConfig().for_items(rows).model == "logreg"
+    assert DetectorConfig(model="logreg").for_items(images).model == "logreg"
+
+
+def test_default_detect_records_the_cnn_it_used(cli, shared_data, tmp_path):
+    assert cli.code("detect", "--dataset", "mnist", "--dataset-size", "600", "--poison", "random", "--percent", "20",
+                    "--method", "cl", "--detector-epochs", "1", "--data-dir", shared_data, "--no-download",
+                    "--out", tmp_path) == 0
+    assert json.loads((tmp_path / "detect.json").read_text())["detector"]["model"] == "smallcnn"

@@ -366,7 +366,7 @@ def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float
 
 
 def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_probs: np.ndarray | None = None,
-           num_classes: int | None = None, seed: int = 0, model: str = "logreg", folds: int = 5, epochs: int = 5,
+           num_classes: int | None = None, seed: int = 0, model: str = "auto", folds: int = 5, epochs: int = 5,
            k: int = 10, members: int = 5) -> dict[str, Detection]:
     """Score every training item for a wrong label and flag the suspicious ones.
 
@@ -383,8 +383,8 @@ def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_pr
     num_classes : int, optional
         K; default that of `pred_probs`, else max(labels) + 1.
     seed : int
-    model : {"logreg", "smallcnn", "simplecnn"}
-        Fold and ensemble model (logreg on PCA-50 of the inputs).
+    model : {"auto", "logreg", "smallcnn", "simplecnn"}
+        Fold and ensemble model: "auto" is smallcnn for images and logreg (on PCA-50 of the inputs) for feature rows.
     folds, epochs, k, members : int
         Out-of-fold folds, torch epochs, kNN neighbours, ensemble members.
 

@@ -30,7 +30,7 @@ def detect(
     method: Annotated[str | None, typer.Option(help=f"Detection methods, comma-separated: {', '.join(DETECTION_METHODS + BACKDOOR_METHODS)} (spectral signatures and activation clustering read a smallcnn's activations).", show_default=f"{','.join(DETECTION_METHODS)}, and {','.join(BACKDOOR_METHODS)} with --poison backdoor")] = None,
     dataset_size: Annotated[int | None, typer.Option("--dataset-size", "--dataset_size", min=0, help="Use the first N training items (0 = all).", show_default=f"{DEFAULT_SIZE}, or all of a smaller set")] = None,
     seed: SeedOpt = 0,
-    detector_model: Annotated[str, typer.Option("--detector-model", help=f"Model of the out-of-fold pass and the ensemble: {', '.join(DETECTOR_MODELS)} (logreg on PCA-50 of the pixels).")] = "logreg",
+    detector_model: Annotated[str, typer.Option("--detector-model", help=f"Model of the out-of-fold pass and the ensemble: {', '.join(DETECTOR_MODELS)} (auto: smallcnn on images, logreg on PCA-50 of feature rows).")] = "auto",
     folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold pass.")] = 5,
     detector_epochs: Annotated[int, typer.Option("--detector-epochs", min=1, help="Epochs of a torch detector model.")] = 5,
     neighbours: Annotated[int, typer.Option(min=1, help="k of the kNN methods.")] = 10,

@@ -2,4 +2,4 @@
 
 DETECTION_METHODS = ("cl", "knn", "knn-pixels", "loss", "ensemble")  # the label-flip detectors, detect's default
 BACKDOOR_METHODS = ("spectral", "ac")  # on penultimate activations: spectral signatures, activation clustering
-DETECTOR_MODELS = ("logreg", "smallcnn", "simplecnn")
+DETECTOR_MODELS = ("auto", "logreg", "smallcnn", "simplecnn")  # auto: smallcnn on images, logreg on feature rows

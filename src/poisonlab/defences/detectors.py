@@ -71,7 +71,7 @@ def knn_pixels(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
 def ensemble_disagreement(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
                           config: DetectorConfig = DetectorConfig()) -> Detection:
     """M models on disjoint seeded subsets; score = share of the M-1 models that never saw an item and disagree."""
-    started = time.perf_counter()
+    started, config = time.perf_counter(), config.for_items(x)
     inputs, votes = model_inputs(x, config, seed), np.zeros((len(labels), num_classes))
     for part in np.array_split(np.random.default_rng([seed, 4]).permutation(len(labels)), config.members):
         model = train_model(config.model, inputs[part], labels[part], num_classes, seed, config.epochs)
@@ -151,6 +151,7 @@ def run(names: list[str], x: np.ndarray, labels: np.ndarray, num_classes: int, s
     """Run the named methods, computing the shared out-of-fold pass once for those that use it (or taking `pred_probs`)
     and the penultimate-activation pass once for spectral and ac."""
     check_methods(names)
+    config = config.for_items(x)
     if len(labels) < max(config.folds, config.members, 2 * config.k):
         raise PoisonlabError(f"{len(labels)} items are too few for {config.folds} folds, {config.members} ensemble members "
                              f"and k={config.k} neighbours; use more items or fewer folds")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -22,7 +22,7 @@ BATCH_SIZE = 64
 class DetectorConfig:
     """Settings of the detectors: fold model, folds, torch epochs, kNN neighbours, ensemble members."""
 
-    model: str = "logreg"
+    model: str = "auto"
     folds: int = 5
     epochs: int = 5
     k: int = 10
@@ -41,6 +41,13 @@ class DetectorConfig:
         if n < max(self.folds, self.members):
             raise PoisonlabError(f"fewer training items ({n}) than folds ({self.folds}) or ensemble members "
                                  f"({self.members}); use more training items or fewer folds and members")
+
+    def for_items(self, x: np.ndarray) -> DetectorConfig:
+        """This config with model "auto" made concrete for items `x`: smallcnn for images (N, H, W, C), logreg on
+        PCA-50 for feature rows (N, D)."""
+        if self.model != "auto":
+            return self
+        return replace(self, model="smallcnn" if np.ndim(x) == 4 else "logreg")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,7 +86,7 @@ def out_of_fold(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, 
     Torch models: penultimate activations of each item's held-out model, so items compare only within their fold.
     logreg: its own inputs, PCA(50) of the pixels, stand in for learned features (one group)."""
     config.check_items(len(labels))
-    started = time.perf_counter()
+    started, config = time.perf_counter(), config.for_items(x)
     inputs = model_inputs(x, config, seed)
     probs, train_loss = np.zeros((len(labels), num_classes)), np.zeros(len(labels))
     features, groups = inputs, np.zeros(len(labels), np.int64)

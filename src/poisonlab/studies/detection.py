@@ -73,6 +73,7 @@ def study(data: Dataset, sets: list[LabelSet], names: list[str], *, config: Dete
     Returns the detect.json document (rows per label set, methods per row)."""
     check_choice(then, THEN, "action after detection")
     detectors.check_methods(names)
+    config = config.for_items(data.x_train)
     config.check_items(len(data.y_train))
     started = time.perf_counter()
     retrain = (model, epochs)

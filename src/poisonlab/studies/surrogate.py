@@ -7,7 +7,7 @@ import numpy as np
 from poisonlab.datasets import Dataset
 from poisonlab.defences.folds import DetectorConfig, out_of_fold
 
-SURROGATE = DetectorConfig()  # logreg on PCA-50 of the pixels, 5 stratified seeded folds
+SURROGATE = DetectorConfig(model="logreg")  # logreg on PCA-50 of the pixels, 5 stratified seeded folds
 _cache: dict[tuple[int, int], tuple[Dataset, np.ndarray]] = {}
 
 
