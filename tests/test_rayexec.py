@@ -19,7 +19,7 @@ import torch
 import poisonlab
 from poisonlab import datasets, store
 from poisonlab.errors import PoisonlabError, RunsFailed
-from poisonlab.studies import executors, sweep
+from poisonlab.studies import sweep
 from poisonlab.studies.rayexec import RayExecutor, parse_address
 from poisonlab.studies.run import RunSpec
 from poisonlab.training.loop import TrainConfig
@@ -193,9 +193,9 @@ def test_resources_and_addresses_are_checked_before_any_work(cluster, tmp_path, 
     with pytest.raises(PoisonlabError, match="cannot reach a Ray cluster at 127.0.0.1:1 "):
         sweep.execute(SPECS[:1], tmp_path, executor="ray", address="127.0.0.1:1")
     with pytest.raises(PoisonlabError, match=r"the local executor takes no cluster address \(127.0.0.1:1\); choose the ray executor or leave it out"):
-        executors.executor(1, "local", "127.0.0.1:1")
+        sweep.placed(1, "local", "127.0.0.1:1")
     with pytest.raises(PoisonlabError, match="2 jobs is a setting of the local executor"):
-        executors.executor(2, "ray")
+        sweep.placed(2, "ray")
     with pytest.raises(PoisonlabError, match="GPUs per run must be 0 or more"):
         RayExecutor(gpus_per_run=-1)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from poisonlab.attacks.humanlabels import HumanLabels
-from poisonlab.errors import PoisonlabError, check_choice
+from poisonlab.errors import PoisonlabError
 from poisonlab.studies import claims
 from poisonlab.studies.resume import finish, reusable
 from poisonlab.studies.run import RunSpec, run, run_stacked, stack_key
@@ -293,32 +293,11 @@ def stacks(stack: str, model: object) -> bool:
     return stack == "on" or (stack == "auto" and torch_model and pick_device().type == "cuda")
 
 
-EXECUTORS = ("local", "ray")
-
-
-def executor(jobs: int = 1, kind: str = "local", address: str | None = None, cpus_per_run: int | None = None,
-             gpus_per_run: float | None = None, stack: str = "off", model: object = None) -> Executor:
-    """The executor of a sweep's runs: for kind "local", `Stacked` when `stack` and `model` (a model name, factory or
-    estimator) say so (see `stacks`), else in this process for 1 job or a pool of `jobs` worker processes; for "ray",
-    Ray tasks on the cluster at `address` declaring `cpus_per_run` and `gpus_per_run` (see rayexec.RayExecutor)."""
-    check_choice(kind, EXECUTORS, "executor")
+def executor(jobs: int = 1, stack: str = "off", model: object = None) -> Executor:
+    """The local executor of a sweep's runs: `Stacked` when `stack` and `model` (a model name, factory or estimator)
+    say so (see `stacks`), else in this process for 1 job or a pool of `jobs` worker processes."""
     if not isinstance(jobs, int) or jobs < 1:
         raise PoisonlabError(f"jobs must be a whole number of at least 1, got {jobs!r}; use 1 to run in this process")
-    if kind == "ray":
-        if stack == "on":
-            raise PoisonlabError("stacked training runs in this process; with the ray executor each run is one task: "
-                                 "use stack off or auto")
-        if jobs != 1:
-            raise PoisonlabError(f"{jobs} jobs is a setting of the local executor; the ray executor runs as many "
-                                 "runs at once as the cluster has CPUs (and GPUs) for")
-        from poisonlab.studies.rayexec import RayExecutor  # imports Ray only when it runs
-
-        return RayExecutor(address, cpus_per_run, gpus_per_run)
-    given = [f"{what} ({value})" for what, value in (("cluster address", address), ("CPUs per run", cpus_per_run),
-                                                     ("GPUs per run", gpus_per_run)) if value is not None]
-    if given:
-        raise PoisonlabError(f"the local executor takes no {', '.join(given)}; choose the ray executor or leave "
-                             f"{'it' if len(given) == 1 else 'them'} out")
     if stacks(stack, model):
         return Stacked()
     return InProcess() if jobs == 1 else ProcessPool(jobs)

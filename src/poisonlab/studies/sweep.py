@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from poisonlab import datasets, store
 from poisonlab.attacks.humanlabels import HumanLabels
-from poisonlab.errors import RunsFailed
+from poisonlab.errors import PoisonlabError, RunsFailed, check_choice
 from poisonlab.studies import executors
 from poisonlab.studies.resume import pending
 from poisonlab.studies.run import RunSpec
@@ -50,8 +50,8 @@ def execute(
 
     Returns the trained and skipped counts and every run's record, in `specs` order. A run that failed twice
     (crashed worker or exception) raises RunsFailed after the others finished."""
-    runner = executors.executor(jobs, executor, address, cpus_per_run, gpus_per_run, stack,
-                                specs[0].model if model is None and specs else model)
+    runner = placed(jobs, executor, address, cpus_per_run, gpus_per_run, stack,
+                    specs[0].model if model is None and specs else model)
     store.ensure_writable(out)
     console = console or Console(stderr=True)
     todo, records = pending(specs, out, overwrite, console.print)
@@ -99,6 +99,32 @@ def execute(
         raise RunsFailed(f"{len(failed)} of {len(todo)} runs failed twice ({'; '.join(describe(s) + ': ' + why for s, why in failed.items())}); "
                          "the other runs are saved: run the same command again to retry the failed ones")
     return {"trained": trained, "skipped": len(specs) - trained, "records": [records[s] for s in specs]}
+
+
+EXECUTORS = ("local", "ray")
+
+
+def placed(jobs: int = 1, kind: str = "local", address: str | None = None, cpus_per_run: int | None = None,
+           gpus_per_run: float | None = None, stack: str = "off", model: object = None) -> executors.Executor:
+    """The executor of a sweep's runs: for kind "local", `executors.executor(jobs, stack, model)`; for "ray", Ray tasks
+    on the cluster at `address` declaring `cpus_per_run` and `gpus_per_run` (see rayexec.RayExecutor)."""
+    check_choice(kind, EXECUTORS, "executor")
+    if kind == "ray":
+        if stack == "on":
+            raise PoisonlabError("stacked training runs in this process; with the ray executor each run is one task: "
+                                 "use stack off or auto")
+        if jobs != 1:
+            raise PoisonlabError(f"{jobs} jobs is a setting of the local executor; the ray executor runs as many "
+                                 "runs at once as the cluster has CPUs (and GPUs) for")
+        from poisonlab.studies.rayexec import RayExecutor  # imports Ray only when it runs
+
+        return RayExecutor(address, cpus_per_run, gpus_per_run)
+    given = [f"{what} ({value})" for what, value in (("cluster address", address), ("CPUs per run", cpus_per_run),
+                                                     ("GPUs per run", gpus_per_run)) if value is not None]
+    if given:
+        raise PoisonlabError(f"the local executor takes no {', '.join(given)}; choose the ray executor or leave "
+                             f"{'it' if len(given) == 1 else 'them'} out")
+    return executors.executor(jobs, stack, model)
 
 
 def describe(spec: RunSpec) -> str:
