@@ -76,3 +76,16 @@ class Cli:
 def cli(capsys) -> Cli:
     """The CLI, run in-process."""
     return Cli(capsys)
+
+
+@pytest.fixture
+def pool_threads():
+    """Run this process on the thread count of a 2-job pool's workers, so one job and two compute alike."""
+    import torch
+
+    from poisonlab.training.parallel import threads_per_job
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads_per_job(2))
+    yield
+    torch.set_num_threads(before)

@@ -165,3 +165,17 @@ def test_the_report_has_a_backdoor_section_and_no_backdoor_curve(badnets, tmp_pa
     assert built["backdoors"] == 1 and "Backdoor: mnist patch -&gt; 0" in page
     assert "Accuracy vs poison" not in built["sections"]  # backdoor runs are not label-flip curves
     assert "Smallest percent with mean ASR ≥ 90%: 5%." in page and page.count("data:image/png;base64") >= 2
+
+
+def test_two_jobs_give_the_same_backdoor_study_and_table_as_one(tmp_path, pool_threads):
+    data = pl.load_dataset("digits", size=300)
+    docs = {jobs: pl.backdoor(data, target=0, percents=(10,), size=2, seeds=(0, 1), epochs=1, jobs=jobs,
+                              out=tmp_path / str(jobs)).doc for jobs in (1, 2)}
+    assert docs[1] == docs[2] and len(docs[2]["runs"]) == 4
+
+    def table(out):
+        return [(r["run_dir"], r["kind"], r["percent"], r["test_accuracy"]) for r in store.results(out)]
+
+    assert table(tmp_path / "1") == table(tmp_path / "2") and len(table(tmp_path / "2")) == 4
+    again = pl.backdoor(data, target=0, percents=(10,), size=2, seeds=(0, 1), epochs=1, jobs=2, out=tmp_path / "2")
+    assert again.doc == docs[2] and len(store.results(tmp_path / "2")) == 4

@@ -60,3 +60,20 @@ def test_unreachable_budget_is_reported_plainly(cli, tmp_path):
 
 def test_unknown_metric_is_one_line(cli, tmp_path):
     cli.fails("unknown metric 'f1'", "budget", "--dataset", "digits", "--metric", "f1", "--out", str(tmp_path))
+
+
+def test_two_jobs_train_each_probes_seeds_at_once_with_the_same_result(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from poisonlab.studies import flipstudy
+
+    base, data = flipstudy.prepare("digits", "3", "8", [], model="svc", train_size=300)
+    quiet = Console(file=io.StringIO())
+    one, two = (budget.run_budget(base, data, "source-accuracy", 0.5, [0, 1], tmp_path / str(jobs), quiet,
+                                  precision=8, jobs=jobs) for jobs in (1, 2))
+    assert [(p["n"], p["per_seed"]) for p in one["probes"]] == [(p["n"], p["per_seed"]) for p in two["probes"]]
+    assert one["found"] == two["found"] and two["trained"] == 2 * len(two["probes"])
+    again = budget.run_budget(base, data, "source-accuracy", 0.5, [0, 1], tmp_path / "2", quiet, precision=8, jobs=2)
+    assert again["trained"] == 0 and again["probes"] == two["probes"]

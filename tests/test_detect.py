@@ -14,6 +14,7 @@ from poisonlab.defences import DETECTION_METHODS
 from poisonlab.defences import detectors as detect
 from poisonlab.defences.evaluate import score
 from poisonlab.defences.folds import DetectorConfig, out_of_fold
+from poisonlab.errors import PoisonlabError
 
 @pytest.fixture(scope="module")
 def mnist_poisoned(shared_data):
@@ -111,9 +112,9 @@ def test_real_human_noise_of_cifar10n(shared_data, tmp_path, cli):
 
 
 def test_default_size_is_clipped_to_a_smaller_dataset(tmp_path, cli):
-    assert cli.code("detect", "--dataset", "digits", "--method", "cl", "--out", tmp_path) == 0
+    assert cli.code("detect", "--dataset", "digits", "--method", "cl", "--jobs", "2", "--out", tmp_path) == 0
     doc = json.loads((tmp_path / "detect.json").read_text())
-    assert doc["n_train"] == 1437 and doc["dataset_size"] == 0
+    assert doc["n_train"] == 1437 and doc["dataset_size"] == 0 and doc["detector"]["jobs"] == 2
 
 
 def test_auto_detector_model_is_a_cnn_on_images_and_logreg_on_rows():
@@ -128,3 +129,16 @@ def test_default_detect_records_the_cnn_it_used(cli, shared_data, tmp_path):
                     "--method", "cl", "--detector-epochs", "1", "--data-dir", shared_data, "--no-download",
                     "--out", tmp_path) == 0
     assert json.loads((tmp_path / "detect.json").read_text())["detector"]["model"] == "smallcnn"
+
+
+def test_two_jobs_train_the_same_fold_and_ensemble_models_as_one(pool_threads):
+    data = datasets.load("digits", dataset_size=300)
+    labels, _ = poison.random_flip(data.y_train, data.num_classes, 20, 0)
+    one, two = (detect.run(["cl", "loss", "knn", "ensemble"], data.x_train, labels, data.num_classes, 0,
+                           DetectorConfig(model="smallcnn", epochs=1, folds=3, members=3, jobs=jobs)) for jobs in (1, 2))
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(a.flagged, b.flagged)
+        np.testing.assert_array_equal(a.suggested, b.suggested)
+    with pytest.raises(PoisonlabError, match="jobs must be a whole number of at least 1, got 0"):
+        DetectorConfig(jobs=0)

@@ -39,15 +39,6 @@ def table(out: Path) -> list[tuple]:
             for r in store.results(out)]
 
 
-@pytest.fixture
-def pool_threads():
-    """Run this process on the thread count of a 2-job pool, so both paths compute with the same threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(executors.ProcessPool(2).threads)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_two_jobs_give_the_same_results_table_as_one_and_resume(tmp_path, pool_threads):
     one = sweep.execute(SPECS, tmp_path / "one", jobs=1)
     two = sweep.execute(SPECS, tmp_path / "two", jobs=2)

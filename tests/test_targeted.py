@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from rich.console import Console
 
+import poisonlab as pl
 from poisonlab import datasets
 from poisonlab.reporting import flips as flipreport
 from poisonlab.attacks import flips as poison
@@ -148,3 +149,15 @@ def test_several_seeds_give_spreads_and_a_short_summary(tmp_path):
     assert [s["n"] for s in summary] == [0, 20] and summary[1]["overall_accuracy"]["count"] == 2
     assert summary[0]["delta_overall_accuracy"]["mean"] == 0.0
     assert len(buffer.getvalue().splitlines()) < 40
+
+
+def test_two_jobs_give_the_same_flip_study_as_one_and_resume(digits, tmp_path, pool_threads):
+    docs = {jobs: pl.flip(digits, source=3, target=8, n=(5,), seeds=(0, 1), model="simplecnn", epochs=1, jobs=jobs,
+                          out=tmp_path / str(jobs)).doc for jobs in (1, 2)}
+    runs = {jobs: [{k: v for k, v in r.items() if k != "train_seconds"} for r in doc["runs"]] for jobs, doc in docs.items()}
+    assert len(runs[2]) == 4 and runs[1] == runs[2] and docs[1]["summary"] == docs[2]["summary"]
+    assert json.loads((tmp_path / "2" / "flip.json").read_text())["summary"] == docs[2]["summary"]
+    base, _ = flipexperiment.prepare(digits, "3", "8", [5], model="simplecnn",
+                                     train=replace(targeted.FLIP_TRAINING, max_epochs=1))
+    again = flipexperiment.run_flip(base, digits, [5], [0, 1], tmp_path / "2", Console(file=io.StringIO()), jobs=2)
+    assert (again["trained"], again["reused"]) == (0, 4)

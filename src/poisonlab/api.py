@@ -262,7 +262,7 @@ class FlipResult:
 
 def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequence[int] = (1, 5, 10, 50, 100),
          seeds: Sequence[int] = (0,), model: ModelSpec = "simplecnn", epochs: int = 5, batch_size: int = 128,
-         select: str = "first", out: str | Path | None = None, overwrite: bool = False,
+         select: str = "first", jobs: int = 1, out: str | Path | None = None, overwrite: bool = False,
          data_dir: str | Path | None = None) -> FlipResult:
     """Flip `n` training labels of class `source` to `target` and compare with the clean model of each seed.
 
@@ -277,6 +277,9 @@ def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequen
         As in `train`; torch models train exactly `epochs` epochs.
     select : {"first", "random"}
         The lowest-index source items, or a seeded choice per seed.
+    jobs : int
+        Runs trained at once in spawned worker processes, the CPU cores split between them; 1 trains in this
+        process. With more, `model` must be a name, an estimator or a module-level factory (not a lambda).
     out : path, optional
         Folder of the runs, flip.json, report.md and figures (default: a temporary folder, removed afterwards).
 
@@ -291,10 +294,10 @@ def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequen
     base = replace(base, model=model_name(model))
     custom = None if isinstance(model, str) else model
     if out is not None:
-        result = flipstudy.run_flip(base, data, counts, seed_list, Path(out), overwrite=overwrite, model=custom)
+        result = flipstudy.run_flip(base, data, counts, seed_list, Path(out), overwrite=overwrite, model=custom, jobs=jobs)
         return FlipResult(result["doc"], [*result["files"], *result["figures"]])
     with tempfile.TemporaryDirectory(prefix="poisonlab-flip-") as folder:
-        result = flipstudy.run_flip(base, data, counts, seed_list, Path(folder), model=custom)
+        result = flipstudy.run_flip(base, data, counts, seed_list, Path(folder), model=custom, jobs=jobs)
     return FlipResult(result["doc"], [])
 
 
@@ -317,7 +320,8 @@ class BackdoorResult:
 def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float] = (0.1, 0.5, 1, 5, 10),
              trigger: str = "patch", size: int = 3, position: str = "corner", clean_label: bool = False,
              seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 10, batch_size: int = 256,
-             out: str | Path | None = None, overwrite: bool = False, data_dir: str | Path | None = None) -> BackdoorResult:
+             jobs: int = 1, out: str | Path | None = None, overwrite: bool = False,
+             data_dir: str | Path | None = None) -> BackdoorResult:
     """Stamp a trigger on a share of the training images, relabel them as `target` (BadNets), train, and measure the
     clean test accuracy and the attack success rate (ASR) on triggered test images of the other classes.
 
@@ -339,6 +343,8 @@ def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float
         Stamp only items of the target class and keep every label.
     seeds, model, epochs, batch_size
         As in `train`.
+    jobs : int
+        Runs trained at once in spawned worker processes (as in `flip`); 1 trains in this process.
     out : path, optional
         Folder of the runs (resumed), the results table, backdoor/<name>/backdoor.json and figures (default: a
         temporary folder, removed afterwards).
@@ -358,16 +364,17 @@ def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float
     percent_list = sorted({0.0, *(float(p) for p in percents)})
     custom = None if isinstance(model, str) else model
     if out is not None:
-        result = backdoors.study(data, base, percent_list, seed_list, Path(out), overwrite=overwrite, model=custom)
+        result = backdoors.study(data, base, percent_list, seed_list, Path(out), overwrite=overwrite, model=custom,
+                                 jobs=jobs)
         return BackdoorResult(result["doc"], result["files"])
     with tempfile.TemporaryDirectory(prefix="poisonlab-backdoor-") as folder:
-        result = backdoors.study(data, base, percent_list, seed_list, Path(folder), model=custom)
+        result = backdoors.study(data, base, percent_list, seed_list, Path(folder), model=custom, jobs=jobs)
     return BackdoorResult(result["doc"], [])
 
 
 def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_probs: np.ndarray | None = None,
            num_classes: int | None = None, seed: int = 0, model: str = "auto", folds: int = 5, epochs: int = 5,
-           k: int = 10, members: int = 5) -> dict[str, Detection]:
+           k: int = 10, members: int = 5, jobs: int = 1) -> dict[str, Detection]:
     """Score every training item for a wrong label and flag the suspicious ones.
 
     Parameters
@@ -387,6 +394,10 @@ def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_pr
         Fold and ensemble model: "auto" is smallcnn for images and logreg (on PCA-50 of the inputs) for feature rows.
     folds, epochs, k, members : int
         Out-of-fold folds, torch epochs, kNN neighbours, ensemble members.
+    jobs : int
+        Fold and ensemble models trained at once in spawned worker processes, the CPU cores split between them;
+        1 trains them in this process. Results equal those of 1 job when each worker trains on the same number of
+        torch threads.
 
     Returns
     -------
@@ -400,7 +411,7 @@ def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_pr
     x = as_items(x, "x")
     labels = as_labels(labels, len(x), "labels")
     k_classes = num_classes or (np.shape(pred_probs)[1] if pred_probs is not None else int(labels.max()) + 1)
-    config = DetectorConfig(model, folds, epochs, k, members)
+    config = DetectorConfig(model, folds, epochs, k, members, jobs)
     return {d.method: d for d in detectors.run(list(methods), x, labels, k_classes, seed, config, pred_probs)}
 
 

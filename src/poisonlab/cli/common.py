@@ -20,6 +20,7 @@ DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "--data_dir", env
 DownloadOpt = Annotated[bool, typer.Option("--download/--no-download", help="Fetch missing dataset files.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Retrain runs that already exist.")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the machine-readable result to this file.")]
+JOBS_DEFAULT_TEXT = "one per 4 cores, so 1 on a 2-core machine"  # training.parallel.default_jobs, without importing it
 RunOpt = Annotated[Path | None, typer.Option("--run", help="A run folder (or its run.json): its dataset with the run's poisoned training labels.")]
 
 
@@ -80,6 +81,13 @@ def parse_counts(text: str, what: str) -> list[int]:
         if v < 0:
             raise PoisonlabError(f"{what} {v} is negative; give 0 or a positive whole number")
     return values
+
+
+def jobs_or_default(jobs: int | None) -> int:
+    """The worker processes of a --jobs option: as given (checked), else `default_jobs()`."""
+    from poisonlab.training.parallel import check_jobs, default_jobs
+
+    return default_jobs() if jobs is None else check_jobs(jobs)
 
 
 def current_data(default: dict, dataset: str | None, run: Path | None, data_dir: Path | None, size: int | None,

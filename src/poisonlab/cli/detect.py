@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from poisonlab.attacks import POISONS, STRATEGIES
-from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, SeedOpt, check_outputs, console,
-                                  parse_counts, parse_names, parse_percents)
+from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, JsonOpt, SeedOpt,
+                                  check_outputs, console, jobs_or_default, parse_counts, parse_names, parse_percents)
 from poisonlab.defences import BACKDOOR_METHODS, DETECTION_METHODS, DETECTOR_MODELS
 from poisonlab.errors import check_choice
 from poisonlab.training import MODELS
@@ -35,6 +35,7 @@ def detect(
     detector_epochs: Annotated[int, typer.Option("--detector-epochs", min=1, help="Epochs of a torch detector model.")] = 5,
     neighbours: Annotated[int, typer.Option(min=1, help="k of the kNN methods.")] = 10,
     members: Annotated[int, typer.Option(min=2, help="Ensemble models, on disjoint subsets.")] = 5,
+    jobs: Annotated[int | None, typer.Option(help="Fold and ensemble models trained at once in worker processes, sharing the cores.", show_default=JOBS_DEFAULT_TEXT)] = None,
     then: Annotated[str, typer.Option(help="none; clean: drop the flagged items and retrain; relabel: give them the method's suggested label and retrain.")] = "none",
     model: Annotated[str, typer.Option(help=f"Model retrained after --then: {', '.join(MODELS)}.")] = "smallcnn",
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs of a retrained torch model (best of a 10% validation split).")] = 10,
@@ -56,7 +57,7 @@ def detect(
     defaults = DETECTION_METHODS + (BACKDOOR_METHODS if "backdoor" in kinds else ())
     names = parse_names(",".join(defaults) if method is None else method, "detection methods")
     detectors.check_methods(names)
-    config = DetectorConfig(detector_model, folds, detector_epochs, neighbours, members)
+    config = DetectorConfig(detector_model, folds, detector_epochs, neighbours, members, jobs_or_default(jobs))
     for kind in kinds:
         check_choice(kind, POISONS, "poisoning kind")
     check_choice(then, detection.THEN, "--then")

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from poisonlab.attacks.flips import SELECTIONS
-from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JsonOpt, OverwriteOpt, check_outputs, console,
-                                  parse_counts, parse_seeds)
+from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, JsonOpt, OverwriteOpt,
+                                  check_outputs, console, jobs_or_default, parse_counts, parse_seeds)
 from poisonlab.errors import check_choice
 from poisonlab.studies import BUDGET_METRICS
 from poisonlab.training import MODELS
@@ -24,6 +24,7 @@ TrainSizeOpt = Annotated[int, typer.Option("--train-size", min=0, help="Use the 
 TestSizeOpt = Annotated[int, typer.Option("--test-size", min=0, help="Use the first N test items (0 = all).")]
 FlipEpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of a torch model (fixed, no early stopping).")]
 FlipBatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=65536, help="Items per training step.")]
+JobsOpt = Annotated[int | None, typer.Option(help="Runs trained at once in worker processes, sharing the cores.", show_default=JOBS_DEFAULT_TEXT)]
 FlipOutOpt = Annotated[Path | None, typer.Option("--out", help="Results folder.", show_default="runs/<command>-<dataset>-<source>-<target>")]
 
 
@@ -62,6 +63,7 @@ def flip(
     epochs: FlipEpochsOpt = 5,
     batch_size: FlipBatchOpt = 128,
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated: several give mean and spread.")] = "0",
+    jobs: JobsOpt = None,
     out: FlipOutOpt = None,
     json_path: JsonOpt = None,
     overwrite: OverwriteOpt = False,
@@ -73,12 +75,13 @@ def flip(
     from poisonlab.studies import flipstudy
 
     started = time.perf_counter()
-    counts, seed_list = parse_counts(n, "number of flips"), parse_seeds(seeds)
+    counts, seed_list, jobs = parse_counts(n, "number of flips"), parse_seeds(seeds), jobs_or_default(jobs)
     _check_out(out, json_path)
     base, data = _prepare(dataset, source, target, counts, model, select, train_size, test_size, epochs, batch_size,
                           data_dir, download)
     out = out or flipstudy.default_out("flip", base, data)
-    result = flipstudy.run_flip(base, data, counts, seed_list, out, console, overwrite=overwrite, json_path=json_path)
+    result = flipstudy.run_flip(base, data, counts, seed_list, out, console, overwrite=overwrite, json_path=json_path,
+                                 jobs=jobs)
     flipreport.print_summary(result["doc"], console)
     console.print(f"{result['trained']} runs trained, {result['reused']} already done, in "
                   f"{time.perf_counter() - started:.0f}s; report, JSON and figures:")
@@ -100,6 +103,7 @@ def budget(
     epochs: FlipEpochsOpt = 5,
     batch_size: FlipBatchOpt = 128,
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated: each probe uses the seed mean.")] = "0",
+    jobs: Annotated[int | None, typer.Option(help="Seeds of one probe trained at once in worker processes, sharing the cores; the probes themselves run one after another, as each bisection step depends on the last.", show_default=JOBS_DEFAULT_TEXT)] = None,
     out: FlipOutOpt = None,
     json_path: JsonOpt = None,
     overwrite: OverwriteOpt = False,
@@ -112,13 +116,13 @@ def budget(
 
     started = time.perf_counter()
     check_choice(metric, BUDGET_METRICS, "metric")
-    seed_list = parse_seeds(seeds)
+    seed_list, jobs = parse_seeds(seeds), jobs_or_default(jobs)
     _check_out(out, json_path)
     base, data = _prepare(dataset, source, target, [], model, select, train_size, test_size, epochs, batch_size,
                           data_dir, download)
     out = out or flipstudy.default_out("budget", base, data)
     result = budget_search.run_budget(base, data, metric, below, seed_list, out, console,
-                                      overwrite=overwrite, precision=precision, json_path=json_path)
+                                      overwrite=overwrite, precision=precision, json_path=json_path, jobs=jobs)
     for p in result["probes"]:
         console.print(f"probe {p['order']:2d} ({p['phase']}): N={p['n']:<6d} {metric} {p['value']:.4f}"
                       f"{'  below' if p['below'] else ''}", highlight=False)

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from poisonlab.attacks import KINDS, STRATEGIES
-from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt, console, parse_counts,
-                                  parse_names, parse_percents, parse_seeds)
+from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt,
+                                  console, parse_counts, parse_names, parse_percents, parse_seeds)
 from poisonlab.errors import PoisonlabError, check_choice
 from poisonlab.studies import DEFAULT_PERCENTS, VAL_MODES
 from poisonlab.training import MODELS, STACK_MODES
@@ -46,7 +46,7 @@ def train(
     labels: Annotated[str | None, typer.Option(help="Real human label noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
     precision: Annotated[str, typer.Option(help="Training arithmetic: auto (bfloat16 where the CPU or GPU supports it, else fp32), bf16 or fp32.")] = "auto",
-    jobs: Annotated[int | None, typer.Option(min=1, help="Runs trained at once in worker processes, sharing the cores (local executor).", show_default="one per 4 cores, so 1 on a 2-core machine")] = None,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Runs trained at once in worker processes, sharing the cores (local executor).", show_default=JOBS_DEFAULT_TEXT)] = None,
     executor: Annotated[str, typer.Option(help="Where runs train: local (this machine, see --jobs) or ray (one Ray task per run on a Ray cluster; needs Ray installed, as the ray extra of poisonlab does).")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster to send runs to, HOST:PORT of its head node (with --executor ray); --out must be on a filesystem every node shares.", show_default="$RAY_ADDRESS, else a local Ray instance")] = None,
     cpus_per_run: Annotated[int | None, typer.Option("--cpus-per-run", min=1, help="CPUs each Ray task declares and trains on (with --executor ray).", show_default="4, or the largest node's CPUs when fewer")] = None,
@@ -61,8 +61,8 @@ def train(
     from poisonlab.attacks import humanlabels
     from poisonlab.studies import sweep
     from poisonlab.studies.run import RunSpec
-    from poisonlab.studies.executors import default_jobs
     from poisonlab.training.loop import TrainConfig
+    from poisonlab.training.parallel import default_jobs
 
     kind_list = parse_names(kinds, "poisoning kinds") if kinds is not None else ["biased" if biased else "random"]
     for k in kind_list:

@@ -16,6 +16,7 @@ from poisonlab.defences.activations import Activations, cluster_scores, penultim
 from poisonlab.defences.folds import DetectorConfig, OutOfFold, cross_entropy, model_inputs, out_of_fold, train_model
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting
+from poisonlab.training.parallel import pmap
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,26 @@ def knn_pixels(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
 
 def ensemble_disagreement(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
                           config: DetectorConfig = DetectorConfig()) -> Detection:
-    """M models on disjoint seeded subsets; score = share of the M-1 models that never saw an item and disagree."""
+    """M models on disjoint seeded subsets (trained `config.jobs` at a time); score = share of the M-1 models that
+    never saw an item and disagree."""
     started, config = time.perf_counter(), config.for_items(x)
     inputs, votes = model_inputs(x, config, seed), np.zeros((len(labels), num_classes))
-    for part in np.array_split(np.random.default_rng([seed, 4]).permutation(len(labels)), config.members):
-        model = train_model(config.model, inputs[part], labels[part], num_classes, seed, config.epochs)
-        unseen = np.ones(len(labels), bool)
-        unseen[part] = False
-        votes[unseen, fitting.predict_proba(model, inputs[unseen], num_classes).argmax(1)] += 1
+    parts = np.array_split(np.random.default_rng([seed, 4]).permutation(len(labels)), config.members)
+    for unseen, predicted in pmap(fit_member, parts, config.jobs, context=(inputs, labels, num_classes, seed, config),
+                                  label=lambda part: f"ensemble model on {len(part)} items"):
+        votes[unseen, predicted] += 1
     scores = 1.0 - votes[np.arange(len(labels)), labels] / (config.members - 1)
     return Detection("ensemble", scores, scores > 0.5, votes.argmax(1), time.perf_counter() - started)
+
+
+def fit_member(shared: tuple, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One ensemble model on the items `part`, `shared` being (inputs, labels, num_classes, seed, config): the mask
+    of the items it never saw and its predicted class for each of them."""
+    inputs, labels, num_classes, seed, config = shared
+    model = train_model(config.model, inputs[part], labels[part], num_classes, seed, config.epochs)
+    unseen = np.ones(len(labels), bool)
+    unseen[part] = False
+    return unseen, fitting.predict_proba(model, inputs[unseen], num_classes).argmax(1)
 
 
 def spectral_signatures(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,

@@ -13,6 +13,7 @@ from poisonlab.defences import DETECTOR_MODELS
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting
 from poisonlab.training.loop import TrainConfig
+from poisonlab.training.parallel import check_jobs, pmap
 
 PCA_COMPONENTS = 50
 BATCH_SIZE = 64
@@ -20,15 +21,18 @@ BATCH_SIZE = 64
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Settings of the detectors: fold model, folds, torch epochs, kNN neighbours, ensemble members."""
+    """Settings of the detectors: fold model, folds, torch epochs, kNN neighbours, ensemble members, and the fold or
+    member models trained at once in worker processes (`jobs`; 1 trains them in this process)."""
 
     model: str = "auto"
     folds: int = 5
     epochs: int = 5
     k: int = 10
     members: int = 5
+    jobs: int = 1
 
     def __post_init__(self) -> None:
+        check_jobs(self.jobs)
         if self.model not in DETECTOR_MODELS:
             raise PoisonlabError(f"unknown detector model '{self.model}'; choose one of {', '.join(DETECTOR_MODELS)}")
         low = [f"{name} {value}" for name, value, least in (("folds", self.folds, 2), ("members", self.members, 2),
@@ -82,6 +86,7 @@ def train_model(name: str, inputs: np.ndarray, labels: np.ndarray, num_classes: 
 
 def out_of_fold(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, config: DetectorConfig) -> OutOfFold:
     """Train `config.model` on K-1 of K stratified seeded folds, predict the held-out fold; gather losses and features.
+    The K fold models train `config.jobs` at a time (see `training.parallel.pmap`).
 
     Torch models: penultimate activations of each item's held-out model, so items compare only within their fold.
     logreg: its own inputs, PCA(50) of the pixels, stand in for learned features (one group)."""
@@ -90,17 +95,29 @@ def out_of_fold(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, 
     inputs = model_inputs(x, config, seed)
     probs, train_loss = np.zeros((len(labels), num_classes)), np.zeros(len(labels))
     features, groups = inputs, np.zeros(len(labels), np.int64)
-    folds = StratifiedKFold(config.folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
-    for fold, (fit_idx, held_idx) in enumerate(folds):
-        model = train_model(config.model, inputs[fit_idx], labels[fit_idx], num_classes, seed, config.epochs)
-        probs[held_idx] = fitting.predict_proba(model, inputs[held_idx], num_classes)
-        train_loss[fit_idx] += cross_entropy(fitting.predict_proba(model, inputs[fit_idx], num_classes), labels[fit_idx])
-        held = fitting.penultimate(model, inputs[held_idx]) if config.model != "logreg" else None
+    splits = list(StratifiedKFold(config.folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+    fitted = pmap(fit_fold, splits, config.jobs, context=(inputs, labels, num_classes, seed, config),
+                  label=lambda split: f"fold model holding out {len(split[1])} items")
+    for fold, ((fit_idx, held_idx), (held_probs, fit_loss, held)) in enumerate(zip(splits, fitted)):
+        probs[held_idx] = held_probs
+        train_loss[fit_idx] += fit_loss
         if held is not None:
             if fold == 0:
                 features = np.zeros((len(labels), held.shape[1]), np.float32)
             features[held_idx], groups[held_idx] = held, fold
     return OutOfFold(probs, train_loss / (config.folds - 1), features, groups, time.perf_counter() - started)
+
+
+def fit_fold(shared: tuple, split: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One fold model of `out_of_fold`, `shared` being (inputs, labels, num_classes, seed, config) and `split` its
+    (fit, held-out) indices: the held-out probabilities, the fitted items' losses, the held-out penultimate
+    features (None for logreg)."""
+    inputs, labels, num_classes, seed, config = shared
+    fit_idx, held_idx = split
+    model = train_model(config.model, inputs[fit_idx], labels[fit_idx], num_classes, seed, config.epochs)
+    fit_loss = cross_entropy(fitting.predict_proba(model, inputs[fit_idx], num_classes), labels[fit_idx])
+    held = fitting.penultimate(model, inputs[held_idx]) if config.model != "logreg" else None
+    return fitting.predict_proba(model, inputs[held_idx], num_classes), fit_loss, held
 
 
 def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:

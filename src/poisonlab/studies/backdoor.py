@@ -3,6 +3,7 @@ and attack success rate (ASR); resumable on disk with a progress bar, then backd
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -25,6 +26,7 @@ from poisonlab.studies.resume import finish, pending, reusable
 from poisonlab.studies.run import DEFAULT_MODEL, dataset_record, environment, split_indices
 from poisonlab.training import fitting, metrics, models
 from poisonlab.training.loop import TrainConfig, pick_device
+from poisonlab.training.parallel import check_jobs, pmap
 
 ASR_GOAL = 0.9
 BACKDOOR_FILE = "backdoor.json"
@@ -116,14 +118,40 @@ def check(data: Dataset, base: BackdoorSpec, percents: list[float]) -> None:
         poison_indices(data.y_train, target=base.target, percent=percent, clean_label=base.clean_label, seed=base.seed)
 
 
+def claimed(spec: BackdoorSpec, data: Dataset, out: Path, overwrite: bool = False, model=None,
+            note: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+            on_epoch: Callable[[dict], None] | None = None) -> tuple[str, dict]:
+    """Under the run folder's claim: ("reused", record) when another command finished the run meanwhile (unless
+    `overwrite`), else train it, write its folder and return ("done", record)."""
+    run_dir = out / spec.folder()
+    with claims.claim(run_dir, spec.to_dict(), wait=True, note=note):
+        record = None if overwrite else reusable(run_dir, spec.to_dict(), False, row=True, data=dataset_record(data))
+        if record is not None:
+            return "reused", record
+        record, fitted = run(spec, data, model=model, on_epoch=on_epoch)
+        return "done", finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
+                                                        "num_classes": data.num_classes, "seed": spec.seed})
+
+
+def claimed_in_worker(shared: tuple, spec: BackdoorSpec) -> tuple[str, dict]:
+    """`claimed` in a worker process, `shared` being (data, out, overwrite, model)."""
+    return claimed(spec, *shared)
+
+
+def label(spec: BackdoorSpec) -> str:
+    """A backdoor run's short label: its name, percent and seed."""
+    return f"{spec.name()} {spec.percent:g}% seed{spec.seed}"
+
+
 def execute(specs: list[BackdoorSpec], data: Dataset, out: Path, *, overwrite: bool = False,
-            console: Console | None = None, model=None) -> dict:
-    """Run every spec not already finished under `out` (reusing those made with the same settings), saving each run
-    and its results-table row; returns the trained and skipped counts and the records in `specs` order."""
+            console: Console | None = None, model=None, jobs: int = 1) -> dict:
+    """Run every spec not already finished under `out` (reusing those made with the same settings), `jobs` at a time
+    in worker processes (each writing its own run folder), saving each run's results-table row here; returns the
+    trained and skipped counts and the records in `specs` order."""
+    check_jobs(jobs)
     store.ensure_writable(out)
     console = console or Console(stderr=True)
-    made_on = dataset_record(data)
-    todo, records = pending(specs, out, overwrite, console.print, made_on)
+    todo, records = pending(specs, out, overwrite, console.print, dataset_record(data))
     if len(todo) < len(specs):
         console.print(f"resuming: {len(specs) - len(todo)} of {len(specs)} backdoor runs already finished in {out}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -131,24 +159,28 @@ def execute(specs: list[BackdoorSpec], data: Dataset, out: Path, *, overwrite: b
     trained = 0
     with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task("backdoor runs", total=len(todo), status="")
-        for done, spec in enumerate(todo, 1):
-            label = f"{spec.name()} {spec.percent:g}% seed{spec.seed}"
-            bar.update(task, description=label, status="")
-            run_dir = out / spec.folder()
-            with claims.claim(run_dir, spec.to_dict(), wait=True, note=bar.console.print):
-                record = None if overwrite else reusable(run_dir, spec.to_dict(), False, row=True, data=made_on)
-                if record is None:  # not finished by another command meanwhile
-                    record, fitted = run(spec, data, model=model, on_epoch=lambda row: bar.update(
-                        task, status=f"epoch {row['epoch']} val {row.get('val_accuracy', float('nan')):.3f}"))
-                    record = finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
-                                                              "num_classes": data.num_classes, "seed": spec.seed})
-                    trained += 1
-            store.record(out, record, run_dir)
+
+        def finished(spec: BackdoorSpec, kind: str, record: dict) -> None:
+            """Record a finished run in the results table (only this process writes it) and show it."""
+            nonlocal trained
+            trained += kind == "done"
+            store.record(out, record, out / spec.folder())
             records[spec] = record
             found = record["metrics"]
             bar.update(task, advance=1, status=f"ASR {found['attack_success_rate']:.3f}")
-            bar.console.print(f"[{done}/{len(todo)}] {label}: clean accuracy {found['accuracy']:.3f}, "
-                              f"attack success rate {found['attack_success_rate']:.3f}", highlight=False)
+            bar.console.print(f"[{bar.tasks[0].completed:.0f}/{len(todo)}] {label(spec)}: clean accuracy "
+                              f"{found['accuracy']:.3f}, attack success rate {found['attack_success_rate']:.3f}",
+                              highlight=False)
+
+        if jobs == 1:
+            for spec in todo:
+                bar.update(task, description=label(spec), status="")
+                finished(spec, *claimed(spec, data, out, overwrite, model, bar.console.print, lambda row: bar.update(
+                    task, status=f"epoch {row['epoch']} val {row.get('val_accuracy', float('nan')):.3f}")))
+        else:
+            bar.update(task, description=f"{len(todo)} backdoor runs, {jobs} at a time")
+            pmap(claimed_in_worker, todo, jobs, context=(data, out, overwrite, model),
+                 on_result=lambda index, result: finished(todo[index], *result), note=bar.console.print, label=label)
     return {"trained": trained, "skipped": len(specs) - trained, "records": [records[s] for s in specs]}
 
 
@@ -182,13 +214,13 @@ def document(base: BackdoorSpec, data: Dataset, records: list[dict]) -> dict:
 
 
 def study(data: Dataset, base: BackdoorSpec, percents: list[float], seeds: list[int], out: Path, *,
-          overwrite: bool = False, console: Console | None = None, model=None) -> dict:
-    """Every (percent, seed) run under `out` (resuming), then {out}/backdoor/{name}/backdoor.json and its figures.
+          overwrite: bool = False, console: Console | None = None, model=None, jobs: int = 1) -> dict:
+    """Every (percent, seed) run under `out` (resuming; `jobs` at a time, see `execute`), then {out}/backdoor/{name}/backdoor.json and its figures.
 
     Returns the document, the figure paths and the trained and skipped counts."""
     check(data, base, percents)
     specs = [replace(base, percent=float(p), seed=s) for p in dict.fromkeys(percents) for s in dict.fromkeys(seeds)]
-    done = execute(specs, data, out, overwrite=overwrite, console=console, model=model)
+    done = execute(specs, data, out, overwrite=overwrite, console=console, model=model, jobs=jobs)
     doc = document(base, data, done["records"])
     folder = out / "backdoor" / base.name()
     store.write_json(folder / BACKDOOR_FILE, doc)

@@ -59,8 +59,10 @@ def search(evaluate: Callable[[int], float], below: float, limit: int, precision
 
 def run_budget(base: FlipSpec, data: Dataset, metric: str, below: float, seeds: list[int], out: Path,
                console: Console | None = None, *, overwrite: bool = False, precision: int = 1,
-               json_path: Path | None = None) -> dict:
-    """Search the budget with retraining (each N trained once per seed, seed-mean metric); writes JSON and the curve."""
+               json_path: Path | None = None, jobs: int = 1) -> dict:
+    """Search the budget with retraining (each N trained once per seed, seed-mean metric); writes JSON and the curve.
+
+    The probes run one after another (each depends on the last); the seeds of one probe train `jobs` at a time."""
     check_choice(metric, METRICS, "metric")
     if not 0.0 < below <= 1.0:
         raise PoisonlabError(f"threshold {below:g} is outside (0, 1]; give a fraction such as 0.30")
@@ -70,9 +72,9 @@ def run_budget(base: FlipSpec, data: Dataset, metric: str, below: float, seeds: 
     if limit == 0:
         raise PoisonlabError(f"class '{data.classes[base.source]}' has no training items to flip")
     per_seed: dict[int, list[float]] = {}
-    with Runner(base, data, out, console, overwrite) as runner:
+    with Runner(base, data, out, console, overwrite, jobs=jobs) as runner:
         def evaluate(n: int) -> float:
-            per_seed[n] = [metric_value(runner.get(n, seed), metric) for seed in seeds]
+            per_seed[n] = [metric_value(record, metric) for record in runner.get_all([(n, seed) for seed in seeds])]
             return float(np.mean(per_seed[n]))
 
         result = search(evaluate, below, limit, precision)

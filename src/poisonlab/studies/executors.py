@@ -9,7 +9,6 @@ class with the same `run` method (rayexec.RayExecutor)."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 import signal
 from collections.abc import Callable
@@ -26,19 +25,9 @@ from poisonlab.studies.resume import finish, reusable
 from poisonlab.studies.run import RunSpec, run, run_stacked, stack_key
 from poisonlab.training import STACK_MODES, TORCH_MODELS
 from poisonlab.training.loop import pick_device
+from poisonlab.training.parallel import MAX_ATTEMPTS, check_jobs, stop, threads_per_job
 
-MAX_ATTEMPTS = 2  # a run whose worker crashed is retried once
 STACK_LIMIT = 64  # most runs trained in one stack
-
-
-def cores() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def default_jobs() -> int:
-    """Parallel runs by default: one per 4 cores (small CNNs gain little from more threads), so 1 on a 2-core machine."""
-    return max(1, cores() // 4)
 
 
 @dataclass(frozen=True)
@@ -203,7 +192,7 @@ class ProcessPool:
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self.threads = max(1, cores() // jobs)
+        self.threads = threads_per_job(jobs)
         self.context = multiprocessing.get_context("spawn")
 
     def _start(self, job: Job) -> tuple[multiprocessing.Process, Connection]:
@@ -228,7 +217,7 @@ class ProcessPool:
                 while pending and len(busy) < self.jobs:
                     worker, conn = idle.pop() if idle else self._start(job)
                     if not worker.is_alive():  # an idle worker that died meanwhile
-                        _stop(worker, conn)
+                        stop(worker, conn)
                         worker, conn = self._start(job)
                     spec = pending.pop()
                     attempts[spec] += 1
@@ -256,7 +245,7 @@ class ProcessPool:
                         idle.append((worker, conn))
                         report(event)
                         continue
-                    _stop(worker, conn)  # a failed run is retried in a fresh process
+                    stop(worker, conn)  # a failed run is retried in a fresh process
                     if attempts[spec] < MAX_ATTEMPTS:
                         pending.append(spec)
                         report(Event("retry", spec, event.detail))
@@ -265,22 +254,9 @@ class ProcessPool:
         finally:
             for conn, (worker, _) in busy.items():
                 worker.kill()
-                _stop(worker, conn)
+                stop(worker, conn)
             for worker, conn in idle:
-                _stop(worker, conn)
-
-
-def _stop(worker: multiprocessing.Process, conn: Connection) -> None:
-    """Ask a worker to exit, wait briefly, kill it if it does not."""
-    try:
-        conn.send(None)
-    except OSError:
-        pass
-    worker.join(5)
-    if worker.is_alive():
-        worker.kill()
-        worker.join()
-    conn.close()
+                stop(worker, conn)
 
 
 def stacks(stack: str, model: object) -> bool:
@@ -296,8 +272,7 @@ def stacks(stack: str, model: object) -> bool:
 def executor(jobs: int = 1, stack: str = "off", model: object = None) -> Executor:
     """The local executor of a sweep's runs: `Stacked` when `stack` and `model` (a model name, factory or estimator)
     say so (see `stacks`), else in this process for 1 job or a pool of `jobs` worker processes."""
-    if not isinstance(jobs, int) or jobs < 1:
-        raise PoisonlabError(f"jobs must be a whole number of at least 1, got {jobs!r}; use 1 to run in this process")
+    check_jobs(jobs)
     if stacks(stack, model):
         return Stacked()
     return InProcess() if jobs == 1 else ProcessPool(jobs)

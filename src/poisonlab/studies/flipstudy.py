@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,14 +22,35 @@ from poisonlab.studies.claims import claim
 from poisonlab.studies.resume import finish, reusable
 from poisonlab.training import MODELS
 from poisonlab.training.loop import TrainConfig
+from poisonlab.training.parallel import check_jobs, pmap
+
+
+def claimed(spec: FlipSpec, data: Dataset, out: Path, overwrite: bool = False, model=None,
+            note: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+            on_epoch: Callable[[dict], None] | None = None) -> tuple[str, dict]:
+    """Under the run folder's claim: ("reused", record) when another command finished the run meanwhile (unless
+    `overwrite`), else train it, write its folder and return ("done", record)."""
+    run_dir = out / spec.folder()
+    with claim(run_dir, spec.to_dict(), wait=True, note=note):
+        record = None if overwrite else reusable(run_dir, spec.to_dict(), False)
+        if record is not None:
+            return "reused", record
+        record, fitted = flip.run(spec, data, model=model, on_epoch=on_epoch)
+        return "done", finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
+                                                        "num_classes": data.num_classes, "seed": spec.seed})
+
+
+def claimed_in_worker(shared: tuple, spec: FlipSpec) -> tuple[str, dict]:
+    """`claimed` in a worker process, `shared` being (data, out, overwrite, model)."""
+    return claimed(spec, *shared)
 
 
 class Runner:
-    """Trains or reloads flip runs of one base spec on one dataset, with a progress bar."""
+    """Trains or reloads flip runs of one base spec on one dataset, `jobs` at a time, with a progress bar."""
 
     def __init__(self, base: FlipSpec, data: Dataset, out: Path, console: Console | None = None, overwrite: bool = False,
-                 *, model=None):
-        self.base, self.data, self.overwrite, self.model = base, data, overwrite, model
+                 *, model=None, jobs: int = 1):
+        self.base, self.data, self.overwrite, self.model, self.jobs = base, data, overwrite, model, check_jobs(jobs)
         self.console = console or Console(stderr=True)
         self.out = store.ensure_writable(out)
         self.trained, self.reused = 0, 0
@@ -48,34 +71,61 @@ class Runner:
         self.progress.update(self.task, total=count)
 
     def get(self, n: int, seed: int) -> dict:
-        """The record of N flips with `seed`: reloaded when finished, else trained and saved under the run's claim."""
+        """The record of N flips with `seed`: reloaded when finished, else trained here and saved under the run's claim."""
         spec = replace(self.base, n=n, seed=seed)
-        run_dir, label, note = self.out / spec.folder(), f"N={n} seed {seed}", self.progress.console.print
-        record = reusable(run_dir, spec.to_dict(), self.overwrite, note)
+        note = self.progress.console.print
+        record = reusable(self.out / spec.folder(), spec.to_dict(), self.overwrite, note)
         if record is None:
-            with claim(run_dir, spec.to_dict(), wait=True, note=note):
-                record = None if self.overwrite else reusable(run_dir, spec.to_dict(), False)
-                if record is None:
-                    return self._train(spec, run_dir, label)
-        self.reused += 1
-        self.progress.update(self.task, advance=1, description=label, status="already done")
+            self.progress.update(self.task, description=label(spec), status="training")
+
+            def show(row: dict) -> None:
+                self.progress.update(self.task, status=f"epoch {row['epoch']}/{spec.train.max_epochs} loss {row['train_loss']:.3f}")
+
+            kind, record = claimed(spec, self.data, self.out, self.overwrite, self.model, note, show)
+        else:
+            kind = "reused"
+        self._count(spec, kind, record)
         return record
 
-    def _train(self, spec: FlipSpec, run_dir: Path, label: str) -> dict:
-        """Train, save and return the record of one flip run."""
-        self.progress.update(self.task, description=label, status="training")
+    def get_all(self, pairs: list[tuple[int, int]]) -> list[dict]:
+        """The records of each (N, seed): with 1 job one `get` after another, else the unfinished runs `jobs` at a
+        time in worker processes (each writing its own run folder)."""
+        if self.jobs == 1:
+            return [self.get(n, seed) for n, seed in pairs]
+        specs = [replace(self.base, n=n, seed=seed) for n, seed in pairs]
+        records: dict[FlipSpec, dict] = {}
+        for spec in specs:
+            record = reusable(self.out / spec.folder(), spec.to_dict(), self.overwrite, self.progress.console.print)
+            if record is not None:
+                records[spec] = record
+                self._count(spec, "reused", record)
+        todo = [spec for spec in specs if spec not in records]
+        self.progress.update(self.task, description=f"{len(todo)} runs, {self.jobs} at a time", status="training")
 
-        def show(row: dict) -> None:
-            self.progress.update(self.task, status=f"epoch {row['epoch']}/{spec.train.max_epochs} loss {row['train_loss']:.3f}")
+        def collect(index: int, result: tuple[str, dict]) -> None:
+            records[todo[index]] = result[1]
+            self._count(todo[index], *result)
 
-        record, model = flip.run(spec, self.data, model=self.model, on_epoch=show)
-        record = finish(run_dir, record, model, {"name": spec.model, "shape": list(self.data.x_train.shape[1:]),
-                                                 "num_classes": self.data.num_classes, "seed": spec.seed})
+        pmap(claimed_in_worker, todo, self.jobs, context=(self.data, self.out, self.overwrite, self.model),
+             on_result=collect, note=self.progress.console.print, label=label)
+        return [records[spec] for spec in specs]
+
+    def _count(self, spec: FlipSpec, kind: str, record: dict) -> None:
+        """Count and show one finished run: "done" (trained now) or "reused"."""
+        if kind == "reused":
+            self.reused += 1
+            self.progress.update(self.task, advance=1, description=label(spec), status="already done")
+            return
         self.trained += 1
         accuracy = record["metrics"]["overall_accuracy"]
         self.progress.update(self.task, advance=1, status=f"test acc {accuracy:.4f}")
-        self.progress.console.print(f"{label}: test accuracy {accuracy:.4f} in {record['train_seconds']:.1f}s", highlight=False)
-        return record
+        self.progress.console.print(f"{label(spec)}: test accuracy {accuracy:.4f} in {record['train_seconds']:.1f}s",
+                                    highlight=False)
+
+
+def label(spec: FlipSpec) -> str:
+    """A flip run's short label, e.g. "N=5 seed 0"."""
+    return f"N={spec.n} seed {spec.seed}"
 
 
 def prepare(dataset: str | Dataset, source: str | int, target: str | int, counts: list[int], *, model: str = "simplecnn",
@@ -103,12 +153,13 @@ def default_out(kind: str, base: FlipSpec, data: Dataset) -> Path:
 
 
 def run_flip(base: FlipSpec, data: Dataset, counts: list[int], seeds: list[int], out: Path, console: Console | None = None,
-             *, overwrite: bool = False, json_path: Path | None = None, model=None) -> dict:
-    """Train the clean model and each N for every seed (resuming), then write flip.json, report.md and figures/."""
+             *, overwrite: bool = False, json_path: Path | None = None, model=None, jobs: int = 1) -> dict:
+    """Train the clean model and each N for every seed (resuming; `jobs` runs at a time, see `Runner.get_all`), then
+    write flip.json, report.md and figures/ (in this process only)."""
     ns = sorted({0, *counts})
-    with Runner(base, data, out, console, overwrite, model=model) as runner:
+    with Runner(base, data, out, console, overwrite, model=model, jobs=jobs) as runner:
         runner.expect(len(ns) * len(seeds))
-        records = [runner.get(n, seed) for n in ns for seed in seeds]
+        records = runner.get_all([(n, seed) for n in ns for seed in seeds])
     doc = flipreport.document(records, base.source, base.target)
     for path in (out / "flip.json", json_path):
         if path is not None:

@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Callable
 
 from poisonlab.errors import PoisonlabError
-from poisonlab.studies.executors import MAX_ATTEMPTS, Event, Job, Trainer
+from poisonlab.studies.executors import Event, Job, Trainer
 from poisonlab.studies.run import RunSpec
+from poisonlab.training.parallel import MAX_ATTEMPTS
 
 CONNECT_TIMEOUT_S = 10.0
-MAX_DEFAULT_CPUS = 4  # small CNNs gain little from more threads per run (see executors.default_jobs)
+MAX_DEFAULT_CPUS = 4  # small CNNs gain little from more threads per run (see training.parallel.default_jobs)
 ADDRESS = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\s\[\]]+):(?P<port>\d{1,5})")
 INSTALL = "pip install 'poisonlab[ray]'"
 

@@ -16,6 +16,7 @@ from poisonlab.errors import PoisonlabError, RunsFailed, check_choice
 from poisonlab.studies import executors
 from poisonlab.studies.resume import pending
 from poisonlab.studies.run import RunSpec
+from poisonlab.training.parallel import check_jobs
 
 
 def plan(
@@ -109,6 +110,7 @@ def placed(jobs: int = 1, kind: str = "local", address: str | None = None, cpus_
     """The executor of a sweep's runs: for kind "local", `executors.executor(jobs, stack, model)`; for "ray", Ray tasks
     on the cluster at `address` declaring `cpus_per_run` and `gpus_per_run` (see rayexec.RayExecutor)."""
     check_choice(kind, EXECUTORS, "executor")
+    check_jobs(jobs)
     if kind == "ray":
         if stack == "on":
             raise PoisonlabError("stacked training runs in this process; with the ray executor each run is one task: "

@@ -1,0 +1,157 @@
+"""Independent tasks in parallel worker processes: the cores split between them, results in input order, a crashed
+task (exception or dead worker) reported and retried once in a fresh worker, then raised, never dropped."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any, TypeVar
+
+from poisonlab.errors import PoisonlabError, RunsFailed
+
+MAX_ATTEMPTS = 2  # a task whose worker crashed is retried once
+
+Item = TypeVar("Item")
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_jobs() -> int:
+    """Parallel runs by default: one per 4 cores (small CNNs gain little from more threads), so 1 on a 2-core machine."""
+    return max(1, cores() // 4)
+
+
+def check_jobs(jobs: object) -> int:
+    """`jobs` as a whole number of at least 1, else a one-line error naming the value."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise PoisonlabError(f"jobs must be a whole number of at least 1, got {jobs!r}; use 1 to run in this process")
+    return jobs
+
+
+def threads_per_job(jobs: int) -> int:
+    """Torch threads of each of `jobs` workers: the cores split evenly, at least 1."""
+    return max(1, cores() // jobs)
+
+
+def stop(worker: multiprocessing.Process, conn: Connection) -> None:
+    """Ask a worker to exit (None on its pipe), wait briefly, kill it if it does not."""
+    try:
+        conn.send(None)
+    except OSError:
+        pass
+    worker.join(5)
+    if worker.is_alive():
+        worker.kill()
+        worker.join()
+    conn.close()
+
+
+def _serve(conn: Connection, fn: Callable, context: Any, threads: int) -> None:
+    """Worker process: answer each (index, item) received with ("ok" | "bad-input" | "failed", index, result or why)."""
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    torch.set_num_threads(threads)
+    while (task := conn.recv()) is not None:
+        index, item = task
+        try:
+            conn.send(("ok", index, fn(context, item)))
+        except PoisonlabError as exc:  # bad input: the same error in the parent, not a crash to retry
+            conn.send(("bad-input", index, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - any other failure is reported and retried
+            conn.send(("failed", index, f"{type(exc).__name__}: {exc}"))
+
+
+def pmap(fn: Callable[[Any, Item], Any], items: Sequence[Item], jobs: int, *, context: Any = None,
+         on_result: Callable[[int, Any], None] = lambda index, result: None,
+         note: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+         label: Callable[[Item], str] = str) -> list:
+    """[fn(context, item) for item in items], `jobs` at a time in spawned workers of `threads_per_job(jobs)` torch
+    threads each (`context` sent once per worker); with 1 job, or 1 item, in this process, exceptions propagating as
+    raised.
+
+    `fn` must be a module-level function and `context` and the items picklable. `on_result(index, result)` runs in
+    this process as each task finishes. A task whose worker raised or died is reported through `note` and retried
+    once in a fresh worker; after every other task finished, tasks that failed twice raise RunsFailed (named by
+    `label`). A PoisonlabError (bad input) in a worker is raised here as it is."""
+    if min(check_jobs(jobs), len(items)) <= 1:
+        results = []
+        for index, item in enumerate(items):
+            results.append(fn(context, item))
+            on_result(index, results[-1])
+        return results
+    try:
+        pickle.dumps((fn, context))
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise PoisonlabError(f"the model or data cannot be sent to worker processes ({exc}); define a model factory at "
+                             "module level (not a lambda or local function), or use 1 job") from None
+    spawn = multiprocessing.get_context("spawn")
+    threads = threads_per_job(jobs)
+
+    def start() -> tuple[multiprocessing.Process, Connection]:
+        parent, child = spawn.Pipe()
+        worker = spawn.Process(target=_serve, args=(child, fn, context, threads), daemon=True)
+        worker.start()
+        child.close()
+        return worker, parent
+
+    results: dict[int, Any] = {}
+    failed: dict[int, str] = {}
+    pending, attempts = list(reversed(range(len(items)))), [0] * len(items)
+    busy: dict[Connection, tuple[multiprocessing.Process, int]] = {}
+    idle: list[tuple[multiprocessing.Process, Connection]] = []
+    try:
+        while pending or busy:
+            while pending and len(busy) < jobs:
+                worker, conn = idle.pop() if idle else start()
+                if not worker.is_alive():  # an idle worker that died meanwhile
+                    stop(worker, conn)
+                    worker, conn = start()
+                index = pending.pop()
+                attempts[index] += 1
+                conn.send((index, items[index]))
+                busy[conn] = (worker, index)
+            by_sentinel = {worker.sentinel: conn for conn, (worker, _) in busy.items()}
+            for ready in wait([*busy, *by_sentinel]):
+                conn = by_sentinel.get(ready, ready)
+                if conn not in busy:  # its pipe and its sentinel were both ready
+                    continue
+                worker, index = busy.pop(conn)
+                try:
+                    kind, _, detail = conn.recv()
+                except (EOFError, OSError):
+                    worker.join(5)
+                    kind, detail = "failed", f"worker process died (exit code {worker.exitcode})"
+                if kind == "bad-input":
+                    raise PoisonlabError(detail)
+                if kind == "ok":
+                    idle.append((worker, conn))
+                    results[index] = detail
+                    on_result(index, detail)
+                    continue
+                stop(worker, conn)  # a failed task is retried in a fresh process
+                if attempts[index] < MAX_ATTEMPTS:
+                    pending.append(index)
+                    note(f"{label(items[index])}: failed ({detail}); retrying it once")
+                else:
+                    failed[index] = detail
+                    note(f"{label(items[index])}: failed again ({detail})")
+    finally:
+        for conn, (worker, _) in busy.items():
+            worker.kill()
+            stop(worker, conn)
+        for worker, conn in idle:
+            stop(worker, conn)
+    if failed:
+        raise RunsFailed(f"{len(failed)} of {len(items)} tasks failed twice "
+                         f"({'; '.join(f'{label(items[i])}: {why}' for i, why in sorted(failed.items()))}); "
+                         "saved runs stay saved: run it again to retry the failed ones")
+    return [results[i] for i in range(len(items))]
