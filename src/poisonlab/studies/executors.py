@@ -25,7 +25,7 @@ from poisonlab.studies.resume import finish, reusable
 from poisonlab.studies.run import RunSpec, run, run_stacked, stack_key
 from poisonlab.training import STACK_MODES, TORCH_MODELS
 from poisonlab.training.loop import pick_device
-from poisonlab.training.parallel import MAX_ATTEMPTS, check_jobs, stop, threads_per_job
+from poisonlab.training.parallel import MAX_ATTEMPTS, check_jobs, stop, stop_all, threads_per_job
 
 STACK_LIMIT = 64  # most runs trained in one stack
 
@@ -252,11 +252,7 @@ class ProcessPool:
                     else:
                         report(event)
         finally:
-            for conn, (worker, _) in busy.items():
-                worker.kill()
-                stop(worker, conn)
-            for worker, conn in idle:
-                stop(worker, conn)
+            stop_all(busy, idle)
 
 
 def stacks(stack: str, model: object) -> bool:

@@ -29,6 +29,15 @@ def default_jobs() -> int:
     return max(1, cores() // 4)
 
 
+def stop_all(busy: dict, idle: list) -> None:
+    """End a pool: kill the busy workers ({conn: (worker, task)}), ask the idle ones ([(worker, conn)]) to exit."""
+    for conn, (worker, _) in busy.items():
+        worker.kill()
+        stop(worker, conn)
+    for worker, conn in idle:
+        stop(worker, conn)
+
+
 def check_jobs(jobs: object) -> int:
     """`jobs` as a whole number of at least 1, else a one-line error naming the value."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -145,11 +154,7 @@ def pmap(fn: Callable[[Any, Item], Any], items: Sequence[Item], jobs: int, *, co
                     failed[index] = detail
                     note(f"{label(items[index])}: failed again ({detail})")
     finally:
-        for conn, (worker, _) in busy.items():
-            worker.kill()
-            stop(worker, conn)
-        for worker, conn in idle:
-            stop(worker, conn)
+        stop_all(busy, idle)
     if failed:
         raise RunsFailed(f"{len(failed)} of {len(items)} tasks failed twice "
                          f"({'; '.join(f'{label(items[i])}: {why}' for i, why in sorted(failed.items()))}); "
