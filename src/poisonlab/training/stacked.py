@@ -228,4 +228,5 @@ def fit_torch_stacked(
     final = best if len(x_val) else stack.state()
     for i, model in enumerate(models):
         model.load_state_dict({n: t[i] for n, t in final.items()})
-    return [stopper.result(i, histories[i], precision, path="stacked", stack_size=n_models, stack_forward=how) for i in range(n_models)]
+    return [stopper.result(i, histories[i], precision, path="stacked", stack_size=n_models, stack_forward=how)
+            for i in range(n_models)]
