@@ -41,16 +41,18 @@ def penultimate_pass(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: 
     return Activations(fitting.penultimate(model, x), name, time.perf_counter() - started)
 
 
+def classes(labels: np.ndarray, least: int) -> list[np.ndarray]:
+    """The item indices of each class with at least `least` items."""
+    return [idx for idx in (np.flatnonzero(labels == label) for label in np.unique(labels)) if len(idx) >= least]
+
+
 def spectral_scores(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per class: squared projection of the centred activations on their top right singular vector, divided by the
     class's mean (so classes compare); flag the top FLAG_SHARE of each class.
 
     Returns scores (N,) and flags (N,) bool."""
     scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), bool)
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        if len(idx) < 2:
-            continue
+    for idx in classes(labels, least=2):
         centred = features[idx] - features[idx].mean(0)
         top = np.linalg.svd(centred, full_matrices=False)[2][0]
         projected = (centred @ top) ** 2
@@ -65,10 +67,7 @@ def cluster_scores(features: np.ndarray, labels: np.ndarray, seed: int) -> tuple
 
     Returns scores (N,) and flags (N,) bool."""
     scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), bool)
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        if len(idx) < 3:
-            continue
+    for idx in classes(labels, least=3):
         reduced = PCA(min(CLUSTER_COMPONENTS, len(idx) - 1, features.shape[1]), random_state=seed).fit_transform(features[idx])
         assigned = KMeans(2, n_init=10, random_state=seed).fit_predict(reduced)
         share = np.bincount(assigned, minlength=2)[assigned] / len(idx)

@@ -22,7 +22,7 @@ from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.reporting import backdoorplots
 from poisonlab.studies import claims
-from poisonlab.studies.resume import finish, pending, reusable
+from poisonlab.studies.resume import pending
 from poisonlab.studies.run import DEFAULT_MODEL, dataset_record, environment, split_indices
 from poisonlab.training import fitting, metrics, models
 from poisonlab.training.loop import TrainConfig, pick_device
@@ -123,14 +123,9 @@ def claimed(spec: BackdoorSpec, data: Dataset, out: Path, overwrite: bool = Fals
             on_epoch: Callable[[dict], None] | None = None) -> tuple[str, dict]:
     """Under the run folder's claim: ("reused", record) when another command finished the run meanwhile (unless
     `overwrite`), else train it, write its folder and return ("done", record)."""
-    run_dir = out / spec.folder()
-    with claims.claim(run_dir, spec.to_dict(), wait=True, note=note):
-        record = None if overwrite else reusable(run_dir, spec.to_dict(), False, row=True, data=dataset_record(data))
-        if record is not None:
-            return "reused", record
-        record, fitted = run(spec, data, model=model, on_epoch=on_epoch)
-        return "done", finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
-                                                        "num_classes": data.num_classes, "seed": spec.seed})
+    return claims.trained(out / spec.folder(), spec.to_dict(), lambda: run(spec, data, model=model, on_epoch=on_epoch),
+                          {"name": spec.model, "shape": list(data.x_train.shape[1:]), "num_classes": data.num_classes,
+                           "seed": spec.seed}, overwrite=overwrite, note=note, row=True, data=dataset_record(data))
 
 
 def claimed_in_worker(shared: tuple, spec: BackdoorSpec) -> tuple[str, dict]:

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from poisonlab import store
 from poisonlab.errors import PoisonlabError
-from poisonlab.studies.resume import differences
+from poisonlab.studies.resume import differences, finish, reusable
 
 CLAIM_FILE = ".claim"
 T = TypeVar("T")
@@ -91,3 +91,16 @@ def _write(fd: int, holder: dict | None) -> None:
     os.ftruncate(fd, 0)
     if holder is not None:
         os.pwrite(fd, json.dumps(holder).encode(), 0)
+
+
+def trained(run_dir: Path, config: dict, train: Callable[[], tuple[dict, object]], meta: dict, *, overwrite: bool = False,
+            note: Note = lambda text: None, row: bool = False, data: dict | None = None) -> tuple[str, dict]:
+    """Under `run_dir`'s claim (waiting for another command's): ("reused", record) when a finished run may be reused
+    (see `resume.reusable`; never with `overwrite`), else `train()` -> (record, model), write the folder and return
+    ("done", record)."""
+    with claim(run_dir, config, wait=True, note=note):
+        saved = None if overwrite else reusable(run_dir, config, False, note, row=row, data=data)
+        if saved is not None:
+            return "reused", saved
+        record, fitted = train()
+        return "done", finish(run_dir, record, fitted, meta)

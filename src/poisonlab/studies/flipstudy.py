@@ -18,8 +18,8 @@ from poisonlab.reporting import flipplots
 from poisonlab.reporting import flips as flipreport
 from poisonlab.studies import flip
 from poisonlab.studies.flip import FLIP_TRAINING, FlipSpec, check_request, load_data
-from poisonlab.studies.claims import claim
-from poisonlab.studies.resume import finish, reusable
+from poisonlab.studies.claims import trained
+from poisonlab.studies.resume import reusable
 from poisonlab.training import MODELS
 from poisonlab.training.loop import TrainConfig
 from poisonlab.training.parallel import check_jobs, pmap
@@ -30,14 +30,9 @@ def claimed(spec: FlipSpec, data: Dataset, out: Path, overwrite: bool = False, m
             on_epoch: Callable[[dict], None] | None = None) -> tuple[str, dict]:
     """Under the run folder's claim: ("reused", record) when another command finished the run meanwhile (unless
     `overwrite`), else train it, write its folder and return ("done", record)."""
-    run_dir = out / spec.folder()
-    with claim(run_dir, spec.to_dict(), wait=True, note=note):
-        record = None if overwrite else reusable(run_dir, spec.to_dict(), False)
-        if record is not None:
-            return "reused", record
-        record, fitted = flip.run(spec, data, model=model, on_epoch=on_epoch)
-        return "done", finish(run_dir, record, fitted, {"name": spec.model, "shape": list(data.x_train.shape[1:]),
-                                                        "num_classes": data.num_classes, "seed": spec.seed})
+    return trained(out / spec.folder(), spec.to_dict(), lambda: flip.run(spec, data, model=model, on_epoch=on_epoch),
+                   {"name": spec.model, "shape": list(data.x_train.shape[1:]), "num_classes": data.num_classes,
+                    "seed": spec.seed}, overwrite=overwrite, note=note)
 
 
 def claimed_in_worker(shared: tuple, spec: FlipSpec) -> tuple[str, dict]:
