@@ -9,6 +9,10 @@ normalised tensor, a DataLoader (batch 128, shuffle, 2 workers), Adam 1e-3, fp32
 poisonlab.training.fitting.fit (batch 256, no validation set so it trains exactly the same epochs). Share of
 peak = training FLOPs per image (forward + backward, counted by torch.utils.flop_counter) x images/s / the FLOP/s
 of a dense 2048 x 2048 matmul measured in this process, in the loop's precision, with the same threads.
+
+With --to-accuracy the loops race to EQUAL accuracy instead: the plain loop trains --epochs epochs and its test
+accuracy after the last one is the target; each poisonlab loop trains (up to 3 x --epochs) until its test accuracy
+first reaches the target. Reported: epochs and training seconds to the target (test evaluations not timed), ratio.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -44,18 +49,84 @@ class ItemDataset(Dataset):
         return (image - 0.5) / 0.5, int(self.y[i])
 
 
-def plain_loop(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> None:
-    """Train `epochs` epochs the tutorial way."""
+def plain_loop(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
+               on_epoch: Callable[[dict], None] | None = None) -> None:
+    """Train `epochs` epochs the tutorial way, calling `on_epoch` after each."""
     loader = DataLoader(ItemDataset(x, y), batch_size=128, shuffle=True, num_workers=2,
                         generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    model.train()
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
+        model.train()
         for xb, yb in loader:
             loss = nn.functional.cross_entropy(model(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if on_epoch:
+            on_epoch({"epoch": epoch})
+
+
+class TargetReached(Exception):
+    """Ends a poisonlab loop from its epoch callback once the target accuracy is reached."""
+
+
+class Race:
+    """Epoch callback: test accuracy after every epoch and the training seconds so far (evaluations not timed);
+    raises TargetReached at the first epoch whose accuracy reaches `target`."""
+
+    def __init__(self, model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, target: float = float("inf")) -> None:
+        self.model, self.x_test, self.y_test, self.target = model, x_test, y_test, target
+        self.accuracy: list[float] = []
+        self.seconds: list[float] = []
+        self.paused = 0.0
+        self.start = time.perf_counter()
+
+    def __call__(self, row: dict) -> None:
+        stopped = time.perf_counter()
+        self.seconds.append(stopped - self.start - self.paused)
+        self.accuracy.append(float((fitting.predict(self.model, self.x_test) == self.y_test).mean()))
+        self.paused += time.perf_counter() - stopped
+        if self.accuracy[-1] >= self.target:
+            raise TargetReached
+
+    def to(self, target: float) -> tuple[int, float] | None:
+        """(epochs, training seconds) until the accuracy first reached `target`; None if it never did."""
+        reached = [i for i, acc in enumerate(self.accuracy) if acc >= target]
+        return (reached[0] + 1, self.seconds[reached[0]]) if reached else None
+
+
+def race(name: str, data, x_test: np.ndarray, y_test: np.ndarray, epochs: int, repeats: int) -> None:
+    """Print the equal-accuracy table of one (model, dataset): epochs and seconds to the plain loop's final accuracy."""
+    shape, reached = data.x_train.shape[1:], {"plain": [], "fp32": [], "bf16": []}
+    targets = []
+    for _ in range(repeats):
+        model = fitting.build(name, shape, data.num_classes, 0)
+        plain = Race(model, x_test, y_test)
+        plain_loop(model, data.x_train, data.y_train, epochs, 0, on_epoch=plain)
+        targets.append(target := plain.accuracy[-1])
+        reached["plain"].append(plain.to(target))
+        for loop in ("fp32", "bf16"):
+            model = fitting.build(name, shape, data.num_classes, 0)
+            ours = Race(model, x_test, y_test, target)
+            try:
+                fitting.fit(model, data.x_train, data.y_train, on_epoch=ours, seed=0, device=torch.device("cpu"),
+                            config=TrainConfig(max_epochs=3 * epochs, precision=loop))
+            except TargetReached:
+                pass
+            reached[loop].append(ours.to(target))
+    base = statistics.median(seconds for _, seconds in reached["plain"])
+    for loop, runs in reached.items():
+        label = "plain tutorial loop, fp32" if loop == "plain" else "poisonlab " + loop
+        done = [r for r in runs if r is not None]
+        if len(done) < len(runs):
+            print(f"| {name} | {data.name} {len(data.y_train)} | {label} | not reached in {3 * epochs} epochs "
+                  f"({len(runs) - len(done)} of {len(runs)}) | | |")
+            continue
+        seconds = statistics.median(s for _, s in done)
+        print(f"| {name} | {data.name} {len(data.y_train)} | {label} | {statistics.median(e for e, _ in done):g} "
+              f"| {seconds:.1f} s | {base / seconds:.2f}x |", flush=True)
+    print(f"(target: the plain loop's test accuracy after {epochs} epochs, {', '.join(f'{t:.4f}' for t in targets)}; "
+          f"median of {repeats} repetitions)")
 
 
 def train_flops(model: nn.Module, shape: tuple[int, ...], batch: int = 64) -> float:
@@ -87,9 +158,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smoke run: 512 images, 1 epoch, 1 repetition, every 10th test image")
+    parser.add_argument("--to-accuracy", action="store_true", help="race to the plain loop's accuracy after --epochs epochs")
     args = parser.parse_args()
     if args.quick:
         args.size, args.epochs, args.repeats = 512, 1, 1
+    if args.to_accuracy:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        print("| model | dataset | loop | epochs to the target | training time to the target | ratio |")
+        print("|---|---|---|---|---|---|")
+        for name, dataset in CASES:
+            data = poisonlab.load_dataset(dataset, data_dir=args.data_dir, size=args.size)
+            test = (data.x_test[::10], data.y_test[::10]) if args.quick else (data.x_test, data.y_test)
+            race(name, data, *test, args.epochs, args.repeats)
+        return
     loops = ("plain", "fp32", "bf16")
     peaks = {p: statistics.median(matmul_peak(p) for _ in range(3)) for p in ("fp32", "bf16")}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul peak fp32 {peaks['fp32'] / 1e9:.0f} "

@@ -1,5 +1,6 @@
-"""The parallel primitive: results in input order, in this process for 1 job, a worker that dies or raises retried once,
-a task failing twice reported (after the others finished), bad input raised as it is, bad job counts refused."""
+"""The parallel primitives: results in input order, in this process for 1 job, a worker that dies or raises retried once,
+a task failing twice reported (after the others finished), bad input raised as it is, bad job counts refused; a
+stream's messages arrive in order before the task's result, its setup runs once per worker."""
 
 import os
 from pathlib import Path
@@ -31,6 +32,18 @@ def raise_on_two(_, item: int) -> int:
     if item == 2:
         raise RuntimeError("two is unlucky")
     return item
+
+
+def setup_token(offset: int) -> tuple[int, str]:
+    """A state unique to each call (a new token per setup)."""
+    return offset, f"{os.getpid()}-{os.urandom(8).hex()}"
+
+
+def count_up(state: tuple[int, str], item: int, send) -> tuple[str, int]:
+    """Send offset + 0 .. item - 1 as messages; return the worker's setup token and the item."""
+    for i in range(item):
+        send(state[0] + i)
+    return state[1], item
 
 
 def bad_input(_, item: int) -> int:
@@ -78,3 +91,15 @@ def test_bad_job_counts_name_the_value(jobs):
 def test_threads_split_the_cores():
     assert parallel.threads_per_job(1) == parallel.cores() and parallel.threads_per_job(10**6) == 1
     assert parallel.default_jobs() == max(1, parallel.cores() // 4)
+
+
+def test_a_stream_sends_messages_before_each_result_and_sets_up_each_worker_once():
+    events = []
+    parallel.stream(count_up, [3, 0, 2, 4], 2, context=100, setup=setup_token,
+                    on_event=lambda kind, index, detail: events.append((kind, index, detail)))
+    for index, item in enumerate([3, 0, 2, 4]):
+        mine = [(kind, detail) for kind, i, detail in events if i == index]
+        assert [kind for kind, _ in mine] == ["start", *["message"] * item, "ok"]
+        assert [detail for kind, detail in mine if kind == "message"] == [100 + i for i in range(item)]
+    tokens = {detail[0] for kind, _, detail in events if kind == "ok"}
+    assert len(tokens) == 2 and str(os.getpid()) not in {t.split("-")[0] for t in tokens}  # two workers, set up once each

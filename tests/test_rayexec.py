@@ -1,6 +1,6 @@
-"""Runs as Ray tasks: a small real sweep on a local Ray cluster gives the local executor's results for the same seeds,
-resumes without training, retries a failed task once and reports it, and is reachable from `poisonlab train` and
-`pl.sweep`."""
+"""Runs as Ray tasks: a small real sweep on a local Ray cluster gives the local executor's results for the same seeds
+(one run per task, or one stack group per task), resumes without training, retries a failed task once and reports
+it, and is reachable from `poisonlab train` and `pl.sweep`."""
 
 import os
 import shutil
@@ -127,6 +127,17 @@ def test_ray_gives_the_local_results_for_the_same_seeds_and_resumes(cluster, tmp
     assert (again["trained"], again["skipped"]) == (0, 3) and len(store.results(tmp_path / "ray")) == 3
 
 
+def test_a_stack_group_is_one_task_and_gives_the_local_stack(cluster, tmp_path, one_thread):
+    local = sweep.execute(SPECS, tmp_path / "local", stack="on")
+    remote = sweep.execute(SPECS, tmp_path / "ray", stack="on", executor="ray", address=cluster, cpus_per_run=1)
+    assert remote["trained"] == 3 and table(tmp_path / "ray") == table(tmp_path / "local")
+    assert [(r["training"]["path"], r["training"]["stack_size"]) for r in remote["records"]] == [("stacked", 3)] * 3
+    for key in ("metrics", "weights_sha256"):
+        assert [r[key] for r in remote["records"]] == [r[key] for r in local["records"]]
+    auto = sweep.execute(SPECS[:1], tmp_path / "auto", stack="auto", executor="ray", address=cluster, cpus_per_run=1)
+    assert auto["records"][0]["training"]["path"] == "single"  # tasks without GPUs train one run each
+
+
 def test_a_failed_task_is_retried_once_then_reported_and_the_others_are_saved(cluster, tmp_path, capsys):
     from rich.console import Console
 
@@ -196,6 +207,8 @@ def test_resources_and_addresses_are_checked_before_any_work(cluster, tmp_path, 
         sweep.placed(1, "local", "127.0.0.1:1")
     with pytest.raises(PoisonlabError, match="2 jobs is a setting of the local executor"):
         sweep.placed(2, "ray")
+    with pytest.raises(PoisonlabError, match="model 'svc' is not a torch model and cannot train stacked"):
+        sweep.placed(1, "ray", stack="on", model="svc")
     with pytest.raises(PoisonlabError, match="GPUs per run must be 0 or more"):
         RayExecutor(gpus_per_run=-1)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed

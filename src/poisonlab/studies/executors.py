@@ -8,13 +8,9 @@ class with the same `run` method (rayexec.RayExecutor)."""
 
 from __future__ import annotations
 
-import multiprocessing
-import pickle
-import signal
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Protocol
 
@@ -25,7 +21,7 @@ from poisonlab.studies.resume import finish, reusable
 from poisonlab.studies.run import RunSpec, run, run_stacked, stack_key
 from poisonlab.training import STACK_MODES, TORCH_MODELS
 from poisonlab.training.loop import pick_device
-from poisonlab.training.parallel import MAX_ATTEMPTS, check_jobs, stop, stop_all, threads_per_job
+from poisonlab.training.parallel import check_jobs, stream
 
 STACK_LIMIT = 64  # most runs trained in one stack
 
@@ -166,103 +162,42 @@ class Stacked:
         InProcess().run(job, deferred, report)
 
 
-def _serve(conn: Connection, job: Job, threads: int) -> None:
-    """Worker process: train each spec received on `conn` and send back its events, until None arrives."""
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    torch.set_num_threads(threads)
-    trainer = Trainer(job)
-    while (spec := conn.recv()) is not None:
-        try:
-            kind, record = trainer(spec, on_epoch=lambda row: conn.send(Event("epoch", spec, row)),
-                                   note=lambda text: conn.send(Event("note", spec, text)))
-            conn.send(Event(kind, spec, record))
-        except PoisonlabError as exc:  # bad input: the same error in the parent, not a crash to retry
-            conn.send(Event("bad-input", spec, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - any other failure is reported and retried
-            conn.send(Event("failed", spec, f"{type(exc).__name__}: {exc}"))
+def _train_one(trainer: Trainer, spec: RunSpec, send: Callable[[tuple[str, object]], None]) -> tuple[str, dict]:
+    """Worker task: train and save `spec`, sending its ("epoch", row) and ("note", text) messages as they happen."""
+    return trainer(spec, on_epoch=lambda row: send(("epoch", row)), note=lambda text: send(("note", text)))
 
 
 class ProcessPool:
-    """`jobs` runs at once in spawned worker processes of cores // jobs torch threads each.
+    """`jobs` runs at once in spawned worker processes of cores // jobs torch threads each, each worker keeping its
+    last dataset loaded (training.parallel.stream).
 
     A run whose worker raised or died is reported and retried once in a fresh worker; a bad-input error
     (PoisonlabError) in a worker ends the sweep with that error."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self.threads = threads_per_job(jobs)
-        self.context = multiprocessing.get_context("spawn")
-
-    def _start(self, job: Job) -> tuple[multiprocessing.Process, Connection]:
-        """A fresh worker process and the parent's end of its pipe."""
-        parent, child = self.context.Pipe()
-        worker = self.context.Process(target=_serve, args=(child, job, self.threads), daemon=True)
-        worker.start()
-        child.close()
-        return worker, parent
 
     def run(self, job: Job, specs: list[RunSpec], report: Callable[[Event], None]) -> None:
-        try:
-            pickle.dumps(job)
-        except (pickle.PicklingError, AttributeError, TypeError) as exc:
-            raise PoisonlabError(f"the model or data loader cannot be sent to worker processes ({exc}); define it at "
-                                 "module level (not a lambda or local function), or train one run at a time") from None
-        pending, attempts = list(reversed(specs)), dict.fromkeys(specs, 0)
-        busy: dict[Connection, tuple[multiprocessing.Process, RunSpec]] = {}
-        idle: list[tuple[multiprocessing.Process, Connection]] = []
-        try:
-            while pending or busy:
-                while pending and len(busy) < self.jobs:
-                    worker, conn = idle.pop() if idle else self._start(job)
-                    if not worker.is_alive():  # an idle worker that died meanwhile
-                        stop(worker, conn)
-                        worker, conn = self._start(job)
-                    spec = pending.pop()
-                    attempts[spec] += 1
-                    conn.send(spec)
-                    busy[conn] = (worker, spec)
-                    report(Event("start", spec))
-                by_sentinel = {worker.sentinel: conn for conn, (worker, _) in busy.items()}
-                for ready in wait([*busy, *by_sentinel]):
-                    conn = by_sentinel.get(ready, ready)
-                    if conn not in busy:  # its pipe and its sentinel were both ready
-                        continue
-                    worker, spec = busy[conn]
-                    try:
-                        event = conn.recv()
-                    except (EOFError, OSError):
-                        worker.join(5)
-                        event = Event("failed", spec, f"worker process died (exit code {worker.exitcode})")
-                    if event.kind in ("epoch", "note"):
-                        report(event)
-                        continue
-                    del busy[conn]
-                    if event.kind == "bad-input":
-                        raise PoisonlabError(event.detail)
-                    if event.kind in ("done", "reused"):
-                        idle.append((worker, conn))
-                        report(event)
-                        continue
-                    stop(worker, conn)  # a failed run is retried in a fresh process
-                    if attempts[spec] < MAX_ATTEMPTS:
-                        pending.append(spec)
-                        report(Event("retry", spec, event.detail))
-                    else:
-                        report(event)
-        finally:
-            stop_all(busy, idle)
+        def on_event(kind: str, index: int, detail: object) -> None:
+            """A worker's message ("epoch" or "note", detail) or result ("done" or "reused", record) as the spec's
+            event; start, retry and failed as they are."""
+            kind, detail = detail if kind in ("message", "ok") else (kind, detail)
+            report(Event(kind, specs[index], detail))
+
+        stream(_train_one, specs, self.jobs, on_event=on_event, context=job, setup=Trainer)
 
 
-def stacks(stack: str, model: object) -> bool:
-    """Whether runs train stacked: "on", or "auto" on a CUDA GPU with a torch model (on a CPU one run at a time is faster)."""
+def stacks(stack: str, model: object, gpu: bool | None = None) -> bool:
+    """Whether runs train stacked: "on", or "auto" with a torch model where they train on a GPU (`gpu`; default:
+    this machine has CUDA). On a CPU one run at a time is faster."""
     if stack not in STACK_MODES:
         raise PoisonlabError(f"stack must be one of {', '.join(STACK_MODES)}, got {stack!r}")
     torch_model = model in TORCH_MODELS or (model is not None and not isinstance(model, str) and not hasattr(model, "fit"))
     if stack == "on" and not torch_model:
         raise PoisonlabError(f"model {model!r} is not a torch model and cannot train stacked; use stack off or auto")
-    return stack == "on" or (stack == "auto" and torch_model and pick_device().type == "cuda")
+    if stack != "auto" or not torch_model:
+        return stack == "on"
+    return pick_device().type == "cuda" if gpu is None else gpu
 
 
 def executor(jobs: int = 1, stack: str = "off", model: object = None) -> Executor:

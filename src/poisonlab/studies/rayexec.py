@@ -1,8 +1,9 @@
 """Runs of a sweep as Ray tasks, on a Ray cluster or a local Ray instance, behind the `Executor` interface.
 
-Each run is one task declaring its CPUs (and GPUs); the worker trains it and writes its run folder, so the output
-folder must be on a filesystem that every node shares. The caller alone writes the results table from the events.
-Progress is coarse: "start" when a run is submitted, then "done" or "reused", or "retry" and "failed"; no epochs."""
+Each task declares its CPUs (and GPUs) and trains one run, or, stacked, the runs of one stack group as one model;
+the worker writes their run folders, so the output folder must be on a filesystem that every node shares. The caller
+alone writes the results table from the events. Progress is coarse: "start" when a run is submitted, then "done" or
+"reused", or "retry" and "failed"; no epochs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import uuid
 from collections.abc import Callable
 
 from poisonlab.errors import PoisonlabError
-from poisonlab.studies.executors import Event, Job, Trainer
+from poisonlab.studies.executors import Event, Job, Trainer, stack_groups, stacks
 from poisonlab.studies.run import RunSpec
 from poisonlab.training.parallel import MAX_ATTEMPTS
 
@@ -35,18 +36,22 @@ def parse_address(address: str) -> tuple[str, int]:
     return found["host"].strip("[]"), int(found["port"])
 
 
-def _train(job: Job, token: str, spec: RunSpec, threads: int) -> tuple[str, object]:
-    """Ray task: train and save `spec` on this worker with `threads` torch threads.
+def _train(job: Job, token: str, specs: list[RunSpec], threads: int, stacked: bool) -> tuple[str, object]:
+    """Ray task: train and save `specs` on this worker with `threads` torch threads, one by one or `stacked` as one
+    model (runs another command holds are then trained one by one after it).
 
-    Returns ("done" or "reused", the run record) or ("bad-input" or "failed", why)."""
+    Returns ("done", [(spec, "done" or "reused", record) of each]) or ("bad-input" or "failed", why)."""
     import torch
 
     torch.set_num_threads(threads)
     if token not in _trainers:
         _trainers.clear()
         _trainers[token] = Trainer(job)
+    trainer = _trainers[token]
     try:
-        return _trainers[token](spec)
+        results, busy = (trainer.stacked(specs, on_epoch=lambda spec, row: None, note=lambda text: None) if stacked
+                         else ([], specs))
+        return "done", results + [(spec, *trainer(spec)) for spec in busy]
     except PoisonlabError as exc:  # bad input: the same error in the caller, not a failure to retry
         return "bad-input", str(exc)
     except Exception as exc:  # noqa: BLE001 - any other failure is reported and retried
@@ -54,15 +59,18 @@ def _train(job: Job, token: str, spec: RunSpec, threads: int) -> tuple[str, obje
 
 
 class RayExecutor:
-    """Every run as one Ray task on the cluster at `address` (else $RAY_ADDRESS, else a new local Ray instance,
-    stopped afterwards); a Ray session this process already opened is used as is and left open.
+    """Runs as Ray tasks on the cluster at `address` (else $RAY_ADDRESS, else a new local Ray instance, stopped
+    afterwards); a Ray session this process already opened is used as is and left open.
 
     A task declares `cpus_per_run` CPUs (default: 4, or the CPUs of the largest node when fewer) and `gpus_per_run`
-    GPUs (default: 1 when the cluster has GPUs, else 0) and trains on as many torch threads as CPUs. A run whose task
-    raised or whose worker died is reported and retried once; a bad-input error (PoisonlabError) ends the sweep."""
+    GPUs (default: 1 when the cluster has GPUs, else 0) and trains on as many torch threads as CPUs. It trains one
+    run, or with `stack` "on" (or "auto" when tasks declare GPUs and `model` is a torch model) one stack group as one
+    model (see executors.stacks). A task that raised or whose worker died is reported and retried once; a bad-input
+    error (PoisonlabError) ends the sweep."""
 
     def __init__(self, address: str | None = None, cpus_per_run: int | None = None,
-                 gpus_per_run: float | None = None) -> None:
+                 gpus_per_run: float | None = None, stack: str = "off", model: object = None) -> None:
+        stacks(stack, model, gpu=False)  # a bad choice fails before any cluster is reached
         if address is not None:
             parse_address(address)
         if cpus_per_run is not None and (not isinstance(cpus_per_run, int) or cpus_per_run < 1):
@@ -70,6 +78,7 @@ class RayExecutor:
         if gpus_per_run is not None and (not isinstance(gpus_per_run, (int, float)) or not gpus_per_run >= 0):
             raise PoisonlabError(f"GPUs per run must be 0 or more (a fraction shares a GPU), got {gpus_per_run!r}")
         self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
+        self.stack, self.model = stack, model
 
     def run(self, job: Job, specs: list[RunSpec], report: Callable[[Event], None]) -> None:
         """Train every spec as a Ray task; report start, done or reused, retry and failed events."""
@@ -116,40 +125,45 @@ class RayExecutor:
         return cpus, gpus
 
     def _run(self, ray, job: Job, specs: list[RunSpec], report: Callable[[Event], None]) -> None:
-        """Submit every spec, then gather results as they finish, resubmitting a failed run once."""
+        """Submit every task, then gather results as they finish, resubmitting a failed task once."""
         cpus, gpus = self._resources(ray)
         try:
             shared = ray.put(job)
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
             raise PoisonlabError(f"the model or data loader cannot be sent to Ray workers ({exc}); define it at "
                                  "module level, importable on every node") from None
+        stacked = stacks(self.stack, self.model, gpu=gpus > 0)
         task = ray.remote(_train).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)  # retried below, reported
-        token, attempts, running = uuid.uuid4().hex, dict.fromkeys(specs, 0), {}
+        groups = [tuple(group) for group in stack_groups(specs)] if stacked else [(spec,) for spec in specs]
+        token, attempts, running = uuid.uuid4().hex, dict.fromkeys(groups, 0), {}
 
-        def submit(spec: RunSpec) -> None:
-            attempts[spec] += 1
-            running[task.remote(shared, token, spec, cpus)] = spec
+        def submit(group: tuple[RunSpec, ...]) -> None:
+            attempts[group] += 1
+            running[task.remote(shared, token, list(group), cpus, stacked)] = group
 
         try:
-            for spec in specs:
-                submit(spec)
-                report(Event("start", spec))
+            for group in groups:
+                submit(group)
+                for spec in group:
+                    report(Event("start", spec))
             while running:
                 (ready,), _ = ray.wait(list(running), num_returns=1)
-                spec = running.pop(ready)
+                group = running.pop(ready)
                 try:
                     kind, detail = ray.get(ready)
                 except ray.exceptions.RayError as exc:  # the worker or its node died
                     kind, detail = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
                 if kind == "bad-input":
                     raise PoisonlabError(detail)
-                if kind in ("done", "reused"):
-                    report(Event(kind, spec, detail))
-                elif attempts[spec] < MAX_ATTEMPTS:
-                    submit(spec)
-                    report(Event("retry", spec, detail))
-                else:
-                    report(Event("failed", spec, detail))
+                if kind == "done":
+                    for spec, done, record in detail:
+                        report(Event(done, spec, record))
+                    continue
+                retry = attempts[group] < MAX_ATTEMPTS
+                if retry:
+                    submit(group)
+                for spec in group:
+                    report(Event("retry" if retry else "failed", spec, detail))
         finally:
             for ref in running:  # interrupted or ended by bad input: stop the others' training
                 ray.cancel(ref, force=True)

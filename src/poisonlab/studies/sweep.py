@@ -108,19 +108,17 @@ EXECUTORS = ("local", "ray")
 def placed(jobs: int = 1, kind: str = "local", address: str | None = None, cpus_per_run: int | None = None,
            gpus_per_run: float | None = None, stack: str = "off", model: object = None) -> executors.Executor:
     """The executor of a sweep's runs: for kind "local", `executors.executor(jobs, stack, model)`; for "ray", Ray tasks
-    on the cluster at `address` declaring `cpus_per_run` and `gpus_per_run` (see rayexec.RayExecutor)."""
+    on the cluster at `address` declaring `cpus_per_run` and `gpus_per_run`, one per run or per stack group (see
+    rayexec.RayExecutor)."""
     check_choice(kind, EXECUTORS, "executor")
     check_jobs(jobs)
     if kind == "ray":
-        if stack == "on":
-            raise PoisonlabError("stacked training runs in this process; with the ray executor each run is one task: "
-                                 "use stack off or auto")
         if jobs != 1:
             raise PoisonlabError(f"{jobs} jobs is a setting of the local executor; the ray executor runs as many "
                                  "runs at once as the cluster has CPUs (and GPUs) for")
         from poisonlab.studies.rayexec import RayExecutor  # imports Ray only when it runs
 
-        return RayExecutor(address, cpus_per_run, gpus_per_run)
+        return RayExecutor(address, cpus_per_run, gpus_per_run, stack, model)
     given = [f"{what} ({value})" for what, value in (("cluster address", address), ("CPUs per run", cpus_per_run),
                                                      ("GPUs per run", gpus_per_run)) if value is not None]
     if given:
