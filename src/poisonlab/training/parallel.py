@@ -1,5 +1,6 @@
-"""Independent tasks in parallel worker processes: the cores split between them, results in input order, a crashed
-task (exception or dead worker) reported and retried once in a fresh worker, then raised, never dropped."""
+"""Independent tasks in parallel worker processes: the cores split between them, a crashed task (exception or dead
+worker) reported and retried once in a fresh worker, never dropped. `stream` reports each task's messages and result
+as they happen; `pmap` built on it returns the results in input order and raises for tasks that failed twice."""
 
 from __future__ import annotations
 
