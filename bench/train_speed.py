@@ -66,6 +66,16 @@ def plain_loop(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, seed
             on_epoch({"epoch": epoch})
 
 
+def loop_label(loop: str) -> str:
+    """A loop's name in the tables."""
+    return "plain tutorial loop, fp32" if loop == "plain" else "poisonlab " + loop
+
+
+def evaluation_set(data, quick: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The test images and labels: all of them, or every 10th for a smoke run."""
+    return (data.x_test[::10], data.y_test[::10]) if quick else (data.x_test, data.y_test)
+
+
 class TargetReached(Exception):
     """Ends a poisonlab loop from its epoch callback once the target accuracy is reached."""
 
@@ -116,7 +126,7 @@ def race(name: str, data, x_test: np.ndarray, y_test: np.ndarray, epochs: int, r
             reached[loop].append(ours.to(target))
     base = statistics.median(seconds for _, seconds in reached["plain"])
     for loop, runs in reached.items():
-        label = "plain tutorial loop, fp32" if loop == "plain" else "poisonlab " + loop
+        label = loop_label(loop)
         done = [r for r in runs if r is not None]
         if len(done) < len(runs):
             print(f"| {name} | {data.name} {len(data.y_train)} | {label} | not reached in {3 * epochs} epochs "
@@ -168,8 +178,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for name, dataset in CASES:
             data = poisonlab.load_dataset(dataset, data_dir=args.data_dir, size=args.size)
-            test = (data.x_test[::10], data.y_test[::10]) if args.quick else (data.x_test, data.y_test)
-            race(name, data, *test, args.epochs, args.repeats)
+            race(name, data, *evaluation_set(data, args.quick), args.epochs, args.repeats)
         return
     loops = ("plain", "fp32", "bf16")
     peaks = {p: statistics.median(matmul_peak(p) for _ in range(3)) for p in ("fp32", "bf16")}
@@ -179,7 +188,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, dataset in CASES:
         data = poisonlab.load_dataset(dataset, data_dir=args.data_dir, size=args.size)
-        x_test, y_test = (data.x_test[::10], data.y_test[::10]) if args.quick else (data.x_test, data.y_test)
+        x_test, y_test = evaluation_set(data, args.quick)
         shape = data.x_train.shape[1:]
         flops = train_flops(fitting.build(name, shape, data.num_classes, 0), shape)
         speed, accuracy = {loop: [] for loop in loops}, {loop: [] for loop in loops}
@@ -198,7 +207,7 @@ def main() -> None:
         for loop in loops:
             rate = statistics.median(speed[loop])
             share = flops * rate / peaks["fp32" if loop == "plain" else loop]
-            print(f"| {name} | {dataset} {len(data.y_train)} | {'plain tutorial loop, fp32' if loop == 'plain' else 'poisonlab ' + loop} "
+            print(f"| {name} | {dataset} {len(data.y_train)} | {loop_label(loop)} "
                   f"| {rate:,.0f} | {rate / base:.2f}x | {statistics.median(accuracy[loop]):.4f} | {100 * share:.1f} % |", flush=True)
     print(f"({args.epochs} epochs per loop, median of {args.repeats} repetitions; training FLOPs per image from torch's flop counter)")
 
