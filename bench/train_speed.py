@@ -105,7 +105,7 @@ class Race:
         return (reached[0] + 1, self.seconds[reached[0]]) if reached else None
 
 
-def race(name: str, data, x_test: np.ndarray, y_test: np.ndarray, epochs: int, repeats: int) -> None:
+def race(name: str, data, x_test: np.ndarray, y_test: np.ndarray, epochs: int, repeats: int, batch_size: int) -> None:
     """Print the equal-accuracy table of one (model, dataset): epochs and seconds to the plain loop's final accuracy."""
     shape, reached = data.x_train.shape[1:], {"plain": [], "fp32": [], "bf16": []}
     targets = []
@@ -120,7 +120,7 @@ def race(name: str, data, x_test: np.ndarray, y_test: np.ndarray, epochs: int, r
             ours = Race(model, x_test, y_test, target)
             try:
                 fitting.fit(model, data.x_train, data.y_train, on_epoch=ours, seed=0, device=torch.device("cpu"),
-                            config=TrainConfig(max_epochs=3 * epochs, precision=loop))
+                            config=TrainConfig(max_epochs=3 * epochs, batch_size=batch_size, precision=loop))
             except TargetReached:
                 pass
             reached[loop].append(ours.to(target))
@@ -169,16 +169,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smoke run: 512 images, 1 epoch, 1 repetition, every 10th test image")
     parser.add_argument("--to-accuracy", action="store_true", help="race to the plain loop's accuracy after --epochs epochs")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="poisonlab's batch in the race (256: the protocol's; 128: the plain loop's)")
     args = parser.parse_args()
     if args.quick:
         args.size, args.epochs, args.repeats = 512, 1, 1
     if args.to_accuracy:
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; poisonlab batch {args.batch_size}")
         print("| model | dataset | loop | epochs to the target | training time to the target | ratio |")
         print("|---|---|---|---|---|---|")
         for name, dataset in CASES:
             data = poisonlab.load_dataset(dataset, data_dir=args.data_dir, size=args.size)
-            race(name, data, *evaluation_set(data, args.quick), args.epochs, args.repeats)
+            race(name, data, *evaluation_set(data, args.quick), args.epochs, args.repeats, args.batch_size)
         return
     loops = ("plain", "fp32", "bf16")
     peaks = {p: statistics.median(matmul_peak(p) for _ in range(3)) for p in ("fp32", "bf16")}
