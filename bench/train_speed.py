@@ -12,7 +12,8 @@ of a dense 2048 x 2048 matmul measured in this process, in the loop's precision,
 
 With --to-accuracy the loops race to EQUAL accuracy instead: the plain loop trains --epochs epochs and its test
 accuracy after the last one is the target; each poisonlab loop trains (up to 3 x --epochs) until its test accuracy
-first reaches the target. Reported: epochs and training seconds to the target (test evaluations not timed), ratio.
+first reaches the target. Repetition r runs every loop from seed r. Reported: epochs per seed and the median training
+seconds to the target (test evaluations not timed), ratio of the medians.
 """
 
 from __future__ import annotations
@@ -106,20 +107,22 @@ class Race:
 
 
 def race(name: str, data, x_test: np.ndarray, y_test: np.ndarray, epochs: int, repeats: int, batch_size: int) -> None:
-    """Print the equal-accuracy table of one (model, dataset): epochs and seconds to the plain loop's final accuracy."""
+    """Print the equal-accuracy table of one (model, dataset): epochs and seconds to the plain loop's final accuracy.
+
+    Repetition r uses seed r for every loop (initial weights and batch order), so the medians span seeds as well."""
     shape, reached = data.x_train.shape[1:], {"plain": [], "fp32": [], "bf16": []}
     targets = []
-    for _ in range(repeats):
-        model = fitting.build(name, shape, data.num_classes, 0)
+    for seed in range(repeats):
+        model = fitting.build(name, shape, data.num_classes, seed)
         plain = Race(model, x_test, y_test)
-        plain_loop(model, data.x_train, data.y_train, epochs, 0, on_epoch=plain)
+        plain_loop(model, data.x_train, data.y_train, epochs, seed, on_epoch=plain)
         targets.append(target := plain.accuracy[-1])
         reached["plain"].append(plain.to(target))
         for loop in ("fp32", "bf16"):
-            model = fitting.build(name, shape, data.num_classes, 0)
+            model = fitting.build(name, shape, data.num_classes, seed)
             ours = Race(model, x_test, y_test, target)
             try:
-                fitting.fit(model, data.x_train, data.y_train, on_epoch=ours, seed=0, device=torch.device("cpu"),
+                fitting.fit(model, data.x_train, data.y_train, on_epoch=ours, seed=seed, device=torch.device("cpu"),
                             config=TrainConfig(max_epochs=3 * epochs, batch_size=batch_size, precision=loop))
             except TargetReached:
                 pass
@@ -133,10 +136,10 @@ def race(name: str, data, x_test: np.ndarray, y_test: np.ndarray, epochs: int, r
                   f"({len(runs) - len(done)} of {len(runs)}) | | |")
             continue
         seconds = statistics.median(s for _, s in done)
-        print(f"| {name} | {data.name} {len(data.y_train)} | {label} | {statistics.median(e for e, _ in done):g} "
+        print(f"| {name} | {data.name} {len(data.y_train)} | {label} | {', '.join(str(e) for e, _ in done)} "
               f"| {seconds:.1f} s | {base / seconds:.2f}x |", flush=True)
     print(f"(target: the plain loop's test accuracy after {epochs} epochs, {', '.join(f'{t:.4f}' for t in targets)}; "
-          f"median of {repeats} repetitions)")
+          f"seeds 0-{repeats - 1}; epochs per seed, median time)")
 
 
 def train_flops(model: nn.Module, shape: tuple[int, ...], batch: int = 64) -> float:
