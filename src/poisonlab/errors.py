@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 MAX_SEED = 2**32 - 1  # the largest seed every library behind poisonlab accepts (scikit-learn's random_state)
 
@@ -34,3 +35,20 @@ def check_seed(seed: object) -> int:
     if not 0 <= value <= MAX_SEED:
         raise PoisonlabError(f"seed {value} is {'negative' if value < 0 else 'too large'}; give seeds from 0 to {MAX_SEED}")
     return value
+
+
+@contextmanager
+def decoding(what: str, fix: str) -> Iterator[None]:
+    """Turn ANY failure while decoding `what` into the one-line PoisonlabError "cannot read <what> (<cause>); <fix>".
+
+    Parsers of zip, zlib, npz headers, tar, images, JSON, CSV and SQLite raise a long tail of exception types
+    (zlib.error, struct.error, tokenize.TokenError, EOFError, UnicodeDecodeError, Pillow's own, ...); a reader of
+    untrusted bytes wraps its decoding in this block instead of listing the ones seen so far. A PoisonlabError
+    raised inside passes unchanged; MemoryError is reported with the same fix (a declared size too large to hold)."""
+    try:
+        yield
+    except PoisonlabError:
+        raise
+    except (Exception, MemoryError) as exc:  # noqa: BLE001 - every decoding failure of untrusted bytes
+        cause = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise PoisonlabError(f"cannot read {what} ({cause}); {fix}") from None
