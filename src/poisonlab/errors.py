@@ -49,6 +49,6 @@ def decoding(what: str, fix: str) -> Iterator[None]:
         yield
     except PoisonlabError:
         raise
-    except (Exception, MemoryError) as exc:  # noqa: BLE001 - every decoding failure of untrusted bytes
+    except Exception as exc:  # noqa: BLE001 - every decoding failure of untrusted bytes (MemoryError included)
         cause = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise PoisonlabError(f"cannot read {what} ({cause}); {fix}") from None
