@@ -1,9 +1,10 @@
-# Fresh machine: `make demo` (main job on the embedded dataset) or `make test` (whole suite).
+# Fresh machine: `make demo` (main job on the embedded dataset) or `make test` (whole suite, deterministic).
+# Before stopping: `make fuzz` (every property test, 10x the examples, new random ones each run).
 PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup
+.PHONY: demo test fuzz setup
 setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
@@ -17,3 +18,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+fuzz: $(STAMP)
+	POISONLAB_FUZZ=1 $(VENV)/bin/python -m pytest -q -m hypothesis

@@ -5,6 +5,16 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+from fuzzing import FUZZING, SCALE
+
+# `make test` and CI: every property test draws the same examples on every run (derandomized, no example database),
+# so a green run is reproducible; `make fuzz` (POISONLAB_FUZZ=1) draws new random examples, SCALE times as many.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("fuzz", max_examples=100 * SCALE, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fuzz" if FUZZING else "ci")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from fuzzing import examples
+
 from poisonlab.datasets import DATASETS, Dataset, load, resolve_cache_dir, resolve_data_dir
 from poisonlab.datasets.idx import encode_idx, parse_idx
 from poisonlab.datasets.mnist import FILES
@@ -215,7 +217,7 @@ def test_idx_rejects_bad_headers_and_lengths() -> None:
     assert parse_idx(big_endian, "x").tolist() == [258, -2]
 
 
-@settings(max_examples=50)
+@settings(max_examples=examples(50))
 @given(st.lists(st.integers(0, 4), min_size=1, max_size=60), st.data())
 def test_stratified_sample_is_proportional(labels: list[int], data: st.DataObject) -> None:
     labels_array = np.array(labels)

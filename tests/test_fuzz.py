@@ -10,8 +10,10 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+from fuzzing import examples
 
 from poisonlab import store
 from poisonlab.attacks import humanlabels
@@ -23,7 +25,7 @@ from poisonlab.datasets.tarread import iter_files
 from poisonlab.defences import integrity
 from poisonlab.errors import PoisonlabError
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                     max_leaves=20)
@@ -127,8 +129,19 @@ def _npz() -> bytes:
     return buf.getvalue()
 
 
+# Damaged files that once escaped as raw exceptions (one byte changed at OFFSET): zlib.error (a bad deflate block),
+# tokenize.TokenError and SyntaxError (the .npy header), NotImplementedError (compression method), RuntimeError
+# (the "encrypted" flag).
+ESCAPED_NPZ = [(82, 132), (151, 169), (677, 25), (1311, 222), (1369, 143)]
+
+
 @FUZZ
 @given(st.one_of(mutated(_npz()), st.binary(max_size=300)))
+@example(_apply(_npz(), ESCAPED_NPZ[0:1]))
+@example(_apply(_npz(), ESCAPED_NPZ[1:2]))
+@example(_apply(_npz(), ESCAPED_NPZ[2:3]))
+@example(_apply(_npz(), ESCAPED_NPZ[3:4]))
+@example(_apply(_npz(), ESCAPED_NPZ[4:5]))
 def test_cifar_n_labels(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cifar10n_labels.npz"

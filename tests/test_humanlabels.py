@@ -86,8 +86,25 @@ def test_missing_corrupt_or_pickled_file(tmp_path, arrays):
     with pytest.raises(PoisonlabError, match=r"cannot read CIFAR-10N labels from .*corrupt.npz \(.*\); give the path of the official"):
         humanlabels.read(tmp_path / "corrupt.npz", ["aggre"])
     pickled = write_npz(tmp_path / "pickled.npz", arrays, aggre_label=np.array([{"label": 1}], dtype=object))
-    with pytest.raises(PoisonlabError, match=r"cannot read CIFAR-10N labels from .*pickled.npz .*allow_pickle"):
+    with pytest.raises(PoisonlabError, match=r"'aggre_label' in .*pickled.npz holds object \(1,\), not 50000 integer"):
         humanlabels.read(pickled, ["aggre"])
+
+
+def test_a_header_declaring_a_huge_array_is_refused_before_reading(tmp_path, arrays):
+    """A .npy header may declare (10**12,) items: the shape is checked before anything is allocated."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    path = tmp_path / "labels.npz"
+    np.savez(path, **{name: values for name, values in arrays.items() if name != "worse_label"})
+    header = io.BytesIO()
+    npformat.write_array_header_1_0(header, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)})
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("worse_label.npy", header.getvalue() + bytes(64))
+    with pytest.raises(PoisonlabError, match=r"'worse_label' in .* holds int64 \(1000000000000,\), not 50000"):
+        humanlabels.read(path, ["worse"])
 
 
 def test_default_path_is_inside_the_data_folder(tmp_path):

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fuzzing import examples
+
 import poisonlab as pl
 from poisonlab import store
 from poisonlab.attacks import flips, informed
@@ -25,7 +27,7 @@ def labelled_probs(draw):
     return k, rng.integers(0, k, n), rng.dirichlet(np.ones(k), n)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(labelled_probs(), st.floats(0, 100, allow_nan=False), st.integers(0, 2**31 - 1),
        st.sampled_from(["first", "margin", "confident"]))
 def test_informed_flips_change_exactly_round_pn_items_and_are_seeded(case, percent, seed, select):
@@ -38,7 +40,7 @@ def test_informed_flips_change_exactly_round_pn_items_and_are_seeded(case, perce
     assert np.array_equal(new, again) and np.array_equal(mask, again_mask)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(labelled_probs(), st.floats(0, 100, allow_nan=False), st.floats(0, 100, allow_nan=False),
        st.integers(0, 2**31 - 1), st.sampled_from(["first", "margin", "confident"]))
 def test_informed_sets_are_nested_across_budgets(case, p1, p2, seed, select):
@@ -49,7 +51,7 @@ def test_informed_sets_are_nested_across_budgets(case, p1, p2, seed, select):
     assert np.all(large_mask[small_mask])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(labelled_probs(), st.floats(1, 99), st.integers(0, 2**31 - 1))
 def test_margin_picks_the_lowest_margins_and_flips_to_the_runner_up(case, percent, seed):
     k, labels, probs = case
@@ -62,7 +64,7 @@ def test_margin_picks_the_lowest_margins_and_flips_to_the_runner_up(case, percen
     assert np.all(new[mask] == others[mask].argmax(1))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(labelled_probs(), st.floats(1, 99), st.integers(0, 2**31 - 1))
 def test_confident_picks_the_surest_items_and_the_class_of_highest_loss(case, percent, seed):
     k, labels, probs = case

@@ -5,6 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fuzzing import examples
+
 from poisonlab.attacks import flips as poison
 from poisonlab.errors import PoisonlabError
 
@@ -15,7 +17,7 @@ percents = st.floats(0, 100, allow_nan=False)
 seeds = st.integers(0, 2**31 - 1)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(label_arrays, percents, seeds)
 def test_random_flip_changes_exactly_round_pn_items_to_other_classes(case, percent, seed):
     k, labels = case
@@ -27,7 +29,7 @@ def test_random_flip_changes_exactly_round_pn_items_to_other_classes(case, perce
     assert np.array_equal(new, again) and np.array_equal(mask, again_mask)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(label_arrays, percents, seeds)
 def test_biased_flip_follows_rule_and_picks_same_items_as_random(case, percent, seed):
     k, labels = case

@@ -96,7 +96,12 @@ def test_stacked_training_gives_the_one_by_one_results(mnist):
         assert abs(together["epochs_run"] - alone["epochs_run"]) <= 1
         assert abs(together["best_epoch"] - alone["best_epoch"]) <= 1
         assert together["best_val_accuracy"] == pytest.approx(alone["best_val_accuracy"], abs=0.02)
-        assert accuracy(member, mnist) == pytest.approx(accuracy(single, mnist), abs=0.02)
+        for mine, theirs in zip(together["history"], alone["history"]):  # the same curve, epoch by epoch
+            assert mine["val_accuracy"] == pytest.approx(theirs["val_accuracy"], abs=0.03)
+        # the kept weights are those of the best epoch: when a tie moved it, they are another epoch's (CI measured
+        # 0.868 against 0.833 so), so the test accuracy is compared closely only for the same best epoch
+        close = 0.02 if together["best_epoch"] == alone["best_epoch"] else 0.06
+        assert accuracy(member, mnist) == pytest.approx(accuracy(single, mnist), abs=close)
     epochs = [r["epochs_run"] for _, r in stacked]
     assert min(epochs) < max(epochs), "no model stopped early: the shrinking stack went untested"
     assert accuracy(stacked[0][0], mnist) > accuracy(stacked[2][0], mnist) + 0.2  # clean beats all-random labels

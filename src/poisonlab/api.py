@@ -15,21 +15,26 @@ import numpy as np
 
 from poisonlab import datasets, store
 from poisonlab.attacks.flips import poison_labels
-from poisonlab.datasets import Dataset
+from poisonlab.datasets import Dataset, dataset_record
 from poisonlab.datasets.adapters import as_items, as_labels
-from poisonlab.defences import detectors
+from poisonlab.defences import DETECTOR_MODELS, detectors
 from poisonlab.defences.detectors import Detection
 from poisonlab.defences.evaluate import score as _score
 from poisonlab.defences.folds import DetectorConfig
 from poisonlab.attacks.informed import STRATEGIES
-from poisonlab.errors import PoisonlabError, check_choice, check_seed
+from poisonlab.attacks import KINDS
+from poisonlab.checks import (check_choice, check_fraction, check_int, check_nonempty,
+                              check_num_classes, check_probabilities, check_seed)
+from poisonlab.errors import PoisonlabError
 from poisonlab.studies import DEFAULT_PERCENTS
 from poisonlab.studies import executors, flipstudy
 from poisonlab.studies.flip import FLIP_TRAINING
 from poisonlab.studies import sweep as sweeps
 from poisonlab.studies.run import RunSpec, run
-from poisonlab.training.loop import TrainConfig
+from poisonlab.training.loop import PRECISIONS, TrainConfig
+from poisonlab.training.fitting import as_features
 from poisonlab.training.models import ModelSpec, model_name
+from poisonlab.training.saving import check_savable
 
 DEFAULT_RATES = tuple(p / 100 for p in DEFAULT_PERCENTS)
 
@@ -54,7 +59,9 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, size: int | N
     Dataset
         ``x_train`` uint8 (N, H, W, C), ``y_train`` int64 (N,), ``x_test``, ``y_test``, ``classes`` (K names).
     """
-    return datasets.load(name, data_dir, size or 0, download)
+    if not isinstance(name, str) or not name.strip():
+        raise PoisonlabError(f"name must be a dataset name such as 'mnist' or 'imagefolder:PATH', got {name!r}")
+    return datasets.load(name, data_dir, 0 if size is None else check_int(size, "size", low=0), download)
 
 
 def _data(data: Dataset | str, data_dir: str | Path | None) -> Dataset:
@@ -69,23 +76,35 @@ def _data(data: Dataset | str, data_dir: str | Path | None) -> Dataset:
 
 def _percent(rate: float) -> float:
     """A poison rate (fraction in [0, 1]) as the percent stored with runs."""
-    if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
-        hint = f"; rates are fractions: did you mean {rate / 100:g}?" if isinstance(rate, (int, float)) and 1 < rate <= 100 else ""
-        raise PoisonlabError(f"rate {rate!r} is outside [0, 1]{hint}")
-    return round(100.0 * rate, 10)
+    return round(100.0 * check_fraction(rate, "rate"), 10)
 
 
 def _seeds(seeds: Sequence[int]) -> list[int]:
     """Each seed once, checked (see `check_seed`); a single int is one seed."""
-    return [check_seed(seed) for seed in dict.fromkeys([seeds] if np.ndim(seeds) == 0 else seeds)]
+    return [check_seed(seed) for seed in check_nonempty(seeds, "seeds")]
+
+
+def _training(epochs: int, batch_size: int, **settings) -> TrainConfig:
+    """The training settings of a torch model, `epochs` and `batch_size` checked."""
+    return TrainConfig(max_epochs=check_int(epochs, "epochs", low=1), batch_size=check_int(batch_size, "batch_size", low=1),
+                       **settings)
 
 
 def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec, epochs: int, batch_size: int,
           val: str, precision: str, select: str = "random") -> RunSpec:
-    """The RunSpec of one run on `data` (the model recorded by name)."""
+    """The RunSpec of one run on `data` (the model recorded by name), every setting checked."""
+    check_choice(kind, KINDS, "kind")
     check_choice(select, STRATEGIES, "item selection")
+    check_choice(val, ("split", "test"), "val")
+    check_choice(precision, PRECISIONS, "precision")
     return RunSpec(dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, model=model_name(model), val=val,
-                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size, precision=precision), select=select)
+                   train=_training(epochs, batch_size, precision=precision), select=select)
+
+
+def _savable(model: ModelSpec, data: Dataset) -> None:
+    """Refuse, before training, an estimator whose fitted state cannot be saved without pickle (see check_savable)."""
+    if not isinstance(model, str):
+        check_savable(model, as_features(data.x_train), data.y_train)
 
 
 def _given(data: Dataset, *_, **__) -> Dataset:
@@ -206,7 +225,8 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
         Item selections (random, first, margin, confident; see `train`), one curve each.
     out : path, optional
         Results folder: every run is saved there (run.json, weights, results.sqlite/csv) and finished runs are
-        reused on the next call. The data are recorded by name only: use one folder per dataset.
+        reused on the next call, unless they were made on other data (another name, size, shape or fingerprint of
+        the arrays): that is an error, never a silent reuse.
     overwrite : bool
         Retrain runs already in `out`.
     executor : {"local", "ray"}
@@ -227,19 +247,23 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     """
     seed_list, data = _seeds(seeds), _data(data, data_dir)
     base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, val, precision)
-    selects = [select] if isinstance(select, str) else list(dict.fromkeys(select))
+    selects = check_nonempty(select, "select")
     for name in selects:
         check_choice(name, STRATEGIES, "item selection")
-    specs = sweeps.plan(base, [data.name], [0], list(kinds), [_percent(r) for r in dict.fromkeys(rates)],
+    kind_list = check_nonempty(kinds, "kinds")
+    for kind in kind_list:
+        check_choice(kind, KINDS, "kind")
+    specs = sweeps.plan(base, [data.name], [0], kind_list, [_percent(r) for r in check_nonempty(rates, "rates")],
                         seed_list, selects)
     custom = None if isinstance(model, str) else model
     if out is None and (jobs, executor, address, cpus_per_run, gpus_per_run) == (1, "local", None, None, None) \
             and not executors.stacks(stack, model):
         return SweepResult([run(spec, data, model=custom)[0] for spec in specs], None)
+    _savable(model, data)
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-sweep-") as folder:
         done = sweeps.execute(specs, Path(folder), overwrite=overwrite, loader=partial(_given, data), model=custom,
                               jobs=jobs, stack=stack, executor=executor, address=address, cpus_per_run=cpus_per_run,
-                              gpus_per_run=gpus_per_run)
+                              gpus_per_run=gpus_per_run, data=dataset_record(data))
     return SweepResult(done["records"], None if out is None else Path(out))
 
 
@@ -288,11 +312,13 @@ def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequen
     FlipResult
     """
     seed_list, data = _seeds(seeds), _data(data, data_dir)
-    counts = list(dict.fromkeys(int(c) for c in n))
+    counts = [check_int(c, "n", low=0) for c in check_nonempty(n, "n")]
     base, data = flipstudy.prepare(data, source, target, counts, select=select,
-                                   train=replace(FLIP_TRAINING, max_epochs=epochs, batch_size=batch_size))
+                                   train=replace(FLIP_TRAINING, max_epochs=check_int(epochs, "epochs", low=1),
+                                                 batch_size=check_int(batch_size, "batch_size", low=1)))
     base = replace(base, model=model_name(model))
     custom = None if isinstance(model, str) else model
+    _savable(model, data)
     if out is not None:
         result = flipstudy.run_flip(base, data, counts, seed_list, Path(out), overwrite=overwrite, model=custom, jobs=jobs)
         return FlipResult(result["doc"], [*result["files"], *result["figures"]])
@@ -360,9 +386,10 @@ def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float
     seed_list, data = _seeds(seeds), _data(data, data_dir)
     base = backdoors.BackdoorSpec(dataset=data.name, target=datasets.resolve_class(target, data.classes),
                                   trigger=Trigger(trigger, size, position), clean_label=clean_label,
-                                  model=model_name(model), train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
-    percent_list = sorted({0.0, *(float(p) for p in percents)})
+                                  model=model_name(model), train=_training(epochs, batch_size))
+    percent_list = sorted({0.0, *(_backdoor_percent(p) for p in check_nonempty(percents, "percents"))})
     custom = None if isinstance(model, str) else model
+    _savable(model, data)
     if out is not None:
         result = backdoors.study(data, base, percent_list, seed_list, Path(out), overwrite=overwrite, model=custom,
                                  jobs=jobs)
@@ -406,18 +433,36 @@ def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_pr
         ``seconds``.
     """
     seed = check_seed(seed)
-    if isinstance(methods, str):
-        methods = [methods]
+    method_list = check_nonempty(methods, "methods")
     x = as_items(x, "x")
     labels = as_labels(labels, len(x), "labels")
-    k_classes = num_classes or (np.shape(pred_probs)[1] if pred_probs is not None else int(labels.max()) + 1)
-    config = DetectorConfig(model, folds, epochs, k, members, jobs)
-    return {d.method: d for d in detectors.run(list(methods), x, labels, k_classes, seed, config, pred_probs)}
+    if pred_probs is not None:
+        pred_probs = check_probabilities(pred_probs, len(x))
+    default = pred_probs.shape[1] if pred_probs is not None else max(int(labels.max()) + 1, 2)
+    k_classes = check_num_classes(default if num_classes is None else num_classes, labels)
+    if pred_probs is not None and pred_probs.shape[1] != k_classes:
+        raise PoisonlabError(f"pred_probs has {pred_probs.shape[1]} columns but num_classes is {k_classes}; "
+                             "give one probability column per class")
+    check_choice(model, DETECTOR_MODELS, "detector model")
+    config = DetectorConfig(model, check_int(folds, "folds", low=2), check_int(epochs, "epochs", low=1),
+                            check_int(k, "k", low=1), check_int(members, "members", low=1), check_int(jobs, "jobs", low=1))
+    return {d.method: d for d in detectors.run(method_list, x, labels, k_classes, seed, config, pred_probs)}
 
 
 def score(detection: Detection, mask) -> dict:
     """Precision, recall, F1 of the flagged items and ROC AUC of the scores against the true poison `mask` (N,)."""
-    return _score(detection, np.asarray(mask, dtype=bool))
+    if not isinstance(detection, Detection):
+        raise PoisonlabError(f"detection must be a Detection (a value of the dict pl.detect returns), "
+                             f"got {type(detection).__name__}")
+    return _score(detection, mask)
+
+
+def _backdoor_percent(percent: object) -> float:
+    """A backdoor share in PERCENT (0..100)."""
+    if isinstance(percent, bool) or not isinstance(percent, (int, float, np.integer, np.floating)) \
+            or not 0 <= float(percent) <= 100:
+        raise PoisonlabError(f"percents must be numbers from 0 to 100 (percent of the training items), got {percent!r}")
+    return float(percent)
 
 
 def results(out: str | Path):

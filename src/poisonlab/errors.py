@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-
-MAX_SEED = 2**32 - 1  # the largest seed every library behind poisonlab accepts (scikit-learn's random_state)
 
 
 class PoisonlabError(ValueError):
@@ -15,26 +12,6 @@ class PoisonlabError(ValueError):
 
 class RunsFailed(RuntimeError):
     """Runs of a study failed twice (not bad input): the others are saved and a new call retries these."""
-
-
-def check_choice(value: str, choices: Iterable[str], what: str) -> None:
-    """Reject a `value` outside `choices` with the one-line error "unknown <what> '<value>'; choose one of ..."."""
-    choices = list(choices)
-    if value not in choices:
-        raise PoisonlabError(f"unknown {what} '{value}'; choose one of {', '.join(choices)}")
-
-
-def check_seed(seed: object) -> int:
-    """`seed` as an int in 0..MAX_SEED (Python or NumPy whole numbers), else a one-line error naming it."""
-    try:
-        value = None if isinstance(seed, bool) else operator.index(seed)
-    except TypeError:
-        value = None
-    if value is None:
-        raise PoisonlabError(f"seed {seed!r} is not a whole number; give seeds from 0 to {MAX_SEED}")
-    if not 0 <= value <= MAX_SEED:
-        raise PoisonlabError(f"seed {value} is {'negative' if value < 0 else 'too large'}; give seeds from 0 to {MAX_SEED}")
-    return value
 
 
 @contextmanager

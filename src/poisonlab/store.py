@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from poisonlab.errors import PoisonlabError
+from poisonlab.files import check_output_file, check_output_folder
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -38,7 +39,9 @@ ADDED_COLUMNS = {"select": "'random'", "attack_success_rate": "NULL"}  # columns
 def atomic_write(path: Path, data: bytes | str, mode: int | None = None) -> None:
     """Write `data` to a temp file beside `path`, then rename it over `path`; `mode` defaults to 0o666 less the umask.
 
-    A failed write (a full disk) leaves `path` as it was, removes the temp file and is a one-line error."""
+    A failed write (a full disk) leaves `path` as it was, removes the temp file and is a one-line error; a `path`
+    that is not a regular file (a device, a FIFO, a folder) is refused, never replaced."""
+    check_output_file(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,10 +92,10 @@ def ensure_writable(folder: Path) -> Path:
 
 
 def ensure_writable_file(path: Path) -> Path:
-    """Prove, before any work, that `path` can be written atomically: not a folder, in a folder that takes a file."""
-    if path.is_dir():
-        raise PoisonlabError(f"output file {path} is a folder; give a file name inside it instead")
-    ensure_writable(path.parent)
+    """Prove, before any work, that `path` can be written atomically: a regular file or a new path, in a folder that
+    takes a file (or can be created: nothing is created yet)."""
+    check_output_file(path)
+    check_output_folder(path.parent)
     return path
 
 

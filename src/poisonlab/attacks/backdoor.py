@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from poisonlab.errors import PoisonlabError, check_choice
+from poisonlab.checks import check_choice
+from poisonlab.errors import PoisonlabError
 
 TRIGGERS = ("patch", "blend")
 POSITIONS = ("corner", "random")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from poisonlab.attacks import KINDS, informed
+from poisonlab.checks import (check_choice, check_fraction, check_int, check_labels, check_num_classes,
+                              check_seed)
 from poisonlab.errors import PoisonlabError
 
 SELECTIONS = ("first", "random")
@@ -90,6 +92,8 @@ def apply(kind: str, labels: np.ndarray, num_classes: int, percent: float, seed:
     if kind == "random":
         return random_flip(labels, num_classes, percent, seed, select=select, pred_probs=pred_probs)
     if kind == "biased":
+        if num_classes < 2:
+            raise PoisonlabError("biased poisoning needs at least 2 classes (it relabels items as class 0 or 1)")
         return biased_flip(labels, percent, seed, select=select, pred_probs=pred_probs)
     raise PoisonlabError(f"unknown poisoning kind '{kind}'; choose one of {', '.join(KINDS)}")
 
@@ -134,25 +138,19 @@ def poison_labels(
     mask : ndarray of bool, shape (N,)
         True where the label changed.
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or (len(labels) and labels.dtype.kind not in "iu"):
-        raise PoisonlabError(f"labels must be a 1-d array of whole class numbers, got {labels.dtype} of shape {labels.shape}")
-    if len(labels) and labels.min() < 0:
-        raise PoisonlabError(f"labels must be 0 or more, got {labels.min()}")
+    labels, seed = check_labels(labels, None, "labels"), check_seed(seed)
+    check_choice(kind, (*KINDS, "targeted"), "kind")
     if kind == "targeted":
         if source is None or target is None or n is None:
             raise PoisonlabError("kind='targeted' needs source, target and n (the number of items to flip)")
         if rate is not None:
             raise PoisonlabError("kind='targeted' takes n, not rate; pass n=<number of items>")
-        return targeted_flip(labels, source, target, n, select or "first", seed)
-    if kind not in KINDS:
-        raise PoisonlabError(f"unknown kind '{kind}'; choose one of random, biased, targeted")
+        k = max(int(labels.max(initial=0)) + 1, 2) if num_classes is None else check_num_classes(num_classes, labels)
+        return targeted_flip(labels, check_int(source, "source", low=0, high=k - 1),
+                             check_int(target, "target", low=0, high=k - 1), check_int(n, "n", low=0),
+                             select or "first", seed)
     if n is not None or rate is None:
         raise PoisonlabError(f"kind='{kind}' takes rate, a fraction in [0, 1] such as 0.2; got rate={rate}, n={n}")
-    if not 0.0 <= rate <= 1.0:
-        hint = f"; rates are fractions: did you mean {rate / 100:g}?" if 1.0 < rate <= 100.0 else ""
-        raise PoisonlabError(f"rate {rate:g} is outside [0, 1]{hint}")
-    k = int(labels.max()) + 1 if num_classes is None and len(labels) else num_classes or 2
-    if len(labels) and labels.max() >= k:
-        raise PoisonlabError(f"labels reach {labels.max()} but num_classes is {k}; pass num_classes > {labels.max()}")
+    rate = check_fraction(rate, "rate")
+    k = max(int(labels.max(initial=0)) + 1, 2) if num_classes is None else check_num_classes(num_classes, labels)
     return apply(kind, labels, k, 100.0 * rate, seed, select=select or "random", pred_probs=pred_probs)

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npformat
 
 from poisonlab.datasets import resolve_data_dir
 from poisonlab.datasets.checksums import digest, read_bytes
-from poisonlab.errors import PoisonlabError, check_choice
+from poisonlab.checks import check_choice
+from poisonlab.errors import PoisonlabError, decoding
 
 SOURCE = "cifar10n"
 CIFAR10N = {"aggre": "aggre_label", "worse": "worse_label", "random1": "random_label1", "random2": "random_label2",
@@ -96,22 +98,37 @@ def labels_file(cifar_n: Path | None, data_dir: Path | None) -> Path:
 
 
 def read(path: Path, keys: list[str]) -> list[HumanLabels]:
-    """The label sets `keys` from the .npz at `path` (no pickle), each verified: 50000 labels in 0..9."""
+    """The label sets `keys` from the .npz at `path` (no pickle), each verified: 50000 labels in 0..9.
+
+    Every array header is checked (shape, dtype) before its data is read, so a header declaring 10^12 items costs
+    nothing, and any decoding failure of the zip, deflate or .npy layers is the one-line error."""
     if not path.is_file():
         raise PoisonlabError(f"CIFAR-10N labels file {path} not found; {FIX}")
     data = read_bytes(path, f"CIFAR-10N labels file {path}", MAX_FILE_BYTES)
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            oversized = [i.filename for i in archive.infolist() if i.file_size > MAX_FILE_BYTES]
-        if oversized:
-            raise PoisonlabError(f"{path} member {oversized[0]} inflates beyond {MAX_FILE_BYTES} bytes; {FIX}")
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in (CLEAN, *(CIFAR10N[k] for k in keys)) if name in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise PoisonlabError(f"cannot read CIFAR-10N labels from {path} ({exc}); {FIX}") from None
-    checked = {name: _check(arrays, name, path) for name in (CLEAN, *(CIFAR10N[k] for k in keys))}
+    wanted = (CLEAN, *(CIFAR10N[k] for k in keys))
+    with decoding(f"CIFAR-10N labels from {path}", FIX), zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+        arrays = {name: _member(archive, members[name], path) for name in wanted if name in members}
+    checked = {name: _check(arrays, name, path) for name in wanted}
     sha = digest(data, "sha256")
     return [HumanLabels(k, path, sha, checked[CIFAR10N[k]], checked[CLEAN]) for k in keys]
+
+
+def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One .npy member as an array, its header (shape, dtype, no pickled objects) checked before any data is read."""
+    if info.file_size > MAX_FILE_BYTES:
+        raise PoisonlabError(f"{path} member {info.filename} inflates beyond {MAX_FILE_BYTES} bytes; {FIX}")
+    with archive.open(info) as member:
+        version = npformat.read_magic(member)
+        shape, fortran, dtype = (npformat.read_array_header_1_0 if version == (1, 0)
+                                 else npformat.read_array_header_2_0)(member)
+        name = info.filename.removesuffix(".npy")
+        if shape != (N_TRAIN,) or dtype.kind not in "iu" or dtype.itemsize > 8:
+            raise PoisonlabError(f"'{name}' in {path} holds {dtype} {shape}, not {N_TRAIN} integer labels; {FIX}")
+        raw = member.read(N_TRAIN * dtype.itemsize + 1)
+    if len(raw) != N_TRAIN * dtype.itemsize:
+        raise PoisonlabError(f"'{name}' in {path} is truncated or has trailing bytes; {FIX}")
+    return np.frombuffer(raw, dtype).copy()
 
 
 def _check(arrays: dict[str, np.ndarray], name: str, path: Path) -> np.ndarray:

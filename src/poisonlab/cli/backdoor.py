@@ -9,7 +9,8 @@ import typer
 
 from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt,
                                   console, jobs_or_default, parse_percents, parse_seeds)
-from poisonlab.errors import PoisonlabError, check_choice
+from poisonlab.checks import check_choice
+from poisonlab.errors import PoisonlabError
 from poisonlab.training import MODELS
 
 TRIGGER_CHOICES = ("patch", "blend")  # attacks.backdoor.TRIGGERS, kept here so that --help loads no numpy

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from poisonlab.errors import MAX_SEED, PoisonlabError, check_seed
+from poisonlab.checks import MAX_SEED, check_seed
+from poisonlab.errors import PoisonlabError
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)  # progress, notes and errors
 results_console = Console(soft_wrap=True, highlight=False)  # verdicts and tables of manifest, monitor, validate

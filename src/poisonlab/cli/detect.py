@@ -11,7 +11,8 @@ from poisonlab.attacks import POISONS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, JsonOpt, SeedOpt,
                                   check_outputs, console, jobs_or_default, parse_counts, parse_names, parse_percents)
 from poisonlab.defences import BACKDOOR_METHODS, DETECTION_METHODS, DETECTOR_MODELS
-from poisonlab.errors import check_choice
+from poisonlab.checks import check_choice
+from poisonlab.files import check_output_folder
 from poisonlab.training import MODELS
 
 DEFAULT_SIZE = 2000
@@ -68,7 +69,7 @@ def detect(
     conflicts = [flag for flag, given in (("--poison", poison_kind is not None), ("--select", selects != ["random"])) if given]
     keys = humanlabels.request(labels, [dataset], conflicts) if labels is not None else []
     percents, counts = parse_percents(percent), parse_counts(n, "number of flips")
-    out = store.ensure_writable(out or Path("runs") / store.slug(f"detect-{dataset}"))
+    out = check_output_folder(out or Path("runs") / store.slug(f"detect-{dataset}"))  # created once work starts
     check_outputs(json_path)
     data = datasets.load(dataset, data_dir, dataset_size or 0, download)
     if dataset_size is None and len(data.y_train) > DEFAULT_SIZE:

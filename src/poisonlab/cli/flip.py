@@ -11,7 +11,7 @@ import typer
 from poisonlab.attacks.flips import SELECTIONS
 from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, JsonOpt, OverwriteOpt,
                                   check_outputs, console, jobs_or_default, parse_counts, parse_seeds)
-from poisonlab.errors import check_choice
+from poisonlab.checks import check_choice
 from poisonlab.studies import BUDGET_METRICS
 from poisonlab.training import MODELS
 
@@ -29,11 +29,12 @@ FlipOutOpt = Annotated[Path | None, typer.Option("--out", help="Results folder."
 
 
 def _check_out(out: Path | None, json_path: Path | None) -> None:
-    """Refuse an unwritable --out folder or --json file before any data is loaded or model trained."""
-    from poisonlab.store import ensure_writable
+    """Refuse an unwritable --out folder or --json file before any data is loaded or model trained (creating
+    neither: the folder is made once the work starts)."""
+    from poisonlab.files import check_output_folder
 
     if out is not None:
-        ensure_writable(out)
+        check_output_folder(out)
     check_outputs(json_path)
 
 

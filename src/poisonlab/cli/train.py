@@ -11,7 +11,8 @@ import typer
 from poisonlab.attacks import KINDS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt,
                                   console, parse_counts, parse_names, parse_percents, parse_seeds)
-from poisonlab.errors import PoisonlabError, check_choice
+from poisonlab.checks import check_choice
+from poisonlab.errors import PoisonlabError
 from poisonlab.studies import DEFAULT_PERCENTS, VAL_MODES
 from poisonlab.training import MODELS, STACK_MODES
 

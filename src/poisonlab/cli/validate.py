@@ -11,7 +11,8 @@ from rich.table import Table
 
 from poisonlab.cli.common import (DataDirOpt, DownloadOpt, RunOpt, check_outputs, current_data, label_name,
                                   results_console as console)
-from poisonlab.errors import MAX_SEED, PoisonlabError
+from poisonlab.checks import MAX_SEED
+from poisonlab.errors import PoisonlabError
 
 if TYPE_CHECKING:
     from poisonlab.defences.validate import Schema

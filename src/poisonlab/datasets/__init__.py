@@ -5,7 +5,7 @@ from pathlib import Path
 
 from poisonlab.datasets.cifar import load_cifar10, load_cifar100
 from poisonlab.datasets.adapters import from_arrays, from_torch
-from poisonlab.datasets.dataset import Dataset, resolve_class
+from poisonlab.datasets.dataset import Dataset, dataset_record, resolve_class
 from poisonlab.datasets.digits import load_digits
 from poisonlab.datasets.embedded import load_embedded
 from poisonlab.datasets.imagefolder import load_imagefolder

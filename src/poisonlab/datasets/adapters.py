@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from poisonlab.datasets.dataset import Dataset
+from poisonlab.checks import check_class_names, check_labels, check_name
 from poisonlab.errors import PoisonlabError
 
 
@@ -24,15 +27,8 @@ def as_items(x, name: str) -> np.ndarray:
 
 
 def as_labels(y, n: int, name: str) -> np.ndarray:
-    """Whole class numbers >= 0 as int64, one per item."""
-    y = np.asarray(y)
-    if y.shape != (n,):
-        raise PoisonlabError(f"{name} must hold one label per item ({n}), got shape {y.shape}")
-    if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
-        raise PoisonlabError(f"{name} must be whole class numbers, got {y.dtype}")
-    if n and y.min() < 0:
-        raise PoisonlabError(f"{name} must be 0 or more, got {y.min()}")
-    return y.astype(np.int64)
+    """Whole class numbers 0..K-1 as int64, one per item (see `checks.check_labels`)."""
+    return check_labels(y, n, name)
 
 
 def from_arrays(x_train, y_train, x_test, y_test, *, classes: list[str] | None = None, name: str = "arrays") -> Dataset:
@@ -48,12 +44,14 @@ def from_arrays(x_train, y_train, x_test, y_test, *, classes: list[str] | None =
     classes : list of str, optional
         Class names; default "0".."K-1".
     name : str
-        Name recorded with results.
+        Name recorded with results (letters, digits, '.', '_', '+', '-'); a run's identity also includes a
+        fingerprint of the arrays, so two datasets of one name never share saved runs.
 
     Returns
     -------
     Dataset
     """
+    name = check_name(name, "dataset name")
     xs = [as_items(x_train, "x_train"), as_items(x_test, "x_test")]
     if xs[0].dtype != xs[1].dtype:
         xs = [x.astype(np.float32) for x in xs]
@@ -62,10 +60,18 @@ def from_arrays(x_train, y_train, x_test, y_test, *, classes: list[str] | None =
                              "differ; give both splits the same item shape")
     ys = [as_labels(y_train, len(xs[0]), "y_train"), as_labels(y_test, len(xs[1]), "y_test")]
     k = int(max(ys[0].max(), ys[1].max(initial=0))) + 1
-    classes = [str(c) for c in range(k)] if classes is None else [str(c) for c in classes]
-    if len(classes) < k:
-        raise PoisonlabError(f"labels reach {k - 1} but only {len(classes)} class names were given; name all {k} classes")
-    return Dataset(name, xs[0], ys[0], xs[1], ys[1], classes, {}, [f"user arrays ({xs[0].dtype})"])
+    classes = [str(c) for c in range(k)] if classes is None else check_class_names(classes, k)
+    return Dataset(name, xs[0], ys[0], xs[1], ys[1], classes, {"arrays": fingerprint(xs[0], ys[0], xs[1], ys[1])},
+                   [f"user arrays ({xs[0].dtype})"])
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """"sha256:<hex>" of the arrays' dtypes, shapes and bytes: the identity of a user's data in its runs."""
+    hasher = hashlib.sha256()
+    for array in arrays:
+        hasher.update(f"{array.dtype.str}{array.shape};".encode())
+        hasher.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return f"sha256:{hasher.hexdigest()}"
 
 
 def _from_torch_items(dataset, name: str) -> tuple[np.ndarray, np.ndarray]:

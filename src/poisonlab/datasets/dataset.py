@@ -37,6 +37,13 @@ class Dataset:
         return len(self.classes)
 
 
+def dataset_record(data: Dataset) -> dict:
+    """The run.json record of the data a run trained on."""
+    return {"name": data.name, "classes": data.classes, "num_classes": data.num_classes, "n_train": len(data.y_train),
+            "n_test": len(data.y_test), "shape": list(data.x_train.shape[1:]), "sources": data.sources,
+            "notes": data.notes}
+
+
 def resolve_class(text: str | int, classes: list[str]) -> int:
     """A class index from its name (case-insensitive) or its number."""
     text = str(text).strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonlab.defences.detectors import Detection
-from poisonlab.errors import check_choice
+from poisonlab.checks import check_choice
 
 ACTIONS = ("clean", "relabel")
 

@@ -14,6 +14,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from poisonlab.defences.activations import Activations, cluster_scores, penultimate_pass, spectral_scores
 from poisonlab.defences.folds import DetectorConfig, OutOfFold, cross_entropy, model_inputs, out_of_fold, train_model
+from poisonlab.checks import check_probabilities
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting
 from poisonlab.training.parallel import pmap
@@ -149,9 +150,7 @@ def check_methods(names: list[str]) -> None:
 def given_probabilities(x: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray) -> OutOfFold:
     """The shared pass from the caller's own out-of-fold probabilities (N, K): the loss is that of the held-out
     probabilities, and the items themselves (pixels in [0, 1] or given features) stand in for learned features."""
-    pred_probs = np.asarray(pred_probs, dtype=np.float64)
-    if pred_probs.shape != (len(labels), pred_probs.shape[-1]) or pred_probs.ndim != 2:
-        raise PoisonlabError(f"pred_probs must have shape (N, K) = ({len(labels)}, K), got {pred_probs.shape}")
+    pred_probs = check_probabilities(pred_probs, len(labels))
     if pred_probs.shape[1] <= labels.max() or not np.allclose(pred_probs.sum(1), 1, atol=1e-3) or (pred_probs < 0).any():
         raise PoisonlabError("pred_probs rows must be probabilities over all K classes (non-negative, summing to 1)")
     return OutOfFold(pred_probs, cross_entropy(pred_probs, labels), fitting.as_features(x), np.zeros(len(labels), np.int64), 0.0)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
+from poisonlab.checks import check_mask
 from poisonlab.defences.detectors import Detection
 
 
 def score(detection: Detection, true_mask: np.ndarray) -> dict:
     """Precision, recall and F1 of the flagged set, ROC AUC of the scores (None when the mask is all one value)."""
-    truth, flagged = np.asarray(true_mask, bool), np.asarray(detection.flagged, bool)
-    if truth.shape != flagged.shape or truth.shape != np.shape(detection.scores):
-        raise ValueError(f"mask of {truth.shape} items does not match the detection's {flagged.shape}")
+    truth, flagged = check_mask(true_mask, len(detection.scores)), np.asarray(detection.flagged, bool)
     both = truth.any() and not truth.all()
     return {
         "precision": float(precision_score(truth, flagged, zero_division=0)),

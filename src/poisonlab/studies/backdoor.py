@@ -23,7 +23,8 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.reporting import backdoorplots
 from poisonlab.studies import claims
 from poisonlab.studies.resume import pending
-from poisonlab.studies.run import DEFAULT_MODEL, dataset_record, environment, split_indices
+from poisonlab.datasets import dataset_record
+from poisonlab.studies.run import DEFAULT_MODEL, environment, split_indices
 from poisonlab.training import fitting, metrics, models
 from poisonlab.training.loop import TrainConfig, pick_device
 from poisonlab.training.parallel import check_jobs, pmap

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from poisonlab import store
 from poisonlab.datasets import Dataset
-from poisonlab.errors import PoisonlabError, check_choice
+from poisonlab.checks import check_choice
+from poisonlab.errors import PoisonlabError
 from poisonlab.reporting import flipplots
 from poisonlab.studies import BUDGET_METRICS as METRICS
 from poisonlab.studies.flip import FlipSpec

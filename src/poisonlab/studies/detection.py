@@ -14,7 +14,7 @@ from poisonlab.defences import detectors
 from poisonlab.defences.cleaning import cleaned
 from poisonlab.defences.evaluate import score
 from poisonlab.defences.folds import DetectorConfig
-from poisonlab.errors import check_choice
+from poisonlab.checks import check_choice
 from poisonlab.studies.labelsets import LabelSet
 from poisonlab.studies.run import split_indices
 from poisonlab.training import fitting

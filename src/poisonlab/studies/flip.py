@@ -12,7 +12,7 @@ from sklearn.metrics import classification_report
 
 from poisonlab import datasets
 from poisonlab.attacks import flips
-from poisonlab.datasets import Dataset, resolve_class
+from poisonlab.datasets import Dataset, dataset_record, resolve_class
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting, metrics
 from poisonlab.training.loop import TrainConfig
@@ -99,8 +99,7 @@ def run(spec: FlipSpec, data: Dataset, *, model=None, on_epoch: Callable[[dict],
     record = {
         "status": "complete",
         "config": spec.to_dict(),
-        "dataset": {"name": data.name, "classes": data.classes, "n_train": len(labels), "n_test": len(data.y_test),
-                    "shape": list(data.x_train.shape[1:]), "notes": data.notes},
+        "dataset": dataset_record(data),
         "flip": bookkeeping(data.y_train, labels, spec.source, data.num_classes),
         "metrics": evaluate(data.y_test, fitting.predict(fitted, data.x_test), data.classes),
         "history": training["history"],

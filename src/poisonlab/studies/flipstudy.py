@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from poisonlab import store
 from poisonlab.attacks import flips
-from poisonlab.datasets import Dataset, resolve_class
-from poisonlab.errors import check_choice
+from poisonlab.datasets import Dataset, dataset_record, resolve_class
+from poisonlab.checks import check_choice
 from poisonlab.reporting import flipplots
 from poisonlab.reporting import flips as flipreport
 from poisonlab.studies import flip
@@ -69,7 +69,7 @@ class Runner:
         """The record of N flips with `seed`: reloaded when finished, else trained here and saved under the run's claim."""
         spec = replace(self.base, n=n, seed=seed)
         note = self.progress.console.print
-        record = reusable(self.out / spec.folder(), spec.to_dict(), self.overwrite, note)
+        record = reusable(self.out / spec.folder(), spec.to_dict(), self.overwrite, note, data=dataset_record(self.data))
         if record is None:
             self.progress.update(self.task, description=label(spec), status="training")
 
@@ -90,7 +90,8 @@ class Runner:
         specs = [replace(self.base, n=n, seed=seed) for n, seed in pairs]
         records: dict[FlipSpec, dict] = {}
         for spec in specs:
-            record = reusable(self.out / spec.folder(), spec.to_dict(), self.overwrite, self.progress.console.print)
+            record = reusable(self.out / spec.folder(), spec.to_dict(), self.overwrite, self.progress.console.print,
+                              data=dataset_record(self.data))
             if record is not None:
                 records[spec] = record
                 self._count(spec, "reused", record)

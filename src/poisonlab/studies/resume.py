@@ -32,7 +32,7 @@ def _complete(config: dict) -> dict:
     return {**config, "train": {**LEGACY_TRAIN, **train}} if isinstance(train, dict) else config
 
 
-DATA_KEYS = ("name", "n_train", "n_test", "shape", "num_classes")  # what of a run's dataset record must match
+DATA_KEYS = ("name", "n_train", "n_test", "shape", "num_classes", "sources")  # what of a run's dataset record must match
 
 
 def reusable(run_dir: Path, config: dict, overwrite: bool, note: Callable[[str], None] = lambda text: None,
@@ -40,8 +40,9 @@ def reusable(run_dir: Path, config: dict, overwrite: bool, note: Callable[[str],
     """The saved record in `run_dir` when it may be reused; None when the run must (re)train.
 
     A finished run made with other settings, or (given the dataset record `data` of the data about to be used) on
-    data of another name, size or shape, is an error naming each difference: a config that does not name the size
-    (a Dataset passed to the Python API) would otherwise reuse runs of other data. Damaged weights (not their
+    data of another name, size, shape or source digests (the files', or the fingerprint of a user's arrays), is an
+    error naming each difference: a config that names only the dataset (a Dataset passed to the Python API) would
+    otherwise reuse runs of other data. Damaged weights (not their
     recorded SHA-256, or not safetensors) or, with `row`, a record that gives no results row mean retraining, with a
     `note`."""
     saved = store.read_run(run_dir, weights=False)
@@ -52,7 +53,8 @@ def reusable(run_dir: Path, config: dict, overwrite: bool, note: Callable[[str],
                              "retrain it (overwrite) or write to another output folder")
     if data is not None:
         made_on = saved["dataset"] if isinstance(saved.get("dataset"), dict) else {}
-        changed = differences({k: made_on.get(k) for k in DATA_KEYS}, {k: data.get(k) for k in DATA_KEYS})
+        keys = [k for k in DATA_KEYS if k in data and k in made_on]  # older runs may predate a key (sources)
+        changed = differences({k: made_on.get(k) for k in keys}, {k: data[k] for k in keys})
         if changed:
             raise PoisonlabError(f"{run_dir} holds a run made on other data ({'; '.join(changed)}); "
                                  "retrain it (overwrite) or write to another output folder")

@@ -17,7 +17,7 @@ from poisonlab import __version__, datasets
 from poisonlab.attacks import flips, humanlabels, informed
 from poisonlab.attacks.backdoor import Trigger, stamp
 from poisonlab.attacks.humanlabels import HumanLabels
-from poisonlab.datasets import Dataset
+from poisonlab.datasets import Dataset, dataset_record
 from poisonlab.errors import PoisonlabError
 from poisonlab import store
 from poisonlab.store import slug
@@ -80,13 +80,6 @@ def environment(device: torch.device | str) -> dict:
             "numpy": np.__version__, "scikit-learn": sklearn.__version__, "device": str(device),
             "threads": torch.get_num_threads(), "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled()}
-
-
-def dataset_record(data: Dataset) -> dict:
-    """The run.json record of the data a run trained on."""
-    return {"name": data.name, "classes": data.classes, "num_classes": data.num_classes, "n_train": len(data.y_train),
-            "n_test": len(data.y_test), "shape": list(data.x_train.shape[1:]), "sources": data.sources,
-            "notes": data.notes}
 
 
 def poisoned_labels(spec: RunSpec, data: Dataset, human: HumanLabels | None) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from poisonlab import datasets, store
 from poisonlab.attacks.humanlabels import HumanLabels
-from poisonlab.errors import PoisonlabError, RunsFailed, check_choice
+from poisonlab.checks import check_choice
+from poisonlab.errors import PoisonlabError, RunsFailed
 from poisonlab.studies import executors
 from poisonlab.studies.resume import pending
 from poisonlab.studies.run import RunSpec
@@ -43,11 +44,13 @@ def execute(
     overwrite: bool = False, console: Console | None = None, loader: Callable = datasets.load,
     human: Iterable[HumanLabels] = (), model=None, jobs: int = 1, stack: str = "auto", executor: str = "local",
     address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None,
+    data: dict | None = None,
 ) -> dict:
     """Run every spec not already finished under `out`, `jobs` at a time (human-label kinds on `human`; `model`
     replaces the built-in one; with jobs > 1, `loader` and `model` must be picklable); with `stack` "on" (or "auto" on
     a CUDA GPU) the runs that differ only in their labels train together as one stacked model; with executor "ray", as
     Ray tasks on the cluster at `address` declaring `cpus_per_run` and `gpus_per_run` (see executors.executor).
+    `data`, the dataset record of the one dataset every spec uses (a user's Dataset), guards reuse (see `pending`).
 
     Returns the trained and skipped counts and every run's record, in `specs` order. A run that failed twice
     (crashed worker or exception) raises RunsFailed after the others finished."""
@@ -55,7 +58,7 @@ def execute(
                     specs[0].model if model is None and specs else model)
     store.ensure_writable(out)
     console = console or Console(stderr=True)
-    todo, records = pending(specs, out, overwrite, console.print)
+    todo, records = pending(specs, out, overwrite, console.print, data)
     if len(todo) < len(specs):
         console.print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already finished in {out}")
     job = executors.Job(out, loader, data_dir, download, model, {h.kind: h for h in human}, overwrite)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from poisonlab.errors import check_choice
+from poisonlab.checks import check_choice
 
 PRECISIONS = ("auto", "bf16", "fp32")
 

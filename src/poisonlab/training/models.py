@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from poisonlab.errors import PoisonlabError
@@ -72,8 +73,30 @@ def build(model: ModelSpec, shape: tuple[int, ...], num_classes: int, seed: int 
         built = model(tuple(shape), num_classes)
         if not isinstance(built, nn.Module) and not (hasattr(built, "fit") and hasattr(built, "predict")):
             raise PoisonlabError(f"the model factory returned {type(built).__name__}, not a torch.nn.Module or estimator")
+        if isinstance(built, nn.Module):
+            _check_outputs(built, tuple(shape), num_classes)
         return built
     raise PoisonlabError(f"model {model!r} is not a model name ({', '.join(MODELS)}), a factory or an estimator")
+
+
+def _check_outputs(model: nn.Module, shape: tuple[int, ...], num_classes: int) -> None:
+    """Refuse a factory's module unless one item of `shape` (H, W, C) or (D,) gives `num_classes` scores."""
+    probe = torch.zeros((2, shape[2], shape[0], shape[1]) if len(shape) == 3 else (2, *shape))
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            out = model.eval()(probe)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's module on well-formed input
+        raise PoisonlabError(f"the model factory's module fails on a batch of shape {tuple(probe.shape)} "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); make it take items of "
+                             f"shape {shape} as (N, C, H, W) images or (N, D) rows") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.shape != (2, num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        scores = f"{got[1]} class scores per item" if isinstance(got, tuple) and len(got) == 2 else f"output {got}"
+        raise PoisonlabError(f"the model factory's output has {scores}, but the data has {num_classes} classes; "
+                             "build the last layer with the num_classes the factory is given")
 
 
 def model_name(model: ModelSpec) -> str:

@@ -12,9 +12,11 @@ from safetensors.torch import load as torch_load
 from safetensors.torch import save as torch_save
 from torch import nn
 
-from poisonlab.errors import PoisonlabError
+from poisonlab.checks import MAX_CLASSES
+from poisonlab.errors import PoisonlabError, decoding
+from poisonlab.files import MAX_RECORD_BYTES, MAX_WEIGHTS_BYTES, read_limited
 from poisonlab.store import MODEL_META_FILE, RUN_FILE, WEIGHTS_FILE, atomic_write, read_run, weights_digest, write_json
-from poisonlab.training import models
+from poisonlab.training import MODELS, models
 
 
 def _json_value(value):
@@ -49,22 +51,78 @@ def save_model(run_dir: Path, model, meta: dict) -> str:
     return weights_digest(data)
 
 
-def load_model(run_dir: Path):
+def check_savable(model, x: np.ndarray, y: np.ndarray) -> None:
+    """Refuse, before any real training, a scikit-learn estimator whose fitted state is more than arrays and plain
+    values (a Pipeline, a forest of trees): it cannot be saved without pickle. A clone is fitted on a few items of
+    (`x`, `y`) (features as the run gives them) to find out."""
+    from sklearn.base import clone
+
+    if not (hasattr(model, "fit") and hasattr(model, "get_params")):  # a name or a factory: saved as torch weights
+        return
+    picked = np.concatenate([np.flatnonzero(y == c)[:3] for c in np.unique(y)])
+    trial = clone(model)
+    try:
+        trial.fit(x[picked], y[picked])
+    except Exception:  # noqa: BLE001 - too few items for this estimator: the real fit will say what is wrong
+        return
+    for key, value in vars(trial).items():
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            continue
+        try:
+            _json_value(value)
+        except TypeError:
+            raise PoisonlabError(f"{type(model).__name__} cannot be saved without pickle (its fitted '{key}' holds "
+                                 f"{type(value).__name__} objects); pass out=None to keep the results in memory, or "
+                                 "use an estimator whose fitted state is arrays (LogisticRegression, SVC, ...)") from None
+
+
+MAX_SHAPE_ITEMS = 1 << 24  # values per item of a saved model's input shape (4096 x 4096)
+_FIX = "train the run again or restore the run folder from a copy"
+
+
+def load_model(run_dir: str | Path):
     """Rebuild the model of a saved run (torch module in eval mode, or fitted scikit-learn estimator).
 
-    Weights that do not match the `weights_sha256` of the run's run.json are refused."""
-    meta = json.loads((run_dir / MODEL_META_FILE).read_text())
-    model = models.build(meta["name"], tuple(meta["shape"]), meta["num_classes"], meta.get("seed", 0))
-    data = (run_dir / WEIGHTS_FILE).read_bytes()
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder (holding model.json and model.safetensors).
+
+    Weights that do not match the `weights_sha256` of the run's run.json are refused; a damaged model.json or
+    weights file is one `PoisonlabError`, its declared shape bounded before any model is built."""
+    run_dir = Path(run_dir)
+    meta_file = run_dir / MODEL_META_FILE
+    if not meta_file.is_file():
+        raise PoisonlabError(f"{run_dir} holds no saved model ({MODEL_META_FILE} not found); give the folder of a "
+                             "finished run, such as runs/models/<name>/<percent>/seed0")
+    with decoding(f"model description {meta_file}", _FIX):
+        meta = json.loads(read_limited(meta_file, f"model description {meta_file}", MAX_RECORD_BYTES, _FIX))
+    name, shape, k, kind = _described(meta, meta_file)
+    data = read_limited(run_dir / WEIGHTS_FILE, f"weights {run_dir / WEIGHTS_FILE}", MAX_WEIGHTS_BYTES, _FIX)
     run = read_run(run_dir, weights=False)
     if run is not None and run.get("weights_sha256") not in (None, weights_digest(data)):
         raise PoisonlabError(f"{run_dir / WEIGHTS_FILE} does not match the SHA-256 its {RUN_FILE} records (damaged "
                              "or replaced); train the run again or restore the file")
-    if meta["format"] == "torch":
-        model.load_state_dict(torch_load(data))
-        return model.eval()
-    for key, value in meta["attributes"].items():
-        setattr(model, key, tuple(value["tuple"]) if isinstance(value, dict) else value)
-    for key, value in np_load(data).items():
-        setattr(model, key, value)
+    model = models.build(name, shape, k, meta.get("seed", 0) if isinstance(meta.get("seed"), int) else 0)
+    with decoding(f"weights {run_dir / WEIGHTS_FILE}", _FIX):
+        if kind == "torch":
+            model.load_state_dict(torch_load(data))
+            return model.eval()
+        for key, value in meta["attributes"].items():
+            setattr(model, key, tuple(value["tuple"]) if isinstance(value, dict) else value)
+        for key, value in np_load(data).items():
+            setattr(model, key, value)
     return model
+
+
+def _described(meta: object, path: Path) -> tuple[str, tuple[int, ...], int, str]:
+    """(name, shape, num_classes, format) of a model.json, each checked and bounded, else a one-line error."""
+    ok = isinstance(meta, dict) and meta.get("name") in MODELS and meta.get("format") in ("torch", "sklearn")
+    shape, k = (meta.get("shape"), meta.get("num_classes")) if ok else (None, None)
+    ok = ok and isinstance(shape, list) and len(shape) in (1, 3) and all(type(v) is int and v > 0 for v in shape) \
+        and type(k) is int and 2 <= k <= MAX_CLASSES and int(np.prod(shape, dtype=np.float64)) <= MAX_SHAPE_ITEMS
+    ok = ok and (meta["format"] == "torch" or isinstance(meta.get("attributes"), dict))
+    if not ok:
+        raise PoisonlabError(f"{path} does not describe a poisonlab model (name one of {', '.join(MODELS)}, format, "
+                             f"an input shape of at most {MAX_SHAPE_ITEMS} values, 2..{MAX_CLASSES} classes); {_FIX}")
+    return meta["name"], tuple(shape), k, meta["format"]
