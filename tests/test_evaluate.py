@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from poisonlab.errors import PoisonlabError
 from poisonlab.defences.detectors import Detection
 from poisonlab.defences.evaluate import score
 
@@ -52,5 +53,5 @@ def test_nothing_flagged_scores_zero_not_nan():
 
 
 def test_mask_of_another_length_is_refused():
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(PoisonlabError, match=r"mask must be a boolean array with one entry per item \(2\), got shape \(3,\)"):
         score(detection([0.1, 0.2], [0, 1]), np.array([1, 0, 0], bool))

@@ -106,3 +106,13 @@ def test_accuracy_cli_on_real_poisoned_runs(tmp_path, cli):
     alert = [line for line in cli.out.splitlines() if line.startswith("ALERT")]
     assert alert[0].endswith(": 3")
     cli.fails("not a finished poisonlab run", "monitor", "accuracy", "--baseline", tmp_path / "missing", "--candidate", tmp_path / "clean")
+
+
+def test_accuracy_refuses_runs_of_different_datasets(tmp_path, cli, shared_data):
+    """digits and MNIST both name their classes 0..9: the dataset itself must match, not only the class names."""
+    digits, mnist = datasets.load("digits"), datasets.load("mnist", shared_data, dataset_size=500)
+    store.write_json(tmp_path / "digits" / store.RUN_FILE, sweep_run(RunSpec(dataset="digits", model="svc"), digits)[0])
+    store.write_json(tmp_path / "mnist" / store.RUN_FILE,
+                     sweep_run(RunSpec(dataset="mnist", dataset_size=500, model="svc"), mnist)[0])
+    cli.fails("the baseline ran on digits and the candidate on mnist; compare two runs of the same dataset",
+              "monitor", "accuracy", "--baseline", tmp_path / "digits", "--candidate", tmp_path / "mnist")

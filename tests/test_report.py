@@ -58,6 +58,15 @@ def test_collect_finds_every_kind_of_result(study):
     assert random_group["per_class"][0][3] == pytest.approx(np.mean(per_class))
 
 
+def test_sweeps_in_subfolders_are_collected(study, tmp_path):
+    """`report --out runs` over runs/<study>/ folders: the sweep rows and their provenance, not "0 runs"."""
+    shutil.copytree(study, tmp_path / "runs" / "mnist-sweep")
+    found = collect(tmp_path / "runs")
+    assert len(found.rows) == 16 and all(r["run_dir"].startswith("mnist-sweep/") for r in found.rows)
+    assert {(g["kind"], g["runs"]) for g in found.groups} == {("random", 8), ("biased", 8)}
+    assert len(found.flips) == 1 and len(found.detections) == 1
+
+
 def test_report_is_self_contained_and_has_every_section(page):
     path, html, result = page
     assert result["sections"] == ["Overview", "Accuracy vs poison", "Until accuracy halves",

@@ -1,5 +1,7 @@
 """Training on real data: it learns, it is deterministic, early stopping keeps the best weights."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -24,6 +26,7 @@ def test_short_mnist_run_learns_well_above_chance(shared_data):
     assert record["training"]["epochs_run"] == 2
     assert record["metrics"]["accuracy"] > 0.7  # chance is 0.1
     assert record["dataset"]["n_train"] == 2000 and record["split"]["n_fit"] == 1800
+    assert record["training"]["still_improving"] == (record["training"]["best_epoch"] == 2)
 
 
 def test_same_config_and_seed_give_identical_models(digits):
@@ -39,6 +42,7 @@ def test_early_stopping_restores_best_weights(digits):
     record, model = run(spec, digits)
     t = record["training"]
     assert t["epochs_run"] < 60 and t["epochs_run"] == t["best_epoch"] + 3
+    assert t["still_improving"] is False  # it stopped early: more epochs would not help
     assert t["best_val_accuracy"] == max(h["val_accuracy"] for h in t["history"])
     labels = np.array(digits.y_train)
     poisoned, _ = poison.random_flip(labels, 10, 60, 0)
@@ -101,3 +105,11 @@ def test_bf16_runs_are_deterministic_and_differ_from_fp32(digits):
 def test_unknown_precision_is_bad_input():
     with pytest.raises(PoisonlabError, match="unknown precision 'fp16'; choose one of auto, bf16, fp32"):
         TrainConfig(precision="fp16")
+
+
+def test_a_run_still_improving_at_its_last_epoch_says_so(tmp_path, cli):
+    """MNIST-1000 at 3 epochs scores far below what it can reach: the run line and run.json say why."""
+    code, out, err = cli("train", "--dataset", "digits", "--percents", "0", "--epochs", "1", "--out", tmp_path)
+    assert code == 0 and "still improving at the last epoch: train more epochs" in out + err
+    record = json.loads(next(tmp_path.rglob("run.json")).read_text())
+    assert record["training"]["still_improving"] is True and record["training"]["best_epoch"] == 1

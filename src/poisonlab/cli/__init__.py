@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, get_args
 
 import typer
 from rich.markup import escape
@@ -65,10 +66,30 @@ def _error(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def _path_options(command) -> set[str]:
+    """The names of every option of every command that takes a path."""
+    names = {name for param in command.params for name in param.opts
+             if Path in (getattr(param.type_descriptor, "annotation", None), *get_args(param.type_descriptor.annotation))}
+    for sub in getattr(command, "commands", {}).values():
+        names |= _path_options(sub)
+    return names
+
+
+def _refuse_empty_paths(args: list[str], paths: set[str]) -> None:
+    """A path option given an empty value (`--out ''`, `--out=`) is an error: it would be read as the current folder."""
+    for before, arg in zip(["", *args], args):
+        name = arg[:-1] if arg.endswith("=") else before if arg == "" else None
+        if name in paths:
+            raise PoisonlabError(f"{name} was given an empty path; give the path of a file or folder")
+        if arg == "" and not before.startswith("-"):  # a positional argument (every one is a path)
+            raise PoisonlabError("an empty path was given; give the path of a file or folder")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input becomes one line on stderr and exit code 2; Ctrl-C keeps finished runs."""
     command = _plain_flags(typer.main.get_command(app))
     try:
+        _refuse_empty_paths(sys.argv[1:] if argv is None else argv, _path_options(command))
         code = command.main(argv, prog_name="poisonlab", standalone_mode=False)  # returns 130 after Ctrl-C
     except PoisonlabError as exc:
         _error(str(exc))

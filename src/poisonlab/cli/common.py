@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -29,12 +30,15 @@ def parse_list(text: str, what: str, convert=float) -> list:
     """Comma-separated values, or one clear error naming the bad item."""
     items = [t.strip() for t in text.split(",") if t.strip()]
     values = []
+    example = "0,10,50" if convert is float else "0,1,2"
     for item in items:
         try:
-            values.append(convert(item))
+            value = convert(item)
         except ValueError:
-            example = "0,10,50" if convert is float else "0,1,2"
             raise PoisonlabError(f"{what} '{item}' is not a number; give a comma-separated list such as {example}") from None
+        if convert is float and not math.isfinite(value):
+            raise PoisonlabError(f"{what} '{item}' is not a finite number; give a comma-separated list such as {example}")
+        values.append(value + 0 if convert is float else value)  # -0 is 0 (one run, one folder)
     if not values:
         raise PoisonlabError(f"no {what} given; give a comma-separated list")
     return values

@@ -113,6 +113,10 @@ def accuracy(
     from poisonlab.defences import monitor
 
     runs = store.read_run(baseline, required=True, weights=False), store.read_run(candidate, required=True, weights=False)
+    names = [r["dataset"].get("name") if isinstance(r.get("dataset"), dict) else None for r in runs]
+    if None not in names and names[0] != names[1]:
+        raise PoisonlabError(f"the baseline ran on {names[0]} and the candidate on {names[1]}; compare two runs of the "
+                             "same dataset")
     classes = store.field(runs[0], "dataset.classes", list, str)
     if store.field(runs[1], "dataset.classes", list, str) != classes:
         raise PoisonlabError("the two runs have different classes; compare runs on the same dataset")

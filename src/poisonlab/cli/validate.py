@@ -62,7 +62,7 @@ def validate(
     dataset_size: Annotated[int | None, typer.Option("--dataset-size", "--dataset_size", min=0, help="First N training items (0 = all).")] = None,
     schema: Annotated[Path | None, typer.Option("--schema", help="Expected schema (JSON: shape, dtype, value_range, classes; default: the built-in one of the dataset).")] = None,
     write_schema: Annotated[Path | None, typer.Option("--write-schema", help="Write the observed schema to this JSON file (for --schema later).")] = None,
-    threshold: Annotated[float, typer.Option(min=0.0, help="Flag an image whose robust z-score exceeds this.")] = 6.0,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1e6, help="Flag an image whose robust z-score exceeds this.")] = 6.0,
     top: Annotated[int, typer.Option("--top", min=0, help="List at most this many outliers (0 = all).")] = 20,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the isolation forest and its PCA.")] = 0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the full result to this file.")] = None,

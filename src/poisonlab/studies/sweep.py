@@ -89,8 +89,11 @@ def execute(
                 record = records[event.spec] = event.detail
                 store.record(out, record, out / event.spec.folder())
                 bar.update(task, advance=1, status=f"test acc {record['metrics']['accuracy']:.3f}")
+                hint = "; still improving at the last epoch: train more epochs" \
+                    if record.get("training", {}).get("still_improving") else ""
                 bar.console.print(f"[{bar.tasks[0].completed:.0f}/{len(todo)}] {label}: test accuracy "
-                                  f"{record['metrics']['accuracy']:.3f} in {record['timings']['total_s']:.1f}s", highlight=False)
+                                  f"{record['metrics']['accuracy']:.3f} in {record['timings']['total_s']:.1f}s{hint}",
+                                  highlight=False)
             elif event.kind == "retry":
                 bar.console.print(f"{label}: failed ({event.detail}); retrying it once", highlight=False)
             else:

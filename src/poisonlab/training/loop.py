@@ -111,11 +111,12 @@ class Stopper:
         return improved, epoch - self.epoch[which] >= self.patience
 
     def result(self, i: int, history: list[dict], precision: str, **path) -> dict:
-        """Model `i`'s training record (no best epoch when it never validated)."""
+        """Model `i`'s training record (no best epoch when it never validated); `still_improving` when its best
+        validation accuracy came at the last epoch run (it never stopped early: more epochs may help)."""
         validated = self.epoch[i] > 0
         return {"history": history, "best_epoch": int(self.epoch[i]) if validated else None,
                 "best_val_accuracy": float(self.acc[i]) if validated else None, "epochs_run": len(history),
-                "precision": precision, **path}
+                "still_improving": bool(validated and self.epoch[i] == len(history)), "precision": precision, **path}
 
 
 def fit_torch(

@@ -104,12 +104,22 @@ def per_class_means(runs: list[dict]) -> dict[float, list[float]]:
     return {p: np.nanmean(np.array(v, dtype=float), axis=0).tolist() for p, v in sorted(by_percent.items())}
 
 
+def sweep_rows(out: Path) -> list[dict]:
+    """The rows of the results table of `out` (rebuilt from run.json files if missing) and of every results table in
+    its subfolders (sweeps written to runs/<study>), each row's run_dir relative to `out`."""
+    tables = [out, *sorted({p.parent for p in out.glob(f"*/**/{store.DB_FILE}")})]
+    rows = []
+    for table in tables:
+        prefix = table.relative_to(out)
+        rows += [{**row, "run_dir": str(prefix / row["run_dir"])} for row in store.results_rebuilt(table)]
+    return rows
+
+
 def collect(out: Path) -> Study:
-    """Read the results table (rebuilt from run.json files if missing) and every flip.json, detect.json and
-    backdoor.json under `out`."""
+    """Read the results tables (see `sweep_rows`) and every flip.json, detect.json and backdoor.json under `out`."""
     if not out.is_dir():
         raise PoisonlabError(f"results folder {out} does not exist; give the folder that `poisonlab train` wrote")
-    rows = store.results_rebuilt(out)
+    rows = sweep_rows(out)
     study = Study(out, rows, provenance(out, rows))
     for name, needed, bucket in (("flip.json", FLIP_KEYS, study.flips), ("detect.json", DETECT_KEYS, study.detections),
                                  ("backdoor.json", BACKDOOR_KEYS, study.backdoors)):
