@@ -181,6 +181,11 @@ def test_cifar10_from_the_jpeg_copy_in_official_order(shared_data: Path) -> None
     official, _ = parse_cifar_records((shared_data / "cifar10" / "test_batch_first20.bin").read_bytes(), 1)
     cat = dataset.x_test[dataset.y_test == 3][0].astype(float)
     assert np.abs(cat - official[0]).mean() < 8
+    # its test split is ordered by class: a test subset takes every class (not 1000 airplanes), and says so
+    subset = load("cifar10", shared_data, download=False, dataset_size=1000, test_size=1000)
+    assert np.bincount(subset.y_test).tolist() == [100] * 10
+    assert np.array_equal(subset.x_test[subset.y_test == 3][0], dataset.x_test[dataset.y_test == 3][0])
+    assert subset.notes[-1] == "1000 test items taken round-robin over the classes (the test split is ordered by class)"
 
 
 def test_jpeg_copy_without_its_order_file_is_refused(tmp_path: Path) -> None:

@@ -6,12 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from poisonlab import datasets, store
 from poisonlab.defences import integrity
-from poisonlab.errors import PoisonlabError
 from poisonlab.studies.run import RunSpec
 from poisonlab.studies.run import run as sweep_run
 from poisonlab.studies.flip import FlipSpec

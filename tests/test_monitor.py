@@ -5,11 +5,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from poisonlab import datasets, store
 from poisonlab.defences import monitor
-from poisonlab.errors import PoisonlabError
 from poisonlab.studies.run import RunSpec
 from poisonlab.studies.run import run as sweep_run
 from poisonlab.studies.flip import FlipSpec

@@ -7,7 +7,6 @@ import time
 from dataclasses import replace
 
 import pytest
-import torch
 
 from poisonlab import datasets, store
 from poisonlab.attacks import humanlabels

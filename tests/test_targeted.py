@@ -63,11 +63,11 @@ def test_random_selection_is_seeded_and_stays_in_the_source_class(mnist_2000):
 
 def test_classes_resolve_by_name_or_number():
     classes = ["airplane", "automobile", "bird", "cat"]
-    assert targeted.resolve_class("Cat", classes) == 3 and targeted.resolve_class("2", classes) == 2
+    assert datasets.resolve_class("Cat", classes) == 3 and datasets.resolve_class("2", classes) == 2
     with pytest.raises(PoisonlabError, match="unknown class 'kat'.*airplane, automobile, bird, cat"):
-        targeted.resolve_class("kat", classes)
+        datasets.resolve_class("kat", classes)
     with pytest.raises(PoisonlabError, match="unknown class '4'"):
-        targeted.resolve_class("4", classes)
+        datasets.resolve_class("4", classes)
 
 
 def test_real_svc_flip_on_mnist_end_to_end(cli, shared_data, tmp_path):

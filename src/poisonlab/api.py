@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from poisonlab import datasets, store
-from poisonlab.attacks.flips import poison_labels
 from poisonlab.datasets import Dataset, dataset_record
 from poisonlab.datasets.adapters import as_items, as_labels
 from poisonlab.defences import DETECTOR_MODELS, detectors

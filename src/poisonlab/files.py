@@ -4,12 +4,13 @@ regular files, so that a device, FIFO or socket given as a path can neither hang
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, decoding
 
 _CHUNK = 1 << 20
 # Size caps per kind of input, far above any genuine file (a manifest holds about 70 bytes per item).
@@ -102,3 +103,11 @@ def check_output_folder(folder: Path) -> Path:
         raise PoisonlabError(f"cannot write to output folder {folder} ({exc.strerror or exc}); "
                              "choose another output folder") from None
     return folder
+
+
+def read_json(path: Path, what: str, max_bytes: int, fix: str):
+    """The JSON document in the regular file `path` (at most `max_bytes`), or the one-line error "cannot read <what>
+    (<cause>); <fix>" for a special, unreadable, oversized or undecodable file."""
+    data = read_limited(path, what, max_bytes, fix)
+    with decoding(what, fix):
+        return json.loads(data)

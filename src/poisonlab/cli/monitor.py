@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -21,12 +20,10 @@ AlphaOpt = Annotated[float, typer.Option(help="Significance level, strictly betw
 def baseline_counts(path: Path) -> tuple[list[int], list[str] | None, dict]:
     """Training class counts, class names and the document: from a manifest or a {"counts": [...]} JSON file."""
     from poisonlab.defences import integrity
+    from poisonlab.files import MAX_MANIFEST_BYTES, read_json
 
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise PoisonlabError(f"cannot read baseline {path} as JSON; pass a manifest or a file like "
-                             '{"classes": [...], "counts": [...]}') from None
+    doc = read_json(path, f"baseline {path} as JSON", MAX_MANIFEST_BYTES,
+                    'pass a manifest or a file like {"classes": [...], "counts": [...]}')
     if isinstance(doc, dict) and doc.get("format") == integrity.FORMAT:
         return doc["splits"]["train"]["class_counts"], doc["classes"], doc
     counts = doc.get("counts") if isinstance(doc, dict) else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,7 +11,6 @@ from rich.table import Table
 from poisonlab.cli.common import (DataDirOpt, DownloadOpt, RunOpt, check_outputs, current_data, label_name,
                                   results_console as console)
 from poisonlab.checks import MAX_SEED
-from poisonlab.errors import PoisonlabError
 
 if TYPE_CHECKING:
     from poisonlab.defences.validate import Schema
@@ -24,10 +22,10 @@ def expected_schema(schema_path: Path | None, name: str, observed: Schema, recor
     from poisonlab.defences.validate import KNOWN, known_schema, parse_schema
 
     if schema_path is not None:
-        try:
-            doc = json.loads(schema_path.read_text())
-        except (OSError, ValueError):
-            raise PoisonlabError(f"cannot read schema {schema_path} as JSON; pass a file written by --write-schema") from None
+        from poisonlab.files import MAX_SCHEMA_BYTES, read_json
+
+        doc = read_json(schema_path, f"schema {schema_path} as JSON", MAX_SCHEMA_BYTES,
+                        "pass a file written by --write-schema")
         return parse_schema(doc, str(schema_path)), str(schema_path)
     if recording and name not in KNOWN:
         return observed, "observed"

@@ -3,9 +3,12 @@
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from poisonlab.datasets.cifar import load_cifar10, load_cifar100
 from poisonlab.datasets.adapters import from_arrays, from_torch
-from poisonlab.datasets.dataset import Dataset, dataset_record, resolve_class
+from poisonlab.datasets.dataset import Dataset, resolve_class
+from poisonlab.datasets.dataset import dataset_record as dataset_record  # re-exported
 from poisonlab.datasets.digits import load_digits
 from poisonlab.datasets.embedded import load_embedded
 from poisonlab.datasets.imagefolder import load_imagefolder
@@ -34,8 +37,7 @@ def load(spec: str, data_dir: str | Path | None = None, dataset_size: int = 0, d
         raise PoisonlabError(f"test_size {test_size} is larger than the {len(dataset.y_test)} test items of "
                              f"{dataset.name}; pass at most {len(dataset.y_test)}, or 0 for all")
     if test_size and test_size < len(dataset.y_test):
-        dataset = replace(dataset, x_test=dataset.x_test[:test_size], y_test=dataset.y_test[:test_size],
-                          notes=[*dataset.notes, f"first {test_size} test items"])
+        dataset = _test_subset(dataset, test_size)
     return dataset
 
 
@@ -64,9 +66,24 @@ def _load(spec: str, data_dir: str | Path | None, dataset_size: int, download: b
     return shrink(dataset, dataset_size, True, seed)
 
 
+def _test_subset(dataset: Dataset, n: int) -> Dataset:
+    """The first `n` test items; where the test split is ordered by class (all of one class, then the next, as in
+    the CIFAR-10 JPEG copy), `n` items taken round-robin over the classes instead, so that every class is tested."""
+    y = dataset.y_test
+    if len(np.unique(y)) > 1 and (np.diff(y) >= 0).all():
+        rank = np.arange(len(y)) - np.searchsorted(y, y)  # position of each item within its class
+        keep = np.sort(np.argsort(rank, kind="stable")[:n])
+        note = f"{n} test items taken round-robin over the classes (the test split is ordered by class)"
+    else:
+        keep, note = np.arange(n), f"first {n} test items"
+    return replace(dataset, x_test=dataset.x_test[keep], y_test=y[keep], notes=[*dataset.notes, note])
+
+
 def _load_imagefolder(variant: str) -> tuple[Dataset, bool]:
     """Parse "PATH[?order=CSV]", find an order file beside PATH if none is given, and load the folder."""
-    path, _, order = variant.partition("?order=")
+    path, marker, order = variant.partition("?order=")
+    if marker and not order.strip():
+        raise PoisonlabError("imagefolder:PATH?order= names no order file; write ?order=CSV or leave out ?order=")
     if not path:
         raise PoisonlabError("imagefolder needs a path; write imagefolder:PATH (a directory or .tar.gz)")
     root = Path(path).expanduser().resolve()

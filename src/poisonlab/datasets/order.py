@@ -1,11 +1,13 @@
 """Order files (`index,label,path` CSV) that put an image folder's training items in a canonical order."""
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
 
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, decoding
+from poisonlab.files import MAX_ORDER_BYTES, read_limited
 
 HEADER = ["index", "label", "path"]
 DEFAULT_NAMES = ("train_canonical_order.csv", "order.csv")
@@ -21,26 +23,24 @@ def read_order(path: Path, train_paths: list[str], labels: np.ndarray) -> np.nda
     fix = f"fix {path} or remove it to use the folder order"
     position = {name: i for i, name in enumerate(train_paths)}
     chosen = np.full(len(train_paths), -1, dtype=np.int64)
-    try:
-        with path.open(newline="") as handle:
-            rows = csv.reader(handle)
-            if next(rows, None) != HEADER:
-                raise PoisonlabError(f"order file {path} must start with the header index,label,path; {fix}")
-            for line, row in enumerate(rows, start=2):
-                index, label, name = _parse_row(row, f"order file {path} line {line}", fix)
-                where = position.get(name)
-                if where is None:
-                    raise PoisonlabError(f"order file {path} line {line} names {name}, which is not a training "
-                                         f"image of the folder; {fix}")
-                if label != labels[where]:
-                    raise PoisonlabError(f"order file {path} line {line} gives label {label} for {name}, but its "
-                                         f"folder is class {labels[where]}; {fix}")
-                if not 0 <= index < len(chosen) or chosen[index] != -1:
-                    raise PoisonlabError(f"order file {path} line {line} has index {index}, repeated or outside "
-                                         f"0..{len(chosen) - 1}; {fix}")
-                chosen[index] = where
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise PoisonlabError(f"cannot read order file {path} ({exc}); {fix}") from None
+    data = read_limited(path, f"order file {path}", MAX_ORDER_BYTES, fix)
+    with decoding(f"order file {path}", fix):
+        rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+        if next(rows, None) != HEADER:
+            raise PoisonlabError(f"order file {path} must start with the header index,label,path; {fix}")
+        for line, row in enumerate(rows, start=2):
+            index, label, name = _parse_row(row, f"order file {path} line {line}", fix)
+            where = position.get(name)
+            if where is None:
+                raise PoisonlabError(f"order file {path} line {line} names {name}, which is not a training "
+                                     f"image of the folder; {fix}")
+            if label != labels[where]:
+                raise PoisonlabError(f"order file {path} line {line} gives label {label} for {name}, but its "
+                                     f"folder is class {labels[where]}; {fix}")
+            if not 0 <= index < len(chosen) or chosen[index] != -1:
+                raise PoisonlabError(f"order file {path} line {line} has index {index}, repeated or outside "
+                                     f"0..{len(chosen) - 1}; {fix}")
+            chosen[index] = where
     if (chosen == -1).any() or len(np.unique(chosen)) != len(chosen):
         raise PoisonlabError(f"order file {path} does not list each of the {len(chosen)} training images exactly "
                              f"once; {fix}")

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from poisonlab.errors import PoisonlabError
+from poisonlab.files import MAX_LOG_BYTES, read_limited
 from poisonlab.store import write_failed
 
 GENESIS = "0" * 64  # the `prev` of the first entry
@@ -66,11 +67,8 @@ def _last_digest(log: Path, lines: list[bytes]) -> str:
 
 def read(log: Path) -> list[bytes]:
     """The raw lines of a log, or a one-line error when it cannot be read."""
-    try:
-        return log.read_bytes().splitlines()
-    except OSError as exc:
-        raise PoisonlabError(f"cannot read audit log {log} ({exc.strerror or exc}); give the manifest or the audit log file "
-                             "of an existing log") from None
+    return read_limited(log, f"audit log {log}", MAX_LOG_BYTES,
+                        "give the manifest or the audit log file of an existing log").splitlines()
 
 
 def check(lines: list[bytes]) -> tuple[list[dict], int | None, str]:

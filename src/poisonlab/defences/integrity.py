@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
+from poisonlab.files import MAX_KEY_BYTES, MAX_MANIFEST_BYTES, read_json, read_limited
 from poisonlab.store import atomic_write
 
 FORMAT = "poisonlab-manifest/1"
@@ -91,13 +92,8 @@ def write(path: Path, manifest: dict) -> None:
 
 def read(path: Path) -> dict:
     """A manifest file, or a one-line error naming the problem."""
-    try:
-        manifest = json.loads(path.read_text())
-    except OSError as exc:
-        raise PoisonlabError(f"cannot read manifest {path} ({exc.strerror or exc}); "
-                             "build one with `poisonlab manifest build`") from None
-    except ValueError:
-        raise PoisonlabError(f"manifest {path} is not valid JSON; rebuild it or restore it from a copy") from None
+    manifest = read_json(path, f"manifest {path}", MAX_MANIFEST_BYTES,
+                         "build one with `poisonlab manifest build`, or restore it from a copy")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise PoisonlabError(f"{path} is not a {FORMAT} manifest; build one with `poisonlab manifest build`")
     return manifest
@@ -160,13 +156,10 @@ def new_key_pair() -> tuple[bytes, bytes]:
 def load_key(path: Path, private: bool) -> Ed25519PrivateKey | Ed25519PublicKey:
     """An Ed25519 private or public key from a PEM file, or a one-line error."""
     kind = "private" if private else "public"
+    data = read_limited(path, f"{kind} key {path}", MAX_KEY_BYTES, "make a pair with `poisonlab manifest keygen`")
     try:
-        data = path.read_bytes()
         key = (serialization.load_pem_private_key(data, password=None) if private
                else serialization.load_pem_public_key(data))
-    except OSError as exc:
-        raise PoisonlabError(f"cannot read {kind} key {path} ({exc.strerror or exc}); "
-                             "make a pair with `poisonlab manifest keygen`") from None
     except (ValueError, TypeError):
         raise PoisonlabError(f"{path} is not an unencrypted {kind} key in PEM format; "
                              "make a pair with `poisonlab manifest keygen`") from None

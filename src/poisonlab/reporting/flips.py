@@ -127,6 +127,7 @@ def markdown(doc: dict) -> str:
     seeds = ", ".join(map(str, doc["seeds"]))
     parts = [f"# {doc['source']['name']} → {doc['target']['name']}: {doc['dataset']}, {doc['model']}, "
              f"{doc['n_train']} train / {doc['n_test']} test, select {doc['select']}, seeds {seeds}\n\n",
+             "".join(f"Data: {n}.\n\n" for n in doc.get("notes", [])),
              SPREAD_NOTE + "\n\n",
              table(*main_rows(doc)), "\n## Training class counts\n\n", table(*count_rows(doc)),
              "\n## Predictions per predicted class (seed mean)\n\n", table(*predicted_rows(doc, doc["n"])),

@@ -12,7 +12,7 @@ from sklearn.metrics import classification_report
 
 from poisonlab import datasets
 from poisonlab.attacks import flips
-from poisonlab.datasets import Dataset, dataset_record, resolve_class
+from poisonlab.datasets import Dataset, dataset_record
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting, metrics
 from poisonlab.training.loop import TrainConfig

@@ -19,7 +19,8 @@ def flip_section(folder: Path, doc: dict) -> str:
     parts = [note(f"{doc['dataset']}: the first {max(doc['n'])} (at most) '{src}' training labels flipped to '{tgt}' "
                   f"({doc['select']} selection); model {doc['model']}, {doc['epochs']} epochs, seeds "
                   f"{', '.join(map(str, doc['seeds']))}, {doc['n_train']} training and {doc['n_test']} test items; "
-                  f"{len(doc['runs'])} runs, {minutes(sum(r.get('train_seconds', 0) for r in doc['runs']))} of training."),
+                  f"{len(doc['runs'])} runs, {minutes(sum(r.get('train_seconds', 0) for r in doc['runs']))} of training"
+                  + "".join(f"; {n}" for n in doc.get("notes", [])) + "."),
              note(flipreport.SPREAD_NOTE),
              table(*flipreport.main_rows(doc))]
     figures = folder / "figures"
