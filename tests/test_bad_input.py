@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from poisonlab import store
 
@@ -163,7 +165,21 @@ CASES = [
     ("output", r"is a folder", ("manifest", "verify", "{tmp}/m.json", "--log", "{tmp}/folder")),
     ("output", r"cannot write to output folder", ("manifest", "keygen", "--out", f"{UNWRITABLE}/key")),
     # damaged inputs
-    ("damaged", r"not valid JSON|not a poisonlab-manifest", ("manifest", "verify", "{tmp}/garbage.json")),
+    ("damaged", r"cannot read manifest .*garbage.json \(.*\); build one", ("manifest", "verify", "{tmp}/garbage.json")),
+    # special files as inputs: refused before a byte is read (/dev/zero would grow without end)
+    ("damaged", r"cannot read schema /dev/zero as JSON \(it is a character device, not a regular file\)",
+     ("validate", *DIGITS, "--schema", "/dev/zero")),
+    ("damaged", r"cannot read private key /dev/zero \(it is a character device",
+     ("manifest", "build", *DIGITS, "--out", "{tmp}/z.json", "--sign-key", "/dev/zero")),
+    ("damaged", r"cannot read public key /dev/zero \(it is a character device",
+     ("manifest", "verify", "{tmp}/m.json", "--public-key", "/dev/zero")),
+    ("damaged", r"cannot read manifest /dev/zero \(it is a character device", ("manifest", "verify", "/dev/zero")),
+    ("damaged", r"cannot read audit log /dev/zero \(it is a character device", ("manifest", "log", "--log", "/dev/zero")),
+    ("damaged", r"cannot read baseline /dev/zero as JSON \(it is a character device",
+     ("monitor", "counts", "--baseline", "/dev/zero", *DIGITS)),
+    ("damaged", r"cannot read order file /dev/zero \(it is a character device",
+     ("validate", "--dataset", "imagefolder:{tmp}/images?order=/dev/zero")),
+    ("damaged", r"imagefolder:PATH\?order= names no order file", ("validate", "--dataset", "imagefolder:{tmp}/images?order=")),
     ("damaged", r"not an unencrypted private key", ("manifest", "build", *DIGITS, "--out", "{tmp}/n.json",
                                                      "--sign-key", "{tmp}/garbage.json")),
     ("damaged", r"not an unencrypted public key", ("manifest", "verify", "{tmp}/m.json", "--public-key", "{tmp}/garbage.json")),
@@ -219,6 +235,12 @@ def place(tmp_path_factory, shared_data) -> Path:
     (tmp / "empty").mkdir()
     (tmp / "garbage.json").write_text("{not json")
     (tmp / "counts.json").write_text(json.dumps({"counts": [143] * 10}))
+    for split in ("train", "test"):  # a tiny real image folder (two classes of random-pixel PNGs)
+        for name in ("cat", "emu"):
+            (tmp / "images" / split / name).mkdir(parents=True)
+            for n in range(2):
+                Image.fromarray(np.full((4, 4, 3), 40 * n + (name == "emu") * 100, np.uint8)).save(
+                    tmp / "images" / split / name / f"{n}.png")
     (tmp / "garbagedb").mkdir()
     (tmp / "garbagedb" / store.DB_FILE).write_bytes(b"this is not an SQLite database " * 100)
     for args in (("manifest", "build", *DIGITS, "--out", tmp / "m.json"), ("manifest", "keygen", "--out", tmp / "key")):
@@ -412,3 +434,14 @@ def test_flip_figures_treat_class_names_as_plain_text(tmp_path: Path, cli) -> No
                           r"a_{b}$x^2$", "--n", "2", "--model", "logreg", "--out", tmp_path / "flip")
     assert code == 0, text
     assert len(list((tmp_path / "flip" / "figures").glob("*.png"))) >= 3
+
+
+def test_a_fifo_as_an_input_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Opening a FIFO for reading blocks until a writer comes: inputs are opened non-blocking and refused."""
+    fifo = tmp_path / "schema.json"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "poisonlab", "validate", "--dataset", "digits", "--schema", str(fifo)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"error: cannot read schema {fifo} as JSON (it is a FIFO (named pipe), not a regular file); pass a file "
+        "written by --write-schema"]

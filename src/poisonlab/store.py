@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from poisonlab.errors import PoisonlabError
-from poisonlab.files import check_output_file, check_output_folder
+from poisonlab.files import (MAX_RECORD_BYTES, MAX_WEIGHTS_BYTES, check_output_file, check_output_folder, read_json,
+                             read_limited)
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -106,8 +107,8 @@ def read_run(path: Path, *, required: bool = False, weights: bool = True) -> dic
     `required` a one-line error instead."""
     file = path / RUN_FILE if path.is_dir() or not path.name.endswith(".json") else path
     try:
-        run = json.loads(file.read_text())
-    except (OSError, ValueError, RecursionError):
+        run = read_json(file, f"run record {file}", MAX_RECORD_BYTES, "")
+    except PoisonlabError:  # missing, special, oversized or not JSON: not a finished run
         run = None
     finished = (isinstance(run, dict) and run.get("status") == "complete" and isinstance(run.get("config"), dict)
                 and isinstance(run.get("metrics"), dict) and (not weights or weights_problem(file.parent, run) is None))
@@ -144,9 +145,9 @@ def weights_problem(run_dir: Path, run: dict) -> str | None:
     """Why the weights file beside a run record cannot be trusted (missing, not its recorded SHA-256, not
     safetensors), or None when it is intact."""
     try:
-        data = (run_dir / WEIGHTS_FILE).read_bytes()
-    except OSError:
-        return f"{WEIGHTS_FILE} is missing or unreadable"
+        data = read_limited(run_dir / WEIGHTS_FILE, WEIGHTS_FILE, MAX_WEIGHTS_BYTES, "")
+    except PoisonlabError:
+        return f"{WEIGHTS_FILE} is missing, unreadable, not a regular file or too large"
     recorded = run.get("weights_sha256")
     if recorded is not None:
         return None if weights_digest(data) == recorded else f"{WEIGHTS_FILE} does not match its recorded SHA-256"
