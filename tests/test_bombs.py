@@ -186,3 +186,23 @@ def test_largest_allowed_image_decodes(tmp_path: Path) -> None:
     assert decode_image(png_bomb(4096, MAX_IMAGE_PIXELS // 4096, "L"), "edge.png").shape == (4096, 4096)
     with pytest.raises(PoisonlabError, match=r"^image edge\.png declares 4097x4096 pixels, more than the 16777216"):
         decode_image(png_bomb(4097, 4096, "L"), "edge.png")
+
+
+def test_many_images_each_allowed_that_add_up_to_a_bomb_are_refused_before_decoding(tmp_path: Path) -> None:
+    """42 RGB PNGs of 4096 x 4096 (each inside the per-image limit), 2 MB packed, would decode to 2.1 GB."""
+    from poisonlab.datasets.imagefiles import MAX_DATASET_VALUES
+
+    bomb = png_bomb(4096, 4096, "RGB")
+    with tarfile.open(tmp_path / "set.tar.gz", "w:gz") as archive:
+        for split, count in (("train", 40), ("test", 2)):
+            for n in range(count):
+                info = tarfile.TarInfo(f"{split}/{'ab'[n % 2]}/{n}.png")
+                info.size = len(bomb)
+                archive.addfile(info, io.BytesIO(bomb))
+    code, peak, err = run_cli(tmp_path, "manifest", "build", "--dataset", f"imagefolder:{tmp_path / 'set.tar.gz'}",
+                              "--out", tmp_path / "m.json")
+    print(f"42-image aggregate bomb ({(tmp_path / 'set.tar.gz').stat().st_size} bytes packed -> "
+          f"{42 * 4096 * 4096 * 3} bytes of pixels): peak +{peak / 2**20:.1f} MiB")
+    assert code == 2 and len(err) == 1, err
+    assert f"would decode to {42 * 4096 * 4096 * 3} pixel values, more than the {MAX_DATASET_VALUES} allowed" in err[0]
+    assert peak < BUDGET and not (tmp_path / "m.json").exists()

@@ -1,5 +1,6 @@
 """Tests of `imagefolder:PATH` on small folders and archives generated with Pillow."""
 
+import io
 import tarfile
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def test_unwritable_cache_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_broken_folders(tmp_path: Path) -> None:
     make_folder(tmp_path / "set")
     (tmp_path / "set" / "train" / "dog" / "005.png").write_bytes(b"not a png")
-    with pytest.raises(PoisonlabError, match=r"^cannot decode image train/dog/005.png in .*; remove or replace"):
+    with pytest.raises(PoisonlabError, match=r"^cannot read image train/dog/005.png in .*; remove or replace"):
         load(f"imagefolder:{tmp_path / 'set'}")
     (tmp_path / "only").mkdir()
     with pytest.raises(PoisonlabError, match="has no images under train/; expected train/<class>/<image>"):
@@ -176,3 +177,20 @@ def test_broken_folders(tmp_path: Path) -> None:
     (tmp_path / "cut.tar.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
     with pytest.raises(PoisonlabError, match="is truncated or corrupted"):
         load(f"imagefolder:{tmp_path / 'cut.tar.gz'}")
+
+
+def test_16_bit_grey_is_scaled_to_8_bits_and_float_pixels_are_refused(tmp_path):
+    """16-bit PNGs once decoded to all-255 RGB (clipped); they are grey, scaled by 255/65535. Float TIFFs have no
+    fixed range: one line."""
+    from poisonlab.datasets.imagefiles import decode_image
+
+    wide = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    png = io.BytesIO()
+    Image.fromarray(wide).save(png, "PNG")
+    decoded = decode_image(png.getvalue(), "wide.png")
+    assert decoded.dtype == np.uint8 and decoded.shape == (8, 8)
+    assert np.array_equal(decoded, np.round(wide / 65535 * 255).astype(np.uint8))
+    tiff = io.BytesIO()
+    Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)).save(tiff, "TIFF")
+    with pytest.raises(PoisonlabError, match=r"^image float.tif holds float pixels \(mode F\)"):
+        decode_image(tiff.getvalue(), "float.tif")

@@ -11,12 +11,14 @@ from PIL import Image
 
 from poisonlab.datasets.checksums import file_digest
 from poisonlab.datasets.tarread import iter_files
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, decoding
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 MAX_IMAGE_BYTES = 64 << 20  # one image file; larger ones are refused unread
 MAX_IMAGE_PIXELS = 1 << 24  # one image (4096 x 4096); larger ones are refused before decoding (Pillow warns at 89M)
+MAX_DATASET_VALUES = 1 << 30  # decoded uint8 values of a whole folder (1 GiB; all of CIFAR-10 is 184 MB)
+GREY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I")  # decoded single-channel
 _FIX = "re-create the archive from a good copy of the folder"
 
 
@@ -39,21 +41,36 @@ def iter_images(root: Path, digest: list[str] | None = None) -> Iterator[tuple[s
         yield "/".join(parts[-3:]), data
 
 
-def decode_image(data: bytes, name: str) -> np.ndarray:
-    """Decode to uint8 (H, W) when the image is grey, else to (H, W, 3) RGB.
+def declared_values(data: bytes, name: str) -> int:
+    """The uint8 values image `name` decodes to (H * W, times 3 unless grey), from its header alone.
 
-    The size its header declares is checked first: over MAX_IMAGE_PIXELS, nothing is decoded."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, at a lower limit
-            with Image.open(io.BytesIO(data)) as image:  # reads the header only
-                width, height = image.size
-                if width * height <= MAX_IMAGE_PIXELS:
-                    return np.asarray(image.convert("L" if image.mode in ("1", "L") else "RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise PoisonlabError(f"cannot decode image {name} ({exc}); remove or replace that file") from None
-    raise PoisonlabError(f"image {name} declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS} allowed "
-                         "(a decompression bomb?); remove that file or shrink it")
+    An image over MAX_IMAGE_PIXELS, or of float pixels (TIFF mode F, which have no fixed range), is refused."""
+    with warnings.catch_warnings(), decoding(f"image {name}", "remove or replace that file"):
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, at a lower limit
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            (width, height), mode = image.size, image.mode
+    if width * height > MAX_IMAGE_PIXELS:
+        raise PoisonlabError(f"image {name} declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS} "
+                             "allowed (a decompression bomb?); remove that file or shrink it")
+    if mode == "F":
+        raise PoisonlabError(f"image {name} holds float pixels (mode F), which have no fixed range; save it as an "
+                             "8-bit image")
+    return width * height * (1 if mode in GREY_MODES else 3)
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Decode to uint8 (H, W) when the image is grey (16-bit grey scaled to 8 bits), else to (H, W, 3) RGB.
+
+    The header is checked first (see `declared_values`): a refused image is never decoded."""
+    declared_values(data, name)
+    with decoding(f"image {name}", "remove or replace that file"), Image.open(io.BytesIO(data)) as image:
+        if image.mode.startswith("I"):  # 16-bit grey (PNG) as 0..65535 integers: scaled, not clipped at 255
+            wide = np.asarray(image, dtype=np.int64)
+            if wide.size and (wide.min() < 0 or wide.max() > 65535):
+                raise PoisonlabError(f"image {name} holds 32-bit pixel values outside 0..65535; save it as an 8- or "
+                                     "16-bit image")
+            return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        return np.asarray(image.convert("L" if image.mode in GREY_MODES else "RGB"))
 
 
 def source_digest(root: Path) -> str:

@@ -8,7 +8,8 @@ import numpy as np
 from poisonlab.datasets.checksums import file_digest
 from poisonlab.datasets.dataset import Dataset
 from poisonlab.datasets.decoded_cache import load_cached, save_cached
-from poisonlab.datasets.imagefiles import SPLITS, decode_image, iter_images, source_digest
+from poisonlab.datasets.imagefiles import (MAX_DATASET_VALUES, SPLITS, declared_values, decode_image, iter_images,
+                                          source_digest)
 from poisonlab.datasets.order import read_order
 from poisonlab.errors import PoisonlabError
 
@@ -71,7 +72,12 @@ def decode_folder(root: Path) -> DecodedFolder:
     Its digest is the SHA-256 of exactly the bytes decoded (see `source_digest`)."""
     digest: list[str] = []
     found: dict[str, list[tuple[str, np.ndarray]]] = {split: [] for split in SPLITS}
-    for name, data in iter_images(root, digest):
+    files = list(iter_images(root, digest))
+    values = sum(declared_values(data, f"{name} in {root}") for name, data in files)  # headers only
+    if values > MAX_DATASET_VALUES:
+        raise PoisonlabError(f"image folder {root} would decode to {values} pixel values, more than the "
+                             f"{MAX_DATASET_VALUES} allowed (a decompression bomb?); use fewer or smaller images")
+    for name, data in files:
         found[name.split("/")[0]].append((name, decode_image(data, f"{name} in {root}")))
     for split in SPLITS:
         if not found[split]:
