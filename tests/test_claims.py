@@ -64,11 +64,20 @@ def test_damaged_or_garbage_weights_are_retrained_with_a_note(tmp_path: Path, ca
     capsys.readouterr()
     assert sweep.execute(spec, tmp_path)["trained"] == 1
     assert "does not match its recorded SHA-256" in capsys.readouterr().err
-    legacy = {k: v for k, v in json.loads((run_dir / store.RUN_FILE).read_text()).items() if k != "weights_sha256"}
-    store.write_json(run_dir / store.RUN_FILE, legacy)  # a run saved before weights_sha256 existed
-    assert store.read_run(run_dir) is not None
-    (run_dir / store.WEIGHTS_FILE).write_bytes(b"garbage that is not safetensors")
+    # the hash deleted from run.json (an old run, or an edit to make swapped weights pass): nothing can be verified
+    edited = {k: v for k, v in json.loads((run_dir / store.RUN_FILE).read_text()).items() if k != "weights_sha256"}
+    store.write_json(run_dir / store.RUN_FILE, edited)
+    assert store.read_run(run_dir) is None
+    capsys.readouterr()
     assert sweep.execute(spec, tmp_path)["trained"] == 1 and store.read_run(run_dir) is not None
+    assert "records no weights_sha256, so its weights cannot be verified" in " ".join(capsys.readouterr().err.split())
+    for damage in ("missing", "garbage"):  # model.json gone or not a model description: not done either
+        if damage == "missing":
+            (run_dir / store.MODEL_META_FILE).unlink()
+        else:
+            (run_dir / store.MODEL_META_FILE).write_text("[1, 2]")
+        assert store.read_run(run_dir) is None
+        assert sweep.execute(spec, tmp_path)["trained"] == 1 and store.read_run(run_dir) is not None
 
 
 def test_temp_files_of_killed_writes_are_removed_when_the_run_is_claimed(tmp_path: Path, capsys) -> None:

@@ -75,8 +75,10 @@ def fake_run(percent: float, accuracy: float) -> dict:
 def test_results_table_upserts_exports_csv_and_reindexes(tmp_path):
     for percent, acc in [(0, 0.9), (50, 0.6)]:
         run_dir = tmp_path / "models" / "digits" / f"{percent}" / "seed0"
-        store.write_json(run_dir / store.RUN_FILE, fake_run(percent, acc))
-        (run_dir / store.WEIGHTS_FILE).write_bytes(save_arrays({"w": np.zeros(1)}))
+        weights = save_arrays({"w": np.zeros(1)})
+        store.write_json(run_dir / store.RUN_FILE, {**fake_run(percent, acc), "weights_sha256": store.weights_digest(weights)})
+        (run_dir / store.WEIGHTS_FILE).write_bytes(weights)
+        store.write_json(run_dir / store.MODEL_META_FILE, {"name": "smallcnn", "format": "torch"})
         store.record(tmp_path, fake_run(percent, acc), run_dir)
     store.record(tmp_path, fake_run(50, 0.55), tmp_path / "models" / "digits" / "50" / "seed0")
     assert [r["test_accuracy"] for r in store.results(tmp_path)] == [0.9, 0.55]

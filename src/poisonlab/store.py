@@ -11,7 +11,6 @@ import json
 import os
 import re
 import sqlite3
-import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,21 +141,21 @@ def weights_digest(data: bytes) -> str:
 
 
 def weights_problem(run_dir: Path, run: dict) -> str | None:
-    """Why the weights file beside a run record cannot be trusted (missing, not its recorded SHA-256, not
-    safetensors), or None when it is intact."""
+    """Why the saved model beside a run record cannot be trusted, or None when it is intact: the record names no
+    `weights_sha256` (so nothing could be verified: a run saved before the check existed, or an edited record), the
+    weights are missing or not that SHA-256, or model.json is missing or not a model description."""
+    recorded = run.get("weights_sha256")
+    if not isinstance(recorded, str):
+        return f"its {RUN_FILE} records no weights_sha256, so its weights cannot be verified"
     try:
         data = read_limited(run_dir / WEIGHTS_FILE, WEIGHTS_FILE, MAX_WEIGHTS_BYTES, "")
-    except PoisonlabError:
-        return f"{WEIGHTS_FILE} is missing, unreadable, not a regular file or too large"
-    recorded = run.get("weights_sha256")
-    if recorded is not None:
-        return None if weights_digest(data) == recorded else f"{WEIGHTS_FILE} does not match its recorded SHA-256"
-    try:  # runs saved before weights_sha256 existed: at least a well-formed safetensors header
-        (size,) = struct.unpack("<Q", data[:8])
-        if size > len(data) - 8 or not isinstance(json.loads(data[8:8 + size]), dict):
-            raise ValueError
-    except (struct.error, ValueError, RecursionError):
-        return f"{WEIGHTS_FILE} is not a safetensors file"
+        meta = read_json(run_dir / MODEL_META_FILE, MODEL_META_FILE, MAX_RECORD_BYTES, "")
+    except PoisonlabError as exc:
+        return str(exc).removeprefix("cannot read ").split(";")[0]
+    if weights_digest(data) != recorded:
+        return f"{WEIGHTS_FILE} does not match its recorded SHA-256"
+    if not isinstance(meta, dict) or meta.get("format") not in ("torch", "sklearn"):
+        return f"{MODEL_META_FILE} is not a model description"
     return None
 
 

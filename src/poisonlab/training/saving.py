@@ -88,7 +88,8 @@ def load_model(run_dir: str | Path):
     run_dir : str or Path
         A run folder (holding model.json and model.safetensors).
 
-    Weights that do not match the `weights_sha256` of the run's run.json are refused; a damaged model.json or
+    Weights that do not match the `weights_sha256` of the run's run.json (or a run.json without it) are refused; a
+    folder without run.json loads unverified (a model saved by `save_model` alone); a damaged model.json or
     weights file is one `PoisonlabError`, its declared shape bounded before any model is built."""
     run_dir = Path(run_dir)
     meta_file = run_dir / MODEL_META_FILE
@@ -100,9 +101,10 @@ def load_model(run_dir: str | Path):
     name, shape, k, kind = _described(meta, meta_file)
     data = read_limited(run_dir / WEIGHTS_FILE, f"weights {run_dir / WEIGHTS_FILE}", MAX_WEIGHTS_BYTES, _FIX)
     run = read_run(run_dir, weights=False)
-    if run is not None and run.get("weights_sha256") not in (None, weights_digest(data)):
-        raise PoisonlabError(f"{run_dir / WEIGHTS_FILE} does not match the SHA-256 its {RUN_FILE} records (damaged "
-                             "or replaced); train the run again or restore the file")
+    if run is not None and run.get("weights_sha256") != weights_digest(data):
+        cause = "records no SHA-256 of them" if run.get("weights_sha256") is None else "records (damaged or replaced)"
+        raise PoisonlabError(f"{run_dir / WEIGHTS_FILE} does not match the SHA-256 its {RUN_FILE} {cause}; "
+                             "train the run again or restore the file")
     model = models.build(name, shape, k, meta.get("seed", 0) if isinstance(meta.get("seed"), int) else 0)
     with decoding(f"weights {run_dir / WEIGHTS_FILE}", _FIX):
         if kind == "torch":
