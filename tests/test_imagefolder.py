@@ -146,7 +146,7 @@ def test_second_load_uses_the_decoded_cache(tmp_path: Path, monkeypatch: pytest.
     with tarfile.open(tmp_path / "set.tar.gz", "w:gz") as archive:
         archive.add(tmp_path / "set", arcname=".")
     first = load(f"imagefolder:{tmp_path / 'set.tar.gz'}")
-    assert len(list((private_cache / "decoded").iterdir())) == 1
+    assert len(list((private_cache / "decoded").glob("v*"))) == 1
 
     def no_decoding(root: Path) -> None:
         raise AssertionError("decoded again")

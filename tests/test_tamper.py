@@ -47,7 +47,7 @@ def test_folder_pixels_changed_in_place_are_seen_by_load_and_verify(tmp_path: Pa
     manifest = tmp_path / "set.manifest.json"
     assert cli.code("manifest", "build", "--dataset", spec, "--out", manifest) == 0  # fills the decoded cache
     before = load(spec)
-    assert len(list((private_cache / "decoded").iterdir())) == 1
+    assert len(list((private_cache / "decoded").glob("v*"))) == 1
     tamper_in_place(tmp_path / "set" / "train" / "b" / "2.bmp", 1)  # the last pixel row of a BMP is its top row
     after = load(spec)
     changed = np.flatnonzero((before.x_train != after.x_train).reshape(len(before.x_train), -1).any(axis=1))
@@ -87,3 +87,22 @@ def test_idx_files_are_pinned_by_sha256_too(shared_data: Path, monkeypatch: pyte
     with pytest.raises(PoisonlabError, match=r"checksum mismatch for mnist file .*train-images.* sha256 of "
                                              r"decompressed content is ba891046"):
         load("mnist", shared_data, 100, download=False)
+
+
+def test_cached_arrays_replaced_or_re_hashed_are_decoded_again(tmp_path: Path, private_cache: Path) -> None:
+    """Swapped labels written into the decoded cache (and meta.json rewritten to their SHA-256) are not served."""
+    import hashlib
+    import json
+
+    make_bmp_folder(tmp_path / "set")
+    spec = f"imagefolder:{tmp_path / 'set'}"
+    clean = load(spec)
+    (entry,) = private_cache.joinpath("decoded").glob("v*")
+    assert oct((private_cache / "decoded" / ".key").stat().st_mode & 0o777) == "0o600"
+    np.save(entry / "y_train.npy", 1 - clean.y_train)  # every label swapped
+    assert np.array_equal(load(spec).y_train, clean.y_train)  # not authentic: decoded again (and re-cached)
+    np.save(entry / "y_train.npy", 1 - clean.y_train)
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["sha256"]["y_train"] = hashlib.sha256((entry / "y_train.npy").read_bytes()).hexdigest()
+    (entry / "meta.json").write_text(json.dumps(meta))  # the digest matches now, the MAC does not
+    assert np.array_equal(load(spec).y_train, clean.y_train)
