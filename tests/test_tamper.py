@@ -106,3 +106,15 @@ def test_cached_arrays_replaced_or_re_hashed_are_decoded_again(tmp_path: Path, p
     meta["sha256"]["y_train"] = hashlib.sha256((entry / "y_train.npy").read_bytes()).hexdigest()
     (entry / "meta.json").write_text(json.dumps(meta))  # the digest matches now, the MAC does not
     assert np.array_equal(load(spec).y_train, clean.y_train)
+
+
+def test_runs_on_an_image_folder_that_changed_since_are_not_reused(tmp_path: Path, cli) -> None:
+    make_bmp_folder(tmp_path / "set")
+    args = ("train", "--dataset", f"imagefolder:{tmp_path / 'set'}", "--percents", "0,50", "--model", "logreg",
+            "--out", tmp_path / "runs")
+    assert cli.code(*args) == 0
+    assert cli.code(*args) == 0 and "2 of 2 runs already finished" in " ".join(cli.err.split())  # unchanged: reused
+    tamper_in_place(tmp_path / "set" / "train" / "b" / "2.bmp", 1)
+    cli.fails(r"holds a run made on other data \(sources\.set/ sha256:[0-9a-f]+ -> sha256:[0-9a-f]+\); retrain it",
+              *args)
+    assert cli.code(*args, "--overwrite") == 0

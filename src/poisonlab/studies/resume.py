@@ -73,12 +73,15 @@ def finish(run_dir: Path, record: dict, model, meta: dict) -> dict:
 
 
 def pending(specs: list, out: Path, overwrite: bool, note: Callable[[str], None],
-            data: dict | None = None) -> tuple[list, dict]:
+            data: dict | Callable[[object], dict | None] | None = None) -> tuple[list, dict]:
     """The specs still to train, and the reusable records of the others (each also put in the results table); runs
-    made on other data than the dataset record `data` are an error (see `reusable`)."""
+    made on other data than the dataset record `data` (or `data(spec)`, asked only where a run was saved) are an
+    error (see `reusable`)."""
     todo, records = [], {}
     for spec in specs:
-        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite, note, row=True, data=data)
+        saved_here = (out / spec.folder() / store.RUN_FILE).exists()
+        wanted = data(spec) if callable(data) and saved_here and not overwrite else None if callable(data) else data
+        saved = reusable(out / spec.folder(), spec.to_dict(), overwrite, note, row=True, data=wanted)
         if saved is None:
             todo.append(spec)
         else:

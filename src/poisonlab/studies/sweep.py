@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from poisonlab import datasets, store
 from poisonlab.attacks.humanlabels import HumanLabels
 from poisonlab.checks import check_choice
+from poisonlab.datasets import dataset_record
 from poisonlab.errors import PoisonlabError, RunsFailed
 from poisonlab.studies import executors
 from poisonlab.studies.resume import pending
@@ -58,7 +59,7 @@ def execute(
                     specs[0].model if model is None and specs else model)
     store.ensure_writable(out)
     console = console or Console(stderr=True)
-    todo, records = pending(specs, out, overwrite, console.print, data)
+    todo, records = pending(specs, out, overwrite, console.print, data or _folder_records(loader, data_dir, download))
     if len(todo) < len(specs):
         console.print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already finished in {out}")
     job = executors.Job(out, loader, data_dir, download, model, {h.kind: h for h in human}, overwrite)
@@ -106,6 +107,23 @@ def execute(
         raise RunsFailed(f"{len(failed)} of {len(todo)} runs failed twice ({'; '.join(describe(s) + ': ' + why for s, why in failed.items())}); "
                          "the other runs are saved: run the same command again to retry the failed ones")
     return {"trained": trained, "skipped": len(specs) - trained, "records": [records[s] for s in specs]}
+
+
+def _folder_records(loader: Callable, data_dir: str | Path | None, download: bool) -> Callable:
+    """spec -> the dataset record of an image-folder spec as its files are now (None for built-in datasets, whose
+    files are checked against fixed checksums): a saved run made before those files changed is not reused."""
+    made: dict[tuple[str, int], dict] = {}
+
+    def record(spec: RunSpec) -> dict | None:
+        if not spec.dataset.startswith("imagefolder:"):
+            return None
+        key = (spec.dataset, spec.dataset_size)
+        if key not in made:
+            made[key] = dataset_record(loader(spec.dataset, data_dir=data_dir, dataset_size=spec.dataset_size,
+                                              download=download))
+        return made[key]
+
+    return record
 
 
 EXECUTORS = ("local", "ray")
