@@ -13,7 +13,7 @@ from safetensors.numpy import save as save_arrays
 
 from poisonlab import store
 from poisonlab.training import models
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, PoisonlabWarning
 from poisonlab.training.fitting import as_features as flatten01
 from poisonlab.training.saving import load_model, save_model
 
@@ -104,3 +104,26 @@ def test_atomic_write_gives_normal_permissions_unless_asked(tmp_path):
         os.umask(old)
     assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "secret.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_table_is_an_index_and_the_run_records_are_the_truth(tmp_path, cli):
+    """An edited results.sqlite value, or a run folder deleted since, never reaches pl.results, analyse or report."""
+    import shutil
+    import sqlite3
+
+    import poisonlab as pl
+
+    assert cli.code("train", "--dataset", "digits", "--percents", "0,20,40", "--model", "logreg", "--out", tmp_path) == 0
+    truth = pl.results(tmp_path)
+    with sqlite3.connect(tmp_path / store.DB_FILE) as db:
+        db.execute("UPDATE runs SET test_accuracy = 0.999 WHERE percent = 40")
+    shutil.rmtree(tmp_path / truth["run_dir"][1])  # the 20 % run
+    with pytest.warns(PoisonlabWarning) as caught:
+        frame = pl.results(tmp_path)
+    assert frame["percent"].tolist() == [0, 40] and frame["test_accuracy"].tolist() == truth["test_accuracy"][[0, 2]].tolist()
+    notes = [str(w.message) for w in caught]
+    assert any("lists 1 run(s) with no finished run.json (first: models/digits_logreg/20/seed0); left out" in n for n in notes)
+    assert any("disagrees with 1 run record(s) (first: models/digits_logreg/40/seed0: test_accuracy 0.999 ->" in n
+               for n in notes)
+    code, text = cli.text("analyse", "--out", tmp_path)
+    assert code == 0 and "note: the results table of" in text and "the run.json values are used" in " ".join(text.split())

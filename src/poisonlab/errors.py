@@ -10,6 +10,10 @@ class PoisonlabError(ValueError):
     """Bad input or environment: the message names the problem and the fix."""
 
 
+class PoisonlabWarning(UserWarning):
+    """Something the user should know that does not stop the work (the command line prints it as one note line)."""
+
+
 class RunsFailed(RuntimeError):
     """Runs of a study failed twice (not bad input): the others are saved and a new call retries these."""
 

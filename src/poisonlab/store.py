@@ -12,13 +12,14 @@ import os
 import re
 import sqlite3
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, PoisonlabWarning
 from poisonlab.files import (MAX_RECORD_BYTES, MAX_WEIGHTS_BYTES, check_output_file, check_output_folder, read_json,
                              read_limited)
 
@@ -260,12 +261,37 @@ def results(out: Path) -> list[dict]:
 
 
 def results_rebuilt(out: Path) -> list[dict]:
-    """The results table, first rebuilt from the run folders when it is missing or empty."""
+    """The results table (first rebuilt from the run folders when it is missing or empty), checked row by row
+    against the run records, which are the truth: a row whose run.json is gone or unfinished is left out, a row that
+    disagrees with its run.json (an edited table) is replaced by the record's; either is a `PoisonlabWarning`."""
     rows = results(out)
     if not rows and (out / "models").is_dir():
         reindex(out)
         rows = results(out)
-    return rows
+    checked, gone, edited = [], [], []
+    for row in rows:
+        run = read_run(out / row["run_dir"], weights=False) if _inside(out, row["run_dir"]) else None
+        if run is None or row_problem(run) is not None:
+            gone.append(row["run_dir"])
+            continue
+        truth = row_of(run, row["run_dir"])
+        if truth != row:
+            edited.append(f"{row['run_dir']}: " + ", ".join(f"{k} {row[k]} -> {truth[k]}" for k in COLUMNS
+                                                            if row[k] != truth[k]))
+        checked.append(truth)
+    if gone:
+        warnings.warn(f"the results table of {out} lists {len(gone)} run(s) with no finished {RUN_FILE} (first: "
+                      f"{gone[0]}); left out", PoisonlabWarning, stacklevel=2)
+    if edited:
+        warnings.warn(f"the results table of {out} disagrees with {len(edited)} run record(s) (first: {edited[0]}); "
+                      f"the {RUN_FILE} values are used", PoisonlabWarning, stacklevel=2)
+    return checked
+
+
+def _inside(out: Path, run_dir: object) -> bool:
+    """Whether a table's run_dir is a relative path that stays inside `out`."""
+    return isinstance(run_dir, str) and bool(run_dir) and not Path(run_dir).is_absolute() \
+        and ".." not in Path(run_dir).parts
 
 
 def export_csv(out: Path) -> None:

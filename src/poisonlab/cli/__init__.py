@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, get_args
 
@@ -14,7 +15,7 @@ from poisonlab.cli import backdoor, detect, flip, report, train, validate
 from poisonlab.cli.common import console
 from poisonlab.cli.manifest import manifest_app
 from poisonlab.cli.monitor import monitor_app
-from poisonlab.errors import PoisonlabError, RunsFailed
+from poisonlab.errors import PoisonlabError, PoisonlabWarning, RunsFailed
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="How much does poisoned (mislabelled) training data hurt a model, and can we catch it?")
@@ -60,6 +61,17 @@ def _plain_flags(command):
     return command
 
 
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a PoisonlabWarning as one `note:` line (other warnings as Python prints them)."""
+    if issubclass(category, PoisonlabWarning):
+        console.print(f"note: {escape(' '.join(str(message).split()))}", highlight=False)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def _error(message: str, code: int = 2) -> None:
     """Print `error: <message>` as one line (never read as markup) and exit with `code`."""
     console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False)
@@ -88,6 +100,7 @@ def _refuse_empty_paths(args: list[str], paths: set[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input becomes one line on stderr and exit code 2; Ctrl-C keeps finished runs."""
     command = _plain_flags(typer.main.get_command(app))
+    warnings.showwarning = _note
     try:
         _refuse_empty_paths(sys.argv[1:] if argv is None else argv, _path_options(command))
         code = command.main(argv, prog_name="poisonlab", standalone_mode=False)  # returns 130 after Ctrl-C
