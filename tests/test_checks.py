@@ -178,7 +178,7 @@ def test_load_model_takes_a_string_path(digits, tmp_path):
     assert (model.predict(digits.x_test.reshape(200, -1) / 255.0) == digits.y_test).mean() > 0.8
     (run_dir / "model.json").write_text('{"name": "logreg", "format": "sklearn", "shape": [100000, 100000, 3], '
                                         '"num_classes": 10, "attributes": {}}')
-    with pytest.raises(pl.PoisonlabError, match=r"model.json does not describe a poisonlab model"):
+    with pytest.raises(pl.PoisonlabError, match=r"model.json declares items of shape \[100000, 100000, 3\] with 10 classes"):
         pl.load_model(run_dir)  # a hostile shape: refused before anything is allocated
     (run_dir / "model.json").write_text('{"name": "logreg", "for')
     with pytest.raises(pl.PoisonlabError, match=r"cannot read model description .*model.json \(.*\); train the run"):

@@ -67,6 +67,18 @@ def test_sweeps_in_subfolders_are_collected(study, tmp_path):
     assert len(found.flips) == 1 and len(found.detections) == 1
 
 
+def test_a_hostile_record_shape_builds_no_model(study, tmp_path):
+    """run.json records declaring 100000 x 100000 images (a 40 GB model) get a note, not an allocation."""
+    shutil.copytree(study, tmp_path / "study")
+    for path in (tmp_path / "study" / "models").glob("**/run.json"):
+        record = json.loads(path.read_text())
+        record["dataset"]["shape"] = [100000, 100000, 1]
+        path.write_text(json.dumps(record))
+    report.build(tmp_path / "study", tmp_path / "report.html")
+    html = tmp_path.joinpath("report.html").read_text()
+    assert "no layer table, a run record of the smallcnn runs declares items of shape [100000, 100000, 1]" in html
+
+
 def test_report_is_self_contained_and_has_every_section(page):
     path, html, result = page
     assert result["sections"] == ["Overview", "Accuracy vs poison", "Until accuracy halves",

@@ -16,6 +16,7 @@ from poisonlab.errors import PoisonlabError
 
 MAX_SEED = 2**32 - 1  # the largest seed every library behind poisonlab accepts (scikit-learn's random_state)
 MAX_CLASSES = 100_000  # class numbers above this would make (K, K) confusion matrices of tens of gigabytes
+MAX_ITEM_VALUES = 1 << 24  # values of one item (a 4096 x 4096 image): a declared shape beyond is never allocated
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 
 
@@ -123,6 +124,17 @@ def check_num_classes(value: object, labels: np.ndarray, name: str = "num_classe
     if len(labels) and labels.max() >= k:
         raise PoisonlabError(f"labels reach {labels.max()} but {name} is {k}; pass {name} > {labels.max()}")
     return k
+
+
+def check_item_shape(shape: object, num_classes: object, what: str) -> tuple[tuple[int, ...], int]:
+    """An item shape (H, W, C) or (D,) of positive ints with at most MAX_ITEM_VALUES values, and 2..MAX_CLASSES
+    classes, as read from a saved record (`what`), before any model is built for them."""
+    ok = isinstance(shape, (list, tuple)) and len(shape) in (1, 3) and all(type(v) is int and v > 0 for v in shape) \
+        and math.prod(shape) <= MAX_ITEM_VALUES and type(num_classes) is int and 2 <= num_classes <= MAX_CLASSES
+    if not ok:
+        raise PoisonlabError(f"{what} declares items of shape {shape!r} with {num_classes!r} classes; a model needs "
+                             f"(H, W, C) or (D,) of at most {MAX_ITEM_VALUES} values and 2..{MAX_CLASSES} classes")
+    return tuple(shape), num_classes
 
 
 def check_probabilities(pred_probs: object, n: int, name: str = "pred_probs") -> np.ndarray:

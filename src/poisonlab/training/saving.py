@@ -12,7 +12,7 @@ from safetensors.torch import load as torch_load
 from safetensors.torch import save as torch_save
 from torch import nn
 
-from poisonlab.checks import MAX_CLASSES
+from poisonlab.checks import check_item_shape
 from poisonlab.errors import PoisonlabError, decoding
 from poisonlab.files import MAX_RECORD_BYTES, MAX_WEIGHTS_BYTES, read_limited
 from poisonlab.store import MODEL_META_FILE, RUN_FILE, WEIGHTS_FILE, atomic_write, read_run, weights_digest, write_json
@@ -76,7 +76,6 @@ def check_savable(model, x: np.ndarray, y: np.ndarray) -> None:
                                  "use an estimator whose fitted state is arrays (LogisticRegression, SVC, ...)") from None
 
 
-MAX_SHAPE_ITEMS = 1 << 24  # values per item of a saved model's input shape (4096 x 4096)
 _FIX = "train the run again or restore the run folder from a copy"
 
 
@@ -119,12 +118,10 @@ def load_model(run_dir: str | Path):
 
 def _described(meta: object, path: Path) -> tuple[str, tuple[int, ...], int, str]:
     """(name, shape, num_classes, format) of a model.json, each checked and bounded, else a one-line error."""
-    ok = isinstance(meta, dict) and meta.get("name") in MODELS and meta.get("format") in ("torch", "sklearn")
-    shape, k = (meta.get("shape"), meta.get("num_classes")) if ok else (None, None)
-    ok = ok and isinstance(shape, list) and len(shape) in (1, 3) and all(type(v) is int and v > 0 for v in shape) \
-        and type(k) is int and 2 <= k <= MAX_CLASSES and int(np.prod(shape, dtype=np.float64)) <= MAX_SHAPE_ITEMS
-    ok = ok and (meta["format"] == "torch" or isinstance(meta.get("attributes"), dict))
+    ok = isinstance(meta, dict) and meta.get("name") in MODELS and meta.get("format") in ("torch", "sklearn") \
+        and (meta["format"] == "torch" or isinstance(meta.get("attributes"), dict))
     if not ok:
-        raise PoisonlabError(f"{path} does not describe a poisonlab model (name one of {', '.join(MODELS)}, format, "
-                             f"an input shape of at most {MAX_SHAPE_ITEMS} values, 2..{MAX_CLASSES} classes); {_FIX}")
-    return meta["name"], tuple(shape), k, meta["format"]
+        raise PoisonlabError(f"{path} does not describe a poisonlab model (name one of {', '.join(MODELS)}, format "
+                             f"torch or sklearn); {_FIX}")
+    shape, k = check_item_shape(meta.get("shape"), meta.get("num_classes"), str(path))
+    return meta["name"], shape, k, meta["format"]

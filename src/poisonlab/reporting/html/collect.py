@@ -61,7 +61,8 @@ def dataset_order(name: str) -> tuple[int, str]:
 
 def group_key(row: dict) -> tuple:
     """Runs that share everything but percent and seed."""
-    return row["dataset"], row["dataset_size"], row["kind"], row["model"], row["val"], row.get("select", "random")
+    return (row["dataset"], row["dataset_size"], row["kind"], row["model"], row["val"], row.get("select", "random"),
+            row["num_classes"])
 
 
 def provenance(out: Path, rows: list[dict]) -> list[dict]:

@@ -7,6 +7,8 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
+from poisonlab.checks import check_item_shape
+from poisonlab.errors import PoisonlabError
 from poisonlab.training import architecture
 from poisonlab.reporting import flips as flipreport
 from poisonlab.reporting.html.collect import Study
@@ -105,8 +107,15 @@ def models_section(study: Study) -> str:
         if shape:
             wanted[(doc["model"], tuple(shape), len(doc["classes"]))].append(f"{doc['dataset']} targeted flip")
     parts = []
-    for (name, shape, k), uses in sorted(wanted.items()):
-        info = architecture.summary(name, shape, k)
+    for (name, shape, k), uses in sorted(wanted.items(), key=str):
+        try:
+            shape, k = check_item_shape(list(shape), k, f"a run record of the {name} runs")
+            if len(shape) != 3:
+                raise PoisonlabError(f"{name} runs on feature rows of {shape[0]} values")
+            info = architecture.summary(name, shape, k)
+        except PoisonlabError as exc:
+            parts.append(note(f"{name} ({', '.join(sorted(set(uses)))}): no layer table, {exc}."))
+            continue
         parts.append(f"<h3>{escape(name)}: input {shape[2]}x{shape[0]}x{shape[1]}, {k} classes "
                      f"(used by {escape(', '.join(sorted(set(uses))))})</h3>")
         if not info["layers"]:
