@@ -60,3 +60,34 @@ def test_build_and_verify_are_logged_and_log_check_proves_the_chain(tmp_path, cl
     assert cli.code("manifest", "log", "--log", log, "--check") == 1
     assert "BROKEN: entry 2 of 2" in cli.out
     cli.fails("no audit log given", "manifest", "log", "--check")
+
+
+def test_an_older_manifest_put_back_with_its_older_data_fails(tmp_path, cli):
+    """Data v1 and its manifest, then v2 rebuilt (logged): restoring v1 and its manifest no longer verifies."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (tmp_path / "set" / split / name).mkdir(parents=True)
+            for n in range(2):
+                Image.fromarray(np.full((4, 4), 30 * n + 100 * (name == "b"), np.uint8)).save(
+                    tmp_path / "set" / split / name / f"{n}.png")
+    spec, manifest = f"imagefolder:{tmp_path / 'set'}", tmp_path / "set.manifest.json"
+    log = ("--log", tmp_path / "audit.jsonl")
+    assert cli.code("manifest", "build", "--dataset", spec, "--out", manifest, *log) == 0
+    shutil.copytree(tmp_path / "set", tmp_path / "v1")
+    shutil.copy(manifest, tmp_path / "v1.manifest.json")
+    Image.fromarray(np.full((4, 4), 7, np.uint8)).save(tmp_path / "set" / "train" / "a" / "0.png")  # v2
+    assert cli.code("manifest", "build", "--dataset", spec, "--out", manifest, *log) == 0
+    assert cli.code("manifest", "verify", manifest, *log) == 0
+    shutil.rmtree(tmp_path / "set")
+    shutil.copytree(tmp_path / "v1", tmp_path / "set")
+    shutil.copy(tmp_path / "v1.manifest.json", manifest)  # the old pair put back: items match, the log does not
+    assert cli.code("manifest", "verify", manifest, *log) == 1
+    assert "AUDIT LOG: the audit log's latest build of" in cli.out and "an older manifest put back?" in cli.out
+    assert cli.code("manifest", "verify", manifest, *log, "--require-signature") == 1
+    assert "the manifest is unsigned and a signature is required" in " ".join(cli.out.split())
+    cli.fails("--log and --out are both", "manifest", "build", "--dataset", spec, "--out", manifest, "--log", manifest)

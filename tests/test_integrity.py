@@ -120,7 +120,12 @@ def test_cli_build_sign_verify_and_forged_signature(tmp_path, shared_data, cli):
     assert cli.code("manifest", "keygen", "--out", tmp_path / "other") == 0
     integrity.write(path, integrity.sign(integrity.read(path), integrity.load_key(tmp_path / "other.pem", True)))
     assert cli.code("manifest", "verify", path, "--public-key", tmp_path / "key.pub.pem", *common) == 1
-    assert cli.code("manifest", "verify", path, *common) == 0
+    # without --public-key the audit log still knows the build's signer: another key is caught, so is a dropped one
+    assert cli.code("manifest", "verify", path, *common) == 1
+    assert "AUDIT LOG: this manifest is signed with another key" in " ".join(cli.out.split())
+    integrity.write(path, {k: v for k, v in integrity.read(path).items() if k != "signature"})
+    assert cli.code("manifest", "verify", path, *common) == 1
+    assert "was signed but this manifest is not (its signature was dropped)" in " ".join(cli.out.split())
 
 
 def save(run_dir, record) -> None:

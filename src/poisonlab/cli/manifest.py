@@ -34,6 +34,9 @@ def build(
     from poisonlab.defences import audit, integrity
 
     log = log or audit.default_log(out)
+    if log.absolute() == out.absolute():
+        raise PoisonlabError(f"--log and --out are both {out}; give the audit log its own file (default: "
+                             f"{audit.default_log(out)})")
     check_outputs(out, log)
     key = integrity.load_key(sign_key, private=True) if sign_key else None
     data = datasets.load(dataset, data_dir, dataset_size, download)
@@ -44,7 +47,9 @@ def build(
         manifest = integrity.sign(manifest, key)
     integrity.write(out, manifest)
     sizes = {s: manifest["splits"][s]["count"] for s in integrity.SPLITS}
-    audit.append(log, "build", dataset, manifest["root"], {**sizes, "signed": key is not None})
+    signer = {"signer": manifest["signature"]["public_key"]} if key is not None else {}
+    audit.append(log, "build", dataset, manifest["root"],
+                 {**sizes, "dataset_size": dataset_size, "signed": key is not None, **signer})
     total = sum(sizes.values())
     console.print(f"{dataset}: {sizes['train']} train + {sizes['test']} test items hashed in {seconds:.2f}s "
                   f"({total / max(seconds, 1e-9):,.0f} items/s); root {manifest['root']}"
@@ -64,8 +69,11 @@ def verify(
     data_dir: DataDirOpt = None,
     download: DownloadOpt = True,
     log: LogOpt = None,
+    require_signature: Annotated[bool, typer.Option("--require-signature", help="Fail on an unsigned manifest.")] = False,
 ) -> None:
-    """Exit 0 when the data match the manifest; else list every changed label, pixel, added and removed item, exit 1."""
+    """Exit 0 when the data match the manifest and the manifest is the audit log's latest build of its dataset (same
+    root, same signer); else list every changed label, pixel, added and removed item, and what the log disagrees
+    with, exit 1."""
     from poisonlab.defences import audit, integrity
     from poisonlab.store import write_json
 
@@ -76,19 +84,27 @@ def verify(
     data, described = current_data(manifest, dataset, run, data_dir, dataset_size, download)
     problems = integrity.self_check(manifest)
     signed_ok, signature = integrity.check_signature(manifest, key)
+    entries = audit.check(audit.read(log))[0] if log.exists() else []
+    signer = manifest["signature"].get("public_key") if isinstance(manifest.get("signature"), dict) else None
+    disagree = audit.manifest_problems(entries, manifest, signer if isinstance(signer, str) else None,
+                                       require_signature)
     if problems:  # stored items cannot be trusted: report only the data's root
         result = {"root": integrity.root_of(integrity.dataset_items(data)), "header": [],
                   "changes": {kind: [] for kind in integrity.CHANGE_KINDS}}
     else:
         result = integrity.diff(manifest, data)
-    unchanged = not problems and signed_ok and not result["header"] and result["root"] == manifest["root"]
+    unchanged = not problems and not disagree and signed_ok and not result["header"] and result["root"] == manifest["root"]
     audit.append(log, "verify", described, result["root"],
-                 {**integrity.summary(result), "header": result["header"], "signature": signature.split(" ")[0], "manifest": problems})
+                 {**integrity.summary(result), "header": result["header"], "signature": signature.split(" ")[0], "manifest": problems,
+                  "audit_log": disagree})
     if json_path:
         write_json(json_path, {"manifest": str(manifest_path), "data": described, "unchanged": unchanged,
                                "expected_root": manifest["root"], "signature": signature, "manifest_problems": problems,
+                               "audit_log_problems": disagree,
                                **result})
     _print_verify(manifest, manifest_path, described, result, problems, signature, limit)
+    for problem in disagree:
+        console.print(f"AUDIT LOG: {problem}")
     console.print(f"{'VERIFIED' if unchanged else 'FAILED'}; audit log: {log}")
     if not unchanged:
         raise typer.Exit(1)

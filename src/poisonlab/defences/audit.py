@@ -87,3 +87,33 @@ def check(lines: list[bytes]) -> tuple[list[dict], int | None, str]:
         entries.append(entry)
         prev = digest
     return entries, None, ""
+
+
+def latest_build(entries: list[dict], dataset: str, dataset_size: int) -> dict | None:
+    """The last intact "build" entry of `dataset` (at `dataset_size`, where the entry records it), or None."""
+    builds = [e for e in entries if e.get("action") == "build" and e.get("dataset") == dataset
+              and isinstance(e.get("changes"), dict) and e["changes"].get("dataset_size", dataset_size) == dataset_size]
+    return builds[-1] if builds else None
+
+
+def manifest_problems(entries: list[dict], manifest: dict, signer: str | None, require_signature: bool) -> list[str]:
+    """Why a manifest is not the one the audit log's latest build of its dataset wrote: another root (an older
+    manifest put back), or a signature that was dropped or made with another key than the logged build's (`signer`:
+    the manifest's embedded public key, hex, or None when unsigned). `require_signature` also refuses an unsigned one."""
+    problems = [] if signer is not None or not require_signature else ["the manifest is unsigned and a signature is "
+                                                                        "required"]
+    build = latest_build(entries, manifest.get("dataset"), manifest.get("dataset_size"))
+    if build is None:
+        return problems
+    if build["root"] != manifest.get("root"):
+        problems.append(f"the audit log's latest build of {build['dataset']} (entry {build['seq']}, {build['time']}) "
+                        f"has root {build['root'][:16]}..., not this manifest's {str(manifest.get('root'))[:16]}... "
+                        "(an older manifest put back?)")
+    logged = build["changes"].get("signer") if build["changes"].get("signed") else None
+    if logged is not None and signer is None:
+        problems.append(f"the audit log's build (entry {build['seq']}) was signed but this manifest is not (its "
+                        "signature was dropped)")
+    elif logged is not None and signer != logged:
+        problems.append(f"this manifest is signed with another key ({signer[:16]}...) than the audit log's build "
+                        f"(entry {build['seq']}, key {logged[:16]}...)")
+    return problems
