@@ -445,3 +445,15 @@ def test_a_fifo_as_an_input_file_is_refused_not_waited_on(tmp_path: Path) -> Non
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         f"error: cannot read schema {fifo} as JSON (it is a FIFO (named pipe), not a regular file); pass a file "
         "written by --write-schema"]
+
+
+@pytest.mark.parametrize("args", [
+    ("budget", *DIGITS, "--source", "3", "--target", "3", "--model", "logreg"),
+    (*FLIP[:-2], "--n", "99999", "--model", "logreg"),
+    ("detect", *DIGITS, "--method", "bogus"),
+    ("backdoor", *DIGITS, "--target", "77"),
+    ("train", *DIGITS, "--percents", "0,inf"),
+], ids=lambda args: args[0])
+def test_rejected_input_creates_no_output_folder(tmp_path: Path, cli, args: tuple) -> None:
+    assert cli(*args, "--out", tmp_path / "out")[0] == 2
+    assert not (tmp_path / "out").exists()
