@@ -128,3 +128,23 @@ def test_precision_and_jobs_in_the_api():
     assert study.out is None and [r["config"]["percent"] for r in study.records] == [0, 20]
     with pytest.raises(pl.PoisonlabError, match="unknown precision 'half'"):
         pl.train(data, precision="half")
+
+
+def test_every_module_the_readme_cites_exists():
+    """`poisonlab.a.b[.name]` in the README names a real module (and attribute): it once cited poisonlab.defend."""
+    import importlib
+
+    cited = set(re.findall(r"`(poisonlab(?:\.\w+)+)`", README.read_text()))
+    assert len(cited) >= 4
+    for dotted in sorted(cited):
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable prefix, the rest attributes
+            try:
+                target = importlib.import_module(".".join(parts[:cut]))
+            except ModuleNotFoundError:
+                continue
+            for name in parts[cut:]:
+                target = getattr(target, name)
+            break
+        else:
+            raise AssertionError(f"README cites {dotted}, which does not exist")

@@ -174,6 +174,8 @@ CASES = [
     ("damaged", r"cannot read public key /dev/zero \(it is a character device",
      ("manifest", "verify", "{tmp}/m.json", "--public-key", "/dev/zero")),
     ("damaged", r"cannot read manifest /dev/zero \(it is a character device", ("manifest", "verify", "/dev/zero")),
+    ("damaged", r"private key .*huge.pem is larger than the 65536 bytes such a file may have \(3221225472 bytes\)",
+     ("manifest", "build", *DIGITS, "--out", "{tmp}/h.json", "--sign-key", "{tmp}/huge.pem")),
     ("damaged", r"cannot read audit log /dev/zero \(it is a character device", ("manifest", "log", "--log", "/dev/zero")),
     ("damaged", r"cannot read baseline /dev/zero as JSON \(it is a character device",
      ("monitor", "counts", "--baseline", "/dev/zero", *DIGITS)),
@@ -241,6 +243,8 @@ def place(tmp_path_factory, shared_data) -> Path:
             for n in range(2):
                 Image.fromarray(np.full((4, 4, 3), 40 * n + (name == "emu") * 100, np.uint8)).save(
                     tmp / "images" / split / name / f"{n}.png")
+    with open(tmp / "huge.pem", "wb") as sparse:  # 3 GB that take no disk: once read whole
+        sparse.truncate(3 << 30)
     (tmp / "garbagedb").mkdir()
     (tmp / "garbagedb" / store.DB_FILE).write_bytes(b"this is not an SQLite database " * 100)
     for args in (("manifest", "build", *DIGITS, "--out", tmp / "m.json"), ("manifest", "keygen", "--out", tmp / "key")):
