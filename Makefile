@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz setup
+.PHONY: demo test fuzz docs setup
 setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
@@ -21,3 +21,6 @@ test: $(STAMP)
 
 fuzz: $(STAMP)
 	POISONLAB_FUZZ=1 $(VENV)/bin/python -m pytest -q -m hypothesis
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet

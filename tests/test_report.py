@@ -21,7 +21,7 @@ from poisonlab.reporting.html.collect import collect
 @pytest.fixture(scope="module")
 def study(poisonlab_main, tmp_path_factory, shared_data):
     """A real study folder: MNIST sweeps (first 500, random+biased, 2 seeds), an SVC flip and a kNN/CL detection."""
-    
+
     out = tmp_path_factory.mktemp("study")
     data = ["--data-dir", str(shared_data), "--no-download"]
     commands = [

@@ -82,14 +82,20 @@ _FIX = "train the run again or restore the run folder from a copy"
 def load_model(run_dir: str | Path):
     """Rebuild the model of a saved run (torch module in eval mode, or fitted scikit-learn estimator).
 
+    Weights that do not match the `weights_sha256` of the run's run.json (or a run.json without it) are refused; a
+    folder without run.json loads unverified (a model saved by `save_model` alone); a damaged model.json or
+    weights file is one `PoisonlabError`, its declared shape bounded before any model is built.
+
     Parameters
     ----------
     run_dir : str or Path
         A run folder (holding model.json and model.safetensors).
 
-    Weights that do not match the `weights_sha256` of the run's run.json (or a run.json without it) are refused; a
-    folder without run.json loads unverified (a model saved by `save_model` alone); a damaged model.json or
-    weights file is one `PoisonlabError`, its declared shape bounded before any model is built."""
+    Returns
+    -------
+    torch.nn.Module or estimator
+        The trained model, ready to predict.
+    """
     run_dir = Path(run_dir)
     meta_file = run_dir / MODEL_META_FILE
     if not meta_file.is_file():
