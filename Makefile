@@ -1,5 +1,6 @@
 # Fresh machine: `make demo` (main job on the embedded dataset) or `make test` (whole suite, deterministic).
 # Before stopping: `make fuzz` (every property test, 10x the examples, new random ones each run).
+# `make docs`: the documentation site (mkdocs, strict) into site/.
 PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
