@@ -76,7 +76,7 @@ def mnist_3000(shared_data):
 @pytest.fixture(scope="module")
 def badnets(mnist_3000, tmp_path_factory):
     out = tmp_path_factory.mktemp("backdoor")
-    return pl.backdoor(mnist_3000, target=0, percents=[5], epochs=4, batch_size=64, out=out), out
+    return pl.backdoor(mnist_3000, target=0, rates=[0.05], epochs=4, batch_size=64, out=out), out
 
 
 def test_a_5_percent_corner_patch_installs_a_backdoor_on_mnist(badnets):
@@ -96,8 +96,8 @@ def test_a_5_percent_corner_patch_installs_a_backdoor_on_mnist(badnets):
 
 
 def test_a_blend_trigger_installs_a_backdoor_and_clean_label_stamping_barely_does(mnist_3000, badnets, tmp_path):
-    blend = pl.backdoor(mnist_3000, target=0, percents=[5], trigger="blend", epochs=4, batch_size=64, out=tmp_path)
-    quiet = pl.backdoor(mnist_3000, target=0, percents=[5], clean_label=True, epochs=4, batch_size=64, out=tmp_path)
+    blend = pl.backdoor(mnist_3000, target=0, rates=[0.05], trigger="blend", epochs=4, batch_size=64, out=tmp_path)
+    quiet = pl.backdoor(mnist_3000, target=0, rates=[0.05], clean_label=True, epochs=4, batch_size=64, out=tmp_path)
     patch = badnets[0].doc["summary"][1]["attack_success_rate"]["mean"]
     blended, clean_label = (r.frame().set_index("percent") for r in (blend, quiet))
     assert blended.loc[5.0, "attack_success_rate_mean"] > 0.8 and blended.loc[0.0, "attack_success_rate_mean"] < 0.1
@@ -113,7 +113,7 @@ def test_a_blend_trigger_installs_a_backdoor_and_clean_label_stamping_barely_doe
 def test_a_corner_patch_backdoors_fashion_mnist_by_class_name(shared_data, tmp_path):
     data = pl.load_dataset("fashion_mnist", size=2000, data_dir=shared_data)
     data = replace(data, x_test=data.x_test[:1000], y_test=data.y_test[:1000])
-    result = pl.backdoor(data, target="Bag", percents=[10], epochs=3, batch_size=64, out=tmp_path)
+    result = pl.backdoor(data, target="Bag", rates=[0.1], epochs=3, batch_size=64, out=tmp_path)
     frame = result.frame().set_index("percent")
     assert result.doc["target"] == 8 and frame.loc[10.0, "n_poisoned"] == 200
     assert frame.loc[10.0, "attack_success_rate_mean"] > 0.8 and frame.loc[0.0, "attack_success_rate_mean"] < 0.2, frame
@@ -137,10 +137,10 @@ def test_the_backdoor_command_trains_resumes_and_reports(cli, shared_data, tmp_p
 
 def test_a_backdoor_study_refuses_runs_made_on_other_data(tmp_path):
     digits = pl.load_dataset("digits")
-    pl.backdoor(digits, target=3, percents=[5], size=2, epochs=1, out=tmp_path)
+    pl.backdoor(digits, target=3, rates=[0.05], size=2, epochs=1, out=tmp_path)
     fewer = replace(digits, x_train=digits.x_train[:600], y_train=digits.y_train[:600])
     with pytest.raises(PoisonlabError, match=r"made on other data \(n_train 1437 -> 600\)"):
-        pl.backdoor(fewer, target=3, percents=[5], size=2, epochs=1, out=tmp_path)
+        pl.backdoor(fewer, target=3, rates=[0.05], size=2, epochs=1, out=tmp_path)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -169,7 +169,7 @@ def test_the_report_has_a_backdoor_section_and_no_backdoor_curve(badnets, tmp_pa
 
 def test_two_jobs_give_the_same_backdoor_study_and_table_as_one(tmp_path, pool_threads):
     data = pl.load_dataset("digits", size=300)
-    docs = {jobs: pl.backdoor(data, target=0, percents=(10,), size=2, seeds=(0, 1), epochs=1, jobs=jobs,
+    docs = {jobs: pl.backdoor(data, target=0, rates=(0.1,), size=2, seeds=(0, 1), epochs=1, jobs=jobs,
                               out=tmp_path / str(jobs)).doc for jobs in (1, 2)}
     assert docs[1] == docs[2] and len(docs[2]["runs"]) == 4
 
@@ -177,5 +177,5 @@ def test_two_jobs_give_the_same_backdoor_study_and_table_as_one(tmp_path, pool_t
         return [(r["run_dir"], r["kind"], r["percent"], r["test_accuracy"]) for r in store.results(out)]
 
     assert table(tmp_path / "1") == table(tmp_path / "2") and len(table(tmp_path / "2")) == 4
-    again = pl.backdoor(data, target=0, percents=(10,), size=2, seeds=(0, 1), epochs=1, jobs=2, out=tmp_path / "2")
+    again = pl.backdoor(data, target=0, rates=(0.1,), size=2, seeds=(0, 1), epochs=1, jobs=2, out=tmp_path / "2")
     assert again.doc == docs[2] and len(store.results(tmp_path / "2")) == 4

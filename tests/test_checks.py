@@ -123,8 +123,9 @@ CASES = {
     "flip n empty": (lambda d: pl.flip(d, source=3, target=8, n=[]), r"n is empty"),
     "flip n negative": (lambda d: pl.flip(d, source=3, target=8, n=[-1]), r"n must be a whole number of 0 or more"),
     "flip n float": (lambda d: pl.flip(d, source=3, target=8, n=[2.5]), r"n must be a whole number"),
-    "backdoor percents empty": (lambda d: pl.backdoor(d, target=0, percents=[]), r"percents is empty"),
-    "backdoor percents 500": (lambda d: pl.backdoor(d, target=0, percents=[500]), r"percents must be numbers from 0 to 100"),
+    "backdoor rates empty": (lambda d: pl.backdoor(d, target=0, rates=[]), r"rates is empty"),
+    "backdoor rates percent": (lambda d: pl.backdoor(d, target=0, rates=[5]), r"rates 5 is outside \[0, 1\]; rates are fractions: did you mean 0.05"),
+    "backdoor rates and percents": (lambda d: pl.backdoor(d, target=0, rates=[0.1], percents=[10]), r"not both"),
     # saved models
     "load_model missing": (lambda d: pl.load_model("no/such/run"), r"no/such/run"),
 }
@@ -194,3 +195,11 @@ def test_check_int_accepts_whole_numbers(value, low, high, expected):
 def test_check_int_refuses_other_types(value):
     with pytest.raises(pl.PoisonlabError, match=r"^x must be a whole number"):
         checks.check_int(value, "x", low=0)
+
+
+def test_backdoor_percents_are_deprecated_for_rates(digits):
+    with pytest.warns(FutureWarning, match=r"pass rates= as fractions \(percents=\[5\] is rates=\[0.05\]\)"), \
+            pytest.raises(pl.PoisonlabError, match=r"percents must be numbers from 0 to 100"):
+        pl.backdoor(digits, target=0, percents=[500])
+    with pytest.warns(FutureWarning), pytest.raises(pl.PoisonlabError, match=r"percents is empty"):
+        pl.backdoor(digits, target=0, percents=[])

@@ -5,6 +5,7 @@ Everything here is re-exported by `poisonlab` itself; arguments after the data a
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -342,7 +343,8 @@ class BackdoorResult:
                                  for stat in ("mean", "min", "max")}} for s in self.doc["summary"]])
 
 
-def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float] = (0.1, 0.5, 1, 5, 10),
+def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] | None = None,
+             percents: Sequence[float] | None = None,
              trigger: str = "patch", size: int = 3, position: str = "corner", clean_label: bool = False,
              seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 10, batch_size: int = 256,
              jobs: int = 1, out: str | Path | None = None, overwrite: bool = False,
@@ -356,7 +358,11 @@ def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float
         uint8 images (N, H, W, C), or a built-in dataset name.
     target : str or int
         The class the trigger steers to (name or number).
-    percents : sequence of float in [0, 100]
+    rates : sequence of float in [0, 1]
+        Shares (FRACTIONS, as everywhere in Python) of all N training items stamped; default 0.001, 0.005, 0.01,
+        0.05, 0.1. The clean model (0) is always added.
+    percents : sequence of float in [0, 100], deprecated
+        The same shares in percent (the earlier spelling; a FutureWarning): pass `rates` instead.
         PERCENTS (not fractions) of all N training items stamped; the clean model (0) is always added.
     trigger : {"patch", "blend"}
         A `size` x `size` checkerboard patch, or a seeded noise image blended in with weight 0.2.
@@ -386,7 +392,7 @@ def backdoor(data: Dataset | str, *, target: str | int, percents: Sequence[float
     base = backdoors.BackdoorSpec(dataset=data.name, target=datasets.resolve_class(target, data.classes),
                                   trigger=Trigger(trigger, size, position), clean_label=clean_label,
                                   model=model_name(model), train=_training(epochs, batch_size))
-    percent_list = sorted({0.0, *(_backdoor_percent(p) for p in check_nonempty(percents, "percents"))})
+    percent_list = sorted({0.0, *_backdoor_percents(rates, percents)})
     custom = None if isinstance(model, str) else model
     _savable(model, data)
     if out is not None:
@@ -456,12 +462,23 @@ def score(detection: Detection, mask) -> dict:
     return _score(detection, mask)
 
 
-def _backdoor_percent(percent: object) -> float:
-    """A backdoor share in PERCENT (0..100)."""
-    if isinstance(percent, bool) or not isinstance(percent, (int, float, np.integer, np.floating)) \
-            or not 0 <= float(percent) <= 100:
-        raise PoisonlabError(f"percents must be numbers from 0 to 100 (percent of the training items), got {percent!r}")
-    return float(percent)
+def _backdoor_percents(rates: Sequence[float] | None, percents: Sequence[float] | None) -> list[float]:
+    """The stamped shares in percent (as the study records them), from `rates` (fractions) or the deprecated
+    `percents`."""
+    if rates is not None and percents is not None:
+        raise PoisonlabError("give rates (fractions) or percents (deprecated), not both")
+    if percents is None:
+        return [round(100.0 * check_fraction(r, "rates"), 10) for r in check_nonempty((0.001, 0.005, 0.01, 0.05, 0.1)
+                                                                              if rates is None else rates, "rates")]
+    warnings.warn("backdoor(percents=...) is deprecated: pass rates= as fractions (percents=[5] is rates=[0.05])",
+                  FutureWarning, stacklevel=3)
+    listed = check_nonempty(percents, "percents")
+    for percent in listed:
+        if isinstance(percent, bool) or not isinstance(percent, (int, float, np.integer, np.floating)) \
+                or not 0 <= float(percent) <= 100:
+            raise PoisonlabError(f"percents must be numbers from 0 to 100 (percent of the training items), "
+                                 f"got {percent!r}")
+    return [float(p) for p in listed]
 
 
 def results(out: str | Path):

@@ -61,7 +61,7 @@ def check_fraction(value: object, name: str = "rate") -> float:
         raise PoisonlabError(f"{name} must be a number in [0, 1] such as 0.2, got {value!r}")
     number = float(value)
     if not 0.0 <= number <= 1.0:
-        hint = f"; {name}s are fractions: did you mean {number / 100:g}?" if 1.0 < number <= 100.0 else ""
+        hint = f"; rates are fractions: did you mean {number / 100:g}?" if 1.0 < number <= 100.0 else ""
         raise PoisonlabError(f"{name} {number:g} is outside [0, 1]{hint}")
     return number
 

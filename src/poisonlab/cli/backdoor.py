@@ -23,7 +23,7 @@ def backdoor(
     trigger: Annotated[str, typer.Option(help="patch: a black-and-white checkerboard square; blend: a seeded noise image mixed in at 20%.")] = "patch",
     size: Annotated[int, typer.Option(help="Side of the patch in pixels.")] = 3,
     position: Annotated[str, typer.Option(help="corner: bottom right, 1 pixel in; random: a seeded place per image.")] = "corner",
-    percent: Annotated[str, typer.Option(help="Percents of ALL training items stamped, comma-separated (the clean model, 0, is always added).")] = "0.1,0.5,1,5,10",
+    percent: Annotated[str, typer.Option("--percents", "--percent", help="Percents of ALL training items stamped, comma-separated (the clean model, 0, is always added).")] = "0.1,0.5,1,5,10",
     clean_label: Annotated[bool, typer.Option("--clean-label", help="Stamp only items already of the target class and keep every label.")] = False,
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
     model: Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")] = "smallcnn",

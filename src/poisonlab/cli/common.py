@@ -53,12 +53,17 @@ def parse_names(text: str | None, what: str) -> list[str]:
 
 
 def parse_percents(text: str) -> list[float]:
-    """Poison percents in 0..100, each once."""
+    """Poison percents in 0..100, each once; a one-line warning when every one but 0 is below 1 (fractions meant?)."""
     from poisonlab.attacks.flips import check_percent
 
     values = list(dict.fromkeys(parse_list(text, "percent")))
     for v in values:
         check_percent(v)
+    small = [v for v in values if v != 0]
+    if small and max(small) < 1:
+        shown = ", ".join(f"{v:g}" for v in small)
+        console.print(f"warning: {shown} {'means' if len(small) == 1 else 'mean'} {shown} % (percents, not "
+                      f"fractions); for {small[0]:g} of the data write {100 * small[0]:g}")
     return values
 
 

@@ -20,7 +20,8 @@ SourceOpt = Annotated[str, typer.Option(help="Class whose labels are flipped, by
 TargetOpt = Annotated[str, typer.Option(help="Class they are flipped to, by name or number.")]
 SelectOpt = Annotated[str, typer.Option(help="first: the lowest-index source items; random: a seeded choice per seed.")]
 FlipModelOpt = Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")]
-TrainSizeOpt = Annotated[int, typer.Option("--train-size", min=0, help="Use the first N training items (0 = all).")]
+TrainSizeOpt = Annotated[int, typer.Option("--dataset-size", "--train-size", "--dataset_size", min=0,
+                                           help="Use the first N training items (0 = all).")]
 TestSizeOpt = Annotated[int, typer.Option("--test-size", min=0, help="Use the first N test items (0 = all).")]
 FlipEpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of a torch model (fixed, no early stopping).")]
 FlipBatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=65536, help="Items per training step.")]

@@ -9,17 +9,15 @@ import fcntl
 import json
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 from poisonlab import store
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies.resume import differences, finish, reusable
 
 CLAIM_FILE = ".claim"
-T = TypeVar("T")
 Note = Callable[[str], None]
 
 
@@ -59,21 +57,6 @@ def claim(run_dir: Path, config: dict, *, wait: bool, note: Note = lambda text: 
             _write(fd, None)
     finally:
         os.close(fd)  # drops the lock
-
-
-def claimed(items: Iterable[T], run_dir_of: Callable[[T], Path], config_of: Callable[[T], dict],
-            note: Note = lambda text: None) -> Iterator[T]:
-    """Yield each item while holding its run folder's claim: free ones first, then, waiting, those another command holds."""
-    deferred = []
-    for item in items:
-        with claim(run_dir_of(item), config_of(item), wait=False, note=note) as held:
-            if held:
-                yield item
-            else:
-                deferred.append(item)
-    for item in deferred:
-        with claim(run_dir_of(item), config_of(item), wait=True, note=note):
-            yield item
 
 
 def _holder(fd: int) -> dict | None:
