@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def test_real_human_noise_of_cifar10n(shared_data, tmp_path, cli):
     assert cli.code("detect", "--dataset", "cifar10", "--labels", "cifar10n:worse", "--method", "cl", "--cifar-n", str(labels),
                     "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path)) == 0 == 0
     (row,) = json.loads((tmp_path / "detect.json").read_text())["rows"]
-    assert row["setting"] == "worse" and 0.35 < row["rate"] / 100 < 0.45
+    assert row["setting"] == "worse" and 0.35 < row["rate"] < 0.45 and row["changed_percent"] == pytest.approx(100 * row["rate"])
     assert row["methods"][0]["roc_auc"] > 0.6
     with np.load(labels) as npz:
         np.savez(tmp_path / "shifted.npz", **{k: np.roll(npz[k], 1) for k in npz.files})
@@ -142,3 +143,12 @@ def test_two_jobs_train_the_same_fold_and_ensemble_models_as_one(pool_threads):
         np.testing.assert_array_equal(a.suggested, b.suggested)
     with pytest.raises(PoisonlabError, match="jobs must be a whole number of at least 1, got 0"):
         DetectorConfig(jobs=0)
+
+
+def test_detect_rows_store_rate_as_a_fraction_and_old_files_still_read():
+    from poisonlab.reporting.detectplots import changed_percent
+
+    assert changed_percent({"rate": 0.2, "changed_percent": 20.0}) == 20.0
+    assert changed_percent({"rate": 20.0}) == 20.0  # detect.json of earlier releases: the percent under "rate"
+    old = json.loads(next(Path(__file__).resolve().parents[1].glob("docs/detect_cifar10_50000/detect.json")).read_text())
+    assert all(changed_percent(row) > 1 for row in old["rows"])  # percents, read as percents

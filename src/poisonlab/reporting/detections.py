@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from poisonlab import store
-from poisonlab.reporting.detectplots import quality_plot, recovery_plot
+from poisonlab.reporting.detectplots import changed_percent, quality_plot, recovery_plot
 
-CSV_COLUMNS = ("kind", "setting", "percent", "rate", "n_poisoned", "method", "precision", "recall", "f1", "roc_auc",
+CSV_COLUMNS = ("kind", "setting", "percent", "rate", "changed_percent", "n_poisoned", "method", "precision", "recall", "f1", "roc_auc",
                "flagged", "true_poisoned", "seconds", "clean_accuracy", "poisoned_accuracy", "accuracy_after", "recovered",
                "poisoned_asr", "asr_after")
 
@@ -30,7 +30,7 @@ def print_row(row: dict, n_train: int, clean_accuracy: float | None, then: str, 
                                            + (f"attack success rate poisoned {row['poisoned_asr']:.3f}; " if backdoor else "")
                                            + f"after: {then} flagged, retrain; gain: after - poisoned, points")
     table = Table(title=f"{row['kind']} {row['setting']}: {row['n_poisoned']} of {n_train} {'items stamped' if row['kind'].startswith('backdoor') else 'labels wrong'} "
-                        f"({row['rate']:.1f}%)", caption=caption, box=box.SIMPLE_HEAD,
+                        f"({changed_percent(row):.1f}%)", caption=caption, box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False)
     for column in ("method", "prec", "recall", "F1", "AUC", "flagged", "sec",
                    *(("after", "gain") if then != "none" else ()), *(("ASR after",) if then != "none" and backdoor else ())):

@@ -13,12 +13,18 @@ import numpy as np  # noqa: E402
 from poisonlab.reporting.flipplots import save  # noqa: E402
 
 
+def changed_percent(row: dict) -> float:
+    """The measured share of changed labels of a detect.json row, in percent (files before `changed_percent` existed
+    stored that percent as `rate`; rows now hold `rate` as a fraction)."""
+    return row["changed_percent"] if "changed_percent" in row else row["rate"]
+
+
 def _series(doc: dict) -> dict[tuple[str, str], list[tuple[float, dict, dict]]]:
     """(kind, method) -> [(rate, row, method result)] sorted by rate."""
     series: dict[tuple[str, str], list] = {}
     for row in doc["rows"]:
         for m in row["methods"]:
-            series.setdefault((row["kind"], m["method"]), []).append((row["rate"], row, m))
+            series.setdefault((row["kind"], m["method"]), []).append((changed_percent(row), row, m))
     return {key: sorted(points, key=lambda p: p[0]) for key, points in series.items()}
 
 

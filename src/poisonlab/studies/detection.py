@@ -48,7 +48,7 @@ def check_one(data: Dataset, item: LabelSet, names: list[str], config: DetectorC
     """Detect on one label set, score each method, and (with `then`) retrain on the cleaned labels (for a backdoor
     set also measuring the attack success rate before and after)."""
     row = {"kind": item.kind, "setting": item.setting, "percent": item.percent, "n_poisoned": int(item.mask.sum()),
-           "rate": float(100 * item.mask.mean()), "poisoned_accuracy": None, "poisoned_asr": None, "methods": []}
+           "rate": float(item.mask.mean()), "changed_percent": float(100 * item.mask.mean()), "poisoned_accuracy": None, "poisoned_asr": None, "methods": []}
     if then != "none":
         row["poisoned_accuracy"], row["poisoned_asr"] = retrained_accuracy(
             data, item.labels, np.ones(len(item.labels), bool), *retrain, seed, item)
