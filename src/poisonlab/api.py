@@ -404,6 +404,80 @@ def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] |
     return BackdoorResult(result["doc"], [])
 
 
+@dataclass(frozen=True)
+class CertifyResult:
+    """A certify study: certify.json's content (clean and certified accuracy, median radius, settings), the
+    per-image votes (M, K), predictions (M,), certified radii (M,) and test labels (M,), and the files written."""
+
+    doc: dict
+    votes: np.ndarray
+    predicted: np.ndarray
+    radius: np.ndarray
+    labels: np.ndarray
+    files: list[Path]
+
+    def frame(self):
+        """One row per test image: votes_0 .. votes_{K-1}, predicted, label, radius (a pandas DataFrame)."""
+        from poisonlab.studies.certify import frame
+
+        return frame({"votes": self.votes, "predicted": self.predicted, "radius": self.radius, "labels": self.labels})
+
+
+def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcnn", method: str = "dpa",
+            kind: str = "none", rate: float = 0.0, seed: int = 0, epochs: int = 10, batch_size: int = 64,
+            key: str = "poisonlab-dpa", budgets: Sequence[int] | None = None, jobs: int = 1,
+            out: str | Path | None = None, overwrite: bool = False,
+            data_dir: str | Path | None = None) -> CertifyResult:
+    """Certify every test prediction against training-set poisoning by Deep Partition Aggregation.
+
+    The training items are split into `partitions` by a keyed hash of their content; one base model is trained per
+    partition and the test images get the class most partitions vote for. A prediction with certified radius r
+    provably survives ANY r poisoned training items (insertions, removals or label flips).
+
+    Parameters
+    ----------
+    data : Dataset or str
+    partitions : int
+        k, the number of base models (more: larger radii, weaker base models).
+    model : str, callable or estimator
+        The base model, as in `train`; torch models train exactly `epochs` epochs on their partition.
+    method : {"dpa"}
+        Deep Partition Aggregation (Finite Aggregation and Run-Off Election are not built yet).
+    kind : {"none", "random", "biased"}
+        Poison the training labels first (`rate` of them), to certify a model trained on poisoned data.
+    rate : float in [0, 1]
+    seed : int
+        Seed of the poisoning and of each base model (partition i uses seed + i).
+    epochs, batch_size : int
+    key : str
+        The partition hash key (keep it secret from an attacker who could otherwise choose partitions).
+    budgets : sequence of int, optional
+        Poison budgets B at which to report certified accuracy; default 0 .. the largest radius + 1.
+    jobs : int
+        Base models trained at once in worker processes (1: in this process).
+    out : path, optional
+        Folder of certify.json, certify.csv (per image), certified_accuracy.png and each base model's saved test
+        predictions (an interrupted study resumes); default a temporary folder.
+
+    Returns
+    -------
+    CertifyResult
+        ``.doc`` (``clean_accuracy``, ``median_radius``, ``certified_accuracy`` per budget, ...) and ``.frame()``.
+    """
+    from poisonlab.studies.certify import CertifySpec, study
+
+    seed, data = check_seed(seed), _data(data, data_dir)
+    spec = CertifySpec(partitions=check_int(partitions, "partitions", low=1), model=model_name(model), method=method,
+                       kind=kind, percent=_percent(rate), seed=seed, key=key, train=_training(epochs, batch_size))
+    budget_list = None if budgets is None else [check_int(b, "budgets", low=0) for b in check_nonempty(budgets, "budgets")]
+    custom = None if isinstance(model, str) else model
+    with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-certify-") as folder:
+        result = study(data, spec, Path(folder), model=custom, jobs=check_int(jobs, "jobs", low=1),
+                       budgets=budget_list, overwrite=overwrite)
+    return CertifyResult(result["doc"], result["votes"], result["predicted"], result["radius"], result["labels"],
+                         result["files"] if out is not None else [])
+
+
 def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_probs: np.ndarray | None = None,
            num_classes: int | None = None, seed: int = 0, model: str = "auto", folds: int = 5, epochs: int = 5,
            k: int = 10, members: int = 5, jobs: int = 1) -> dict[str, Detection]:

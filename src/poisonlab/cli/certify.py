@@ -1,0 +1,72 @@
+"""`poisonlab certify`: certified predictions by partition aggregation (DPA): how many poisoned training items each
+test prediction provably survives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from poisonlab.checks import check_choice
+from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, JsonOpt, OverwriteOpt,
+                                  check_outputs, console, jobs_or_default, parse_percents)
+from poisonlab.errors import PoisonlabError
+from poisonlab.files import check_output_folder
+from poisonlab.training import MODELS
+
+METHOD_CHOICES = ("dpa",)  # studies.certify.METHODS, kept here so that --help loads no numpy
+POISON_CHOICES = ("none", "random", "biased")
+
+
+def certify(
+    partitions: Annotated[int, typer.Option("--partitions", min=1, help="k: base models, each trained on the items whose content hashes to it.")],
+    dataset: Annotated[str, typer.Option(help=f"Dataset: {DATASET_HELP}.")] = "embedded",
+    dataset_size: Annotated[int, typer.Option("--dataset-size", "--dataset_size", min=0, help="Use the first N training items (0 = all).")] = 0,
+    method: Annotated[str, typer.Option(help="dpa: Deep Partition Aggregation (Levine & Feizi, 2021).")] = "dpa",
+    model: Annotated[str, typer.Option(help=f"Base model: one of {', '.join(MODELS)}.")] = "smallcnn",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of each torch base model.")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 64,
+    poison: Annotated[str, typer.Option(help="Poison the training labels first: none, random or biased.")] = "none",
+    percent: Annotated[str, typer.Option("--percents", "--percent", help="Poison percent (one value) with --poison.")] = "0",
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the poisoning and of the base models.")] = 0,
+    jobs: Annotated[int | None, typer.Option(help="Base models trained at once in worker processes.", show_default=JOBS_DEFAULT_TEXT)] = None,
+    overwrite: OverwriteOpt = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Results folder.", show_default="runs/certify-<dataset>-k<partitions>")] = None,
+    json_path: JsonOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = True,
+) -> None:
+    """Train k base models on content-hashed partitions, vote, and certify each test prediction's radius; resumes."""
+    check_choice(method, METHOD_CHOICES, "certification method")
+    check_choice(model, MODELS, "model")
+    check_choice(poison, POISON_CHOICES, "poisoning kind")
+    percents = parse_percents(percent)
+    if len(percents) != 1:
+        raise PoisonlabError(f"--percents takes one value for certify, got {len(percents)}; run one study per percent")
+    if poison == "none" and percents[0] != 0:
+        raise PoisonlabError("--percents needs --poison random or biased; leave it out to certify the clean data")
+    jobs = jobs_or_default(jobs)
+
+    from poisonlab import datasets, store
+    from poisonlab.studies.certify import CertifySpec, study
+    from poisonlab.training.loop import TrainConfig
+
+    out = check_output_folder(out or Path("runs") / store.slug(f"certify-{dataset}-k{partitions}"))
+    check_outputs(json_path)
+    data = datasets.load(dataset, data_dir, dataset_size, download)
+    spec = CertifySpec(partitions=partitions, model=model, method=method, kind=poison, percent=percents[0], seed=seed,
+                       train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+    result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console)
+    doc = result["doc"]
+    if json_path:
+        store.write_json(json_path, doc)
+    sizes = doc["partition_sizes"]
+    console.print(f"{doc['dataset']}: {doc['partitions']} {doc['model']} base models on {doc['n_train']} items "
+                  f"({sizes['min']}-{sizes['max']} per partition), {doc['poison']['n_poisoned']} labels poisoned")
+    console.print(f"clean accuracy: aggregate {doc['clean_accuracy']:.4f}, one base model (mean) "
+                  f"{doc['base_accuracy_mean']:.4f}; median certified radius {doc['median_radius']:g}")
+    shown = [row for row in doc["certified_accuracy"] if row["budget"] in {0, 1, 2, 5, 10, 20, 50, 100, 200, 500}]
+    console.print("certified accuracy: " + ", ".join(f"{row['accuracy']:.4f} at {row['budget']}" for row in shown))
+    for path in result["files"]:
+        print(path)
