@@ -125,6 +125,10 @@ def test_certify_command_writes_resumes_and_refuses_other_settings(tmp_path, cli
     cli.fails(r"partitions must be a whole number from 1 to 1437, got 5000", "certify", "--dataset", "digits",
               "--partitions", "5000", "--model", "logreg", "--out", tmp_path / "y")
     assert not (tmp_path / "x").exists()
+    code, text = cli.text("report", "--out", tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert code == 0 and "1 certify studies" in text and "Certified: digits, 12 partitions" in html
+    assert "certified accuracy vs poisoned training items" in html and "data:image/png;base64," in html
 
 
 def test_poisoned_labels_shrink_the_certified_accuracy(tmp_path):

@@ -27,7 +27,8 @@ def report(
     check_outputs(file)  # the default, <out>/report.html, is checked with the folder it reports on
     path = file or out / "report.html"
     result = reporting.build(out, path)
-    console.print(f"{result['runs']} runs, {result['flips']} flip and {result['detections']} detection studies; "
+    console.print(f"{result['runs']} runs, {result['flips']} flip, {result['detections']} detection, "
+                  f"{result['backdoors']} backdoor and {result['certifications']} certify studies; "
                   f"{result['bytes'] / 1e6:.1f} MB in {time.perf_counter() - started:.1f}s")
     if check:
         shot = path.with_suffix(".png")

@@ -33,6 +33,9 @@ def build(out: Path, path: Path) -> dict:
         title = f"Backdoor: {doc['dataset']} {doc['trigger']['kind']} -> {doc['target_name']}"
         parts.append((f"backdoor-{i}", title + (" (clean-label)" if doc["clean_label"] else ""),
                       studies.backdoor_section(folder, doc)))
+    for i, (folder, doc) in enumerate(study.certifications):
+        parts.append((f"certify-{i}", f"Certified: {doc['dataset']}, {doc['partitions']} partitions",
+                      studies.certify_section(folder, doc)))
     parts += [("models", "Models", studies.models_section(study)),
               ("provenance", "Configuration and provenance", sections.provenance_section(study)
                + note(f"Report made by poisonlab {__version__} on Python {platform.python_version()}."))]
@@ -42,4 +45,5 @@ def build(out: Path, path: Path) -> dict:
     store.atomic_write(path, html)
     return {"path": path, "sections": [title for _, title, _ in parts], "runs": len(study.rows),
             "flips": len(study.flips), "detections": len(study.detections), "backdoors": len(study.backdoors),
+            "certifications": len(study.certifications),
             "bytes": len(html.encode())}

@@ -17,6 +17,8 @@ from poisonlab.errors import PoisonlabError
 FLIP_KEYS = {"dataset", "classes", "source", "target", "model", "select", "n", "seeds", "epochs", "n_train", "n_test",
              "runs", "summary"}
 DETECT_KEYS = {"dataset", "n_train", "seed", "detector", "retrain", "rows"}
+CERTIFY_KEYS = {"dataset", "method", "partitions", "model", "n_train", "n_test", "poison", "clean_accuracy",
+                "median_radius", "base_accuracy_mean", "certified_accuracy", "partition_sizes", "status"}
 BACKDOOR_KEYS = {"dataset", "name", "target_name", "trigger", "clean_label", "model", "n_train", "n_test", "seeds",
                  "asr_goal", "smallest_percent_reaching_goal", "runs", "summary"}
 
@@ -31,6 +33,7 @@ class Study:
     flips: list[tuple[Path, dict]] = field(default_factory=list)
     detections: list[tuple[Path, dict]] = field(default_factory=list)
     backdoors: list[tuple[Path, dict]] = field(default_factory=list)
+    certifications: list[tuple[Path, dict]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -123,7 +126,8 @@ def collect(out: Path) -> Study:
     rows = sweep_rows(out)
     study = Study(out, rows, provenance(out, rows))
     for name, needed, bucket in (("flip.json", FLIP_KEYS, study.flips), ("detect.json", DETECT_KEYS, study.detections),
-                                 ("backdoor.json", BACKDOOR_KEYS, study.backdoors)):
+                                 ("backdoor.json", BACKDOOR_KEYS, study.backdoors),
+                                 ("certify.json", CERTIFY_KEYS, study.certifications)):
         for path in sorted(out.glob(f"**/{name}")):
             doc = _load_json(path)
             missing = sorted(needed - set(doc)) if doc is not None else ["(not readable JSON)"]
@@ -131,7 +135,8 @@ def collect(out: Path) -> Study:
                 study.skipped.append(f"{path}: missing {', '.join(missing)}")
             else:
                 bucket.append((path.parent, doc))
-    if not (study.rows or study.flips or study.detections or study.backdoors):
-        raise PoisonlabError(f"nothing to report in {out}: no runs, flip.json or detect.json; "
-                             "run `poisonlab train`, `flip` or `detect` into that folder first")
+    if not (study.rows or study.flips or study.detections or study.backdoors or study.certifications):
+        raise PoisonlabError(f"nothing to report in {out}: no runs, flip.json, detect.json, backdoor.json or "
+                             "certify.json; run `poisonlab train`, `flip`, `detect`, `backdoor` or `certify` into that "
+                             "folder first")
     return study

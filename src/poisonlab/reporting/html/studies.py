@@ -87,6 +87,25 @@ def backdoor_section(folder: Path, doc: dict) -> str:
     ])
 
 
+def certify_section(folder: Path, doc: dict) -> str:
+    """One certify study: clean and certified accuracy per budget, the median certified radius, the figure."""
+    poison = doc["poison"]
+    poisoned = "clean labels" if poison["kind"] == "none" else \
+        f"{poison['n_poisoned']} labels poisoned ({poison['kind']}, {poison['percent']:g}%)"
+    shown = [r for r in doc["certified_accuracy"] if r["budget"] in {0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}]
+    sizes = doc["partition_sizes"]
+    return "".join([
+        note(f"{doc['dataset']}: {doc['method'].upper()} over {doc['partitions']} {doc['model']} base models, "
+             f"{doc['n_train']} training items ({sizes['min']}–{sizes['max']} per partition; {poisoned}), "
+             f"{doc['n_test']} test images. Clean accuracy: aggregate {doc['clean_accuracy']:.4f}, one base model "
+             f"(mean) {doc['base_accuracy_mean']:.4f}; median certified radius {doc['median_radius']:g}. Certified "
+             "accuracy at B: the share of test images classified correctly whose prediction provably survives ANY B "
+             "poisoned training items (insertions, removals or label flips)."),
+        table(["poisoned items B", "certified accuracy"], [[r["budget"], f"{r['accuracy']:.4f}"] for r in shown], 1),
+        image(folder / "certified_accuracy.png", "certified accuracy vs poisoned training items"),
+    ])
+
+
 def _flip_shape(folder: Path) -> list[int] | None:
     """Image shape recorded by the first run of a flip study."""
     for path in sorted(folder.glob("runs/*/*/run.json")):
