@@ -138,3 +138,29 @@ def test_poisoned_labels_shrink_the_certified_accuracy(tmp_path):
     assert dirty.doc["poison"]["n_poisoned"] == round(0.4 * 1437)
     assert dirty.doc["clean_accuracy"] < clean.doc["clean_accuracy"] and dirty.doc["median_radius"] < clean.doc["median_radius"]
     assert list(clean.frame().columns[-3:]) == ["predicted", "label", "radius"]
+
+
+def test_a_stacked_partition_trains_as_it_would_alone(mnist):
+    """The certificate needs each base model to depend on its own items and seed only: the same partition trained in
+    a stack of three (whose members take 4, 4 and 3 steps an epoch: the shorter one is masked) or alone ends with the
+    same weights, up to float rounding (grouped vs single convolutions; Adam amplifies it over many steps)."""
+    import torch
+
+    from poisonlab.training import fitting
+    from poisonlab.training.loop import TrainConfig
+    from poisonlab.training.stacked import fit_on_own_items, predict_each
+
+    x, y = fitting.as_tensor(mnist.x_train), torch.from_numpy(mnist.y_train)
+    parts = partitions(mnist.x_train, 20)
+    members = [np.flatnonzero(parts == i) for i in (3, 4, 5)]
+    assert [len(m) for m in members] == [108, 102, 92]
+    config = TrainConfig(max_epochs=3, batch_size=32, precision="fp32")
+    for which in (1, 2):  # a model with the most steps, and the one masked at the end of each epoch
+        three = [fitting.build("smallcnn", (28, 28, 1), 10, 10 + i) for i in range(3)]
+        fit_on_own_items(three, x, members, y, config, [10, 11, 12])
+        alone = [fitting.build("smallcnn", (28, 28, 1), 10, 10 + which)]
+        fit_on_own_items(alone, x, members[which : which + 1], y, config, [10 + which])
+        for a, b in zip(three[which].state_dict().values(), alone[0].state_dict().values()):
+            torch.testing.assert_close(a.float(), b.float(), atol=1e-3, rtol=1e-3)
+        together, single = predict_each(three, fitting.as_tensor(mnist.x_test))[which], predict_each(alone, fitting.as_tensor(mnist.x_test))[0]
+        assert (together == single).mean() > 0.99

@@ -6,6 +6,7 @@ interrupted study resumes where it stopped; a folder made with other settings or
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import time
@@ -13,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -24,11 +27,14 @@ from poisonlab.defences.certify import ABSTAIN, certificates, certified_accuracy
 from poisonlab.errors import PoisonlabError
 from poisonlab.files import MAX_RECORD_BYTES, read_json
 from poisonlab.reporting.certifyplots import certified_plot
-from poisonlab.training import fitting
+from poisonlab.training import TORCH_MODELS, fitting
 from poisonlab.training.loop import TrainConfig
+from poisonlab.training.loop import pick_device
 from poisonlab.training.models import ModelSpec
+from poisonlab.training.stacked import fit_on_own_items, predict_each, wide
 from poisonlab.training.parallel import pmap
 
+STACK = 64  # partitions trained at once as one wide model
 METHODS = ("dpa",)  # Finite Aggregation and Run-Off Election are not built yet
 KINDS = ("none", "random", "biased")
 
@@ -71,6 +77,35 @@ def _partition_votes(context: tuple, item: tuple[int, np.ndarray]) -> np.ndarray
     return np.asarray(fitting.predict(fitted, x_test), dtype=np.int64)
 
 
+def stackable(model: ModelSpec, data: Dataset) -> bool:
+    """Whether the base models train stacked (Sequential CNNs of common layers on images): one wide pass for many
+    partitions, each on its own items (see `stacked.fit_on_own_items`)."""
+    if data.x_train.ndim != 4 or (isinstance(model, str) and model not in TORCH_MODELS):
+        return False
+    built = fitting.build(model, data.x_train.shape[1:], data.num_classes, 0)
+    return isinstance(built, nn.Module) and wide(copy.deepcopy(built).to("meta")) is not None
+
+
+def _stacked_votes(data: Dataset, labels: np.ndarray, model: ModelSpec, spec: CertifySpec,
+                   todo: list[tuple[int, np.ndarray]], keep) -> None:
+    """Train the partitions STACK at a time as one wide model each (model i seeded seed + i), and `keep` each one's
+    test predictions as the stack finishes (empty partitions abstain, one-class ones vote their class)."""
+    device = pick_device()
+    x, x_test = fitting.as_tensor(data.x_train, device), fitting.as_tensor(data.x_test, device)
+    y = torch.from_numpy(labels).to(device)
+    trivial = [(n, item) for n, item in enumerate(todo) if len(np.unique(labels[item[1]])) < 2]
+    for n, item in trivial:
+        keep(n, _partition_votes((None, labels, data.x_test, None, None, 0, 0), item))
+    rest = [(n, item) for n, item in enumerate(todo) if len(np.unique(labels[item[1]])) >= 2]
+    for start in range(0, len(rest), STACK):
+        group = rest[start : start + STACK]
+        models = [fitting.build(model, data.x_train.shape[1:], data.num_classes, spec.seed + i).to(device)
+                  for _, (i, _) in group]
+        fit_on_own_items(models, x, [m for _, (_, m) in group], y, spec.train, [spec.seed + i for _, (i, _) in group])
+        for (n, _), votes in zip(group, predict_each(models, x_test)):
+            keep(n, votes.astype(np.int64))
+
+
 def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | None = None, jobs: int = 1,
           budgets: list[int] | None = None, overwrite: bool = False, console: Console | None = None) -> dict:
     """Train the k base models (resuming), aggregate their votes and certify every test prediction.
@@ -101,10 +136,13 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
             store.atomic_write(folder / f"{todo[index]}.npy", buf.getvalue())
             bar.update(task, advance=1)
 
-        context = (data.x_train, labels, data.x_test, model if model is not None else spec.model, spec.train,
-                   spec.seed, data.num_classes)
-        pmap(_partition_votes, [(i, members[i]) for i in todo], jobs, context=context, on_result=keep,
-             note=console.print, label=lambda item: f"partition {item[0]}")
+        base = model if model is not None else spec.model
+        if stackable(base, data):
+            _stacked_votes(data, labels, base, spec, [(i, members[i]) for i in todo], keep)
+        else:
+            context = (data.x_train, labels, data.x_test, base, spec.train, spec.seed, data.num_classes)
+            pmap(_partition_votes, [(i, members[i]) for i in todo], jobs, context=context, on_result=keep,
+                 note=console.print, label=lambda item: f"partition {item[0]}")
     predictions = np.stack([_saved(folder / f"{i}.npy", len(data.y_test), data.num_classes) for i in range(k)])
     votes = vote_counts(predictions, data.num_classes)
     predicted, radius = certificates(votes)

@@ -54,7 +54,8 @@ def _widens(layers: list[tuple[str, nn.Module]]) -> bool:
 def wide(skeleton: nn.Module) -> Forward | None:
     """The stack's forward pass as ONE wide network, for Sequential CNNs of common layers (else None): model m's
     channels are block m of every activation, convolutions are grouped by model (the first one shares the input),
-    batch norms run over all models' channels at once and linear layers are one batched matrix product. Returns
+    batch norms run over all models' channels at once and linear layers are one batched matrix product. The input
+    is (batch, C, H, W), one batch every model sees, or (models, batch, C, H, W), each model its own. Returns
     outputs (models, batch, classes)."""
     layers = _leaves(skeleton)
     if layers is None or not _widens(layers):
@@ -63,6 +64,8 @@ def wide(skeleton: nn.Module) -> Forward | None:
     def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         n_models = next(iter(params.values())).shape[0]
         h, shared = x, True  # shared: still the one input all models see, (B, C, H, W); then (B, models*C, H, W)
+        if x.dim() == 5:  # each model its own batch: model m's channels are block m from the start
+            h, shared = x.transpose(0, 1).flatten(1, 2), False
         for name, layer in layers:
             if shared and isinstance(layer, (nn.BatchNorm2d, nn.Flatten)) or (shared and isinstance(layer, nn.Conv2d)
                                                                             and layer.groups > 1):
@@ -230,3 +233,100 @@ def fit_torch_stacked(
         model.load_state_dict({n: t[i] for n, t in final.items()})
     return [stopper.result(i, histories[i], precision, path="stacked", stack_size=n_models, stack_forward=how)
             for i in range(n_models)]
+
+
+def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.ndarray], labels: torch.Tensor,
+                     config: TrainConfig, seeds: list[int]) -> str:
+    """Train `models` (one Sequential CNN architecture, on x's device) at once, model i only on items members[i].
+
+    Model i takes `config.max_epochs` * ceil(n_i / batch) Adam steps at a fixed learning rate, each on `batch`
+    items drawn in turn from a stream of seeded permutations of its own items (seed seeds[i]; a partition smaller
+    than a batch repeats items): its training depends on its own items and seed alone, whichever models share the
+    stack, as a certificate over partitions needs. Returns the precision used.
+
+    Parameters
+    ----------
+    models : list of M torch modules (their weights are trained in place)
+    x : float tensor (N, C, H, W), all items, held once
+    members : M int arrays, each model's item indices into x
+    labels : int64 tensor (N,) on x's device
+    config : max_epochs, batch_size, lr and precision are used (no validation, no plateau cuts)
+    seeds : M ints
+    """
+    device, batch = x.device, config.batch_size
+    precision = resolve_precision(config.precision, device)
+    skeleton = copy.deepcopy(models[0]).to("meta")
+    batched = wide(skeleton)
+    if batched is None:
+        raise ValueError(f"{type(models[0]).__name__} is not a Sequential CNN of common layers")
+    stack = _Stack(models)
+    steps = torch.tensor([config.max_epochs * math.ceil(len(m) / batch) for m in members], device=device)
+    streams = [_Stream(m, seed) for m, seed in zip(members, seeds)]
+    taken = torch.zeros(len(models), dtype=torch.long, device=device)
+    lr = torch.full((len(models),), config.lr, device=device)
+    skeleton.train()
+    for step in range(int(steps.max())):
+        active = step < steps
+        idx = torch.from_numpy(np.stack([s.next(batch) for s in streams])).to(device)  # (M, batch)
+        done = None if bool(active.all()) else {n: b.clone() for n, b in stack.buffers.items()}
+        with autocast(precision, device):
+            out = batched(stack.params, stack.buffers, x[idx])
+        losses = nn.functional.cross_entropy(out.flatten(0, 1).float(), labels[idx].flatten(),
+                                             reduction="none").view(len(models), batch)
+        (losses.mean(1) * active).sum().backward()
+        if done is not None:  # models past their last step: their batch-norm statistics stay as they were
+            with torch.no_grad():
+                for n, b in stack.buffers.items():
+                    b.copy_(torch.where(active.view(-1, *[1] * (b.dim() - 1)), b, done[n]))
+        taken += active
+        _masked_adam(stack, lr, active, taken)
+    final = stack.state()
+    for i, model in enumerate(models):
+        model.load_state_dict({n: t[i] for n, t in final.items()})
+    return precision
+
+
+class _Stream:
+    """A model's batches: its items in one seeded permutation after another, `batch` at a time."""
+
+    def __init__(self, items: np.ndarray, seed: int) -> None:
+        self.items, self.rng, self.queue = np.asarray(items), np.random.default_rng([seed, 3]), np.empty(0, np.int64)
+
+    def next(self, batch: int) -> np.ndarray:
+        while len(self.queue) < batch:
+            self.queue = np.concatenate([self.queue, self.rng.permutation(self.items)])
+        taken, self.queue = self.queue[:batch], self.queue[batch:]
+        return taken
+
+
+@torch.no_grad()
+def _masked_adam(stack: _Stack, lr: torch.Tensor, active: torch.Tensor, steps: torch.Tensor) -> None:
+    """torch.optim.Adam's update for the models that took a step (`active`), each at its own step count `steps`;
+    the others (their own steps all taken) keep their weights and moments unchanged."""
+    b1, b2 = BETAS
+    t = steps.clamp(min=1).double()
+    for n, p in stack.params.items():
+        m, v = stack.moments[n]
+        shape = (-1, *[1] * (p.dim() - 1))
+        on = active.view(shape)
+        grad = p.grad if p.grad is not None else torch.zeros_like(p)
+        m.copy_(torch.where(on, m.lerp(grad, 1 - b1), m))
+        v.copy_(torch.where(on, v * b2 + (1 - b2) * grad * grad, v))
+        step = (lr / (1 - b1**t)).float().view(shape)
+        bias2 = torch.sqrt(1 - b2**t).float().view(shape)
+        p.sub_(torch.where(on, step * m / (v.sqrt() / bias2).add_(EPS), torch.zeros_like(p)))
+        p.grad = None
+
+
+
+@torch.no_grad()
+def predict_each(models: list[nn.Module], x: torch.Tensor) -> np.ndarray:
+    """Every model's predicted class of every item, (M, N), in one wide eval pass per chunk (Sequential CNNs)."""
+    skeleton = copy.deepcopy(models[0]).to("meta").eval()
+    batched = wide(skeleton)
+    if batched is None:
+        raise ValueError(f"{type(models[0]).__name__} is not a Sequential CNN of common layers")
+    stack = _Stack(models)
+    chunk = max(1, EVAL_ITEMS // len(models))
+    return torch.cat([batched(stack.params, stack.buffers, x[i : i + chunk]).argmax(-1)
+                      for i in range(0, len(x), chunk)], dim=1).cpu().numpy()
