@@ -19,7 +19,7 @@ class RunsFailed(RuntimeError):
 
 
 @contextmanager
-def decoding(what: str, fix: str) -> Iterator[None]:
+def decoding(what: str, fix: str, problem: str | None = None) -> Iterator[None]:
     """Turn ANY failure while decoding `what` into the one-line PoisonlabError "cannot read <what> (<cause>); <fix>".
 
     Parsers of zip, zlib, npz headers, tar, images, JSON, CSV and SQLite raise a long tail of exception types
@@ -32,4 +32,5 @@ def decoding(what: str, fix: str) -> Iterator[None]:
         raise
     except Exception as exc:  # noqa: BLE001 - every decoding failure of untrusted bytes (MemoryError included)
         cause = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise PoisonlabError(f"cannot read {what} ({cause}); {fix}") from None
+        head = f"{what} is {problem}" if problem else f"cannot read {what}"
+        raise PoisonlabError(f"{head} ({cause}); {fix}") from None

@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 
 from poisonlab.datasets.checksums import check, digest
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, decoding
 
 # IDX type code -> big-endian numpy dtype.
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -79,7 +79,7 @@ def _declared_size(head: bytes, source: str, fix: str, shape: tuple[int, ...] | 
 def _gunzip(raw: bytes, source: str, fix: str, shape: tuple[int, ...] | None) -> bytes:
     """Decompress gzip member by member in 1 MiB steps, never beyond one byte past the size the IDX header declares."""
     out, pending, limit = bytearray(), raw, None
-    try:
+    with decoding(source, fix, "truncated or corrupted"):  # zlib, EOF and any other failure of the bytes
         while pending:
             stream = zlib.decompressobj(wbits=31)
             while not stream.eof:
@@ -94,6 +94,4 @@ def _gunzip(raw: bytes, source: str, fix: str, shape: tuple[int, ...] | None) ->
                     raise PoisonlabError(f"{source} inflates beyond the {limit or MAX_IDX_BYTES} bytes its IDX header "
                                          f"allows (corrupted or a decompression bomb); {fix}")
             pending = stream.unused_data.lstrip(b"\0")  # gzip allows members back to back, and zero padding
-    except (EOFError, zlib.error) as exc:
-        raise PoisonlabError(f"{source} is truncated or corrupted ({exc}); {fix}") from None
     return bytes(out)

@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, decoding
 
 _CHUNK = 1 << 20
 MAX_MEMBER_BYTES = 256 << 20  # more than any official dataset file (CIFAR-100 train.bin: 153.7 MB)
@@ -66,24 +66,21 @@ def iter_files(path: Path, source: str, fix: str, wanted: Callable[[str], bool] 
 
     Absolute or `..` member paths are rejected, and so is a wanted member over `max_bytes`; with `digest`, the
     archive's "sha256:<hex>" (of exactly the bytes read) is appended to it once the pass completes."""
-    try:
-        with path.open("rb") as handle:
-            reader = HashingReader(handle)
-            gzipped = handle.peek(2)[:2] == b"\x1f\x8b"
-            stream = GunzipReader(reader) if gzipped else reader  # tarfile's own gunzip is unbounded per block
-            with tarfile.open(fileobj=stream, mode="r|" if gzipped else "r|*", bufsize=_CHUNK) as archive:
-                for member in archive:
-                    name = _safe_name(member.name, source)
-                    if not member.isfile() or not wanted(name):
-                        continue
-                    if member.size > max_bytes:
-                        raise PoisonlabError(f"{source} member {name} declares {member.size} bytes, more than the "
-                                             f"{max_bytes} allowed; {fix}")
-                    yield name, archive.extractfile(member).read()
-            if digest is not None:
-                digest.append(reader.drain())
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise PoisonlabError(f"{source} is truncated or corrupted ({exc}); {fix}") from None
+    with decoding(source, fix, "truncated or corrupted"), path.open("rb") as handle:  # tar, gzip, EOF, anything
+        reader = HashingReader(handle)
+        gzipped = handle.peek(2)[:2] == b"\x1f\x8b"
+        stream = GunzipReader(reader) if gzipped else reader  # tarfile's own gunzip is unbounded per block
+        with tarfile.open(fileobj=stream, mode="r|" if gzipped else "r|*", bufsize=_CHUNK) as archive:
+            for member in archive:
+                name = _safe_name(member.name, source)
+                if not member.isfile() or not wanted(name):
+                    continue
+                if member.size > max_bytes:
+                    raise PoisonlabError(f"{source} member {name} declares {member.size} bytes, more than the "
+                                         f"{max_bytes} allowed; {fix}")
+                yield name, archive.extractfile(member).read()
+        if digest is not None:
+            digest.append(reader.drain())
 
 
 def read_files(path: Path, names: set[str], source: str, fix: str,
