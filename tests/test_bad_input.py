@@ -53,7 +53,7 @@ CASES = [
     ("range", r"Invalid value for '--seed'", (*DETECT, "--seed", HUGE_SEED)),
     ("range", r"Invalid value for '--seed'", ("validate", *DIGITS, "--seed", HUGE_SEED)),
     ("range", r"number of flips -1 is negative", (*FLIP[:-4], "--n", "-1")),
-    ("range", r"Invalid value for '--train-size'", (*FLIP, "--train-size", "-1")),
+    ("range", r"Invalid value for '--dataset-size' / '--train-size'", (*FLIP, "--train-size", "-1")),
     ("range", r"threshold 1\.5 is outside \(0, 1\]", ("budget", *DIGITS, "--source", "3", "--target", "8",
                                                       "--below", "1.5", "--model", "logreg", "--out", "{tmp}/b")),
     ("range", r"Invalid value for '--precision'", ("budget", "--precision", "0")),
