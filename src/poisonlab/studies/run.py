@@ -22,7 +22,6 @@ from poisonlab.errors import PoisonlabError
 from poisonlab import store
 from poisonlab.store import slug
 from poisonlab.studies import surrogate
-from poisonlab.studies.flip import load_data
 from poisonlab.training import fitting, metrics, models
 from poisonlab.training.loop import TrainConfig, pick_device
 
@@ -203,8 +202,8 @@ def run_dataset(record: dict, data_dir: Path | None = None, download: bool = Tru
         indices = store.field(record, "poison.indices", list, int)
         new = store.field(record, "poison.new_labels", list, int)
     elif "flip" in record:
-        data = load_data(spec, data_dir, store.field(record, "config.train_size", int),
-                         store.field(record, "config.test_size", int), download)
+        data = datasets.load(spec, data_dir, dataset_size=store.field(record, "config.train_size", int),
+                             download=download, test_size=store.field(record, "config.test_size", int))
         indices = store.field(record, "flip.changed_indices", list, int)
         new = [store.field(record, "config.target", int)] * len(indices)
     else:
