@@ -16,14 +16,14 @@ import numpy as np
 
 from poisonlab import datasets, store
 from poisonlab.datasets import Dataset, dataset_record
-from poisonlab.datasets.adapters import as_items, as_labels
+from poisonlab.datasets.adapters import as_items
 from poisonlab.defences import DETECTOR_MODELS, detectors
 from poisonlab.defences.detectors import Detection
 from poisonlab.defences.evaluate import score as _score
 from poisonlab.defences.folds import DetectorConfig
 from poisonlab.attacks.informed import STRATEGIES
 from poisonlab.attacks import KINDS
-from poisonlab.checks import (check_choice, check_fraction, check_int, check_nonempty,
+from poisonlab.checks import (check_choice, check_fraction, check_int, check_labels, check_nonempty,
                               check_num_classes, check_probabilities, check_seed)
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies import DEFAULT_PERCENTS
@@ -363,7 +363,6 @@ def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] |
         0.05, 0.1. The clean model (0) is always added.
     percents : sequence of float in [0, 100], deprecated
         The same shares in percent (the earlier spelling; a FutureWarning): pass `rates` instead.
-        PERCENTS (not fractions) of all N training items stamped; the clean model (0) is always added.
     trigger : {"patch", "blend"}
         A `size` x `size` checkerboard patch, or a seeded noise image blended in with weight 0.2.
     size : int
@@ -514,7 +513,7 @@ def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_pr
     seed = check_seed(seed)
     method_list = check_nonempty(methods, "methods")
     x = as_items(x, "x")
-    labels = as_labels(labels, len(x), "labels")
+    labels = check_labels(labels, len(x), "labels")
     if pred_probs is not None:
         pred_probs = check_probabilities(pred_probs, len(x))
     default = pred_probs.shape[1] if pred_probs is not None else max(int(labels.max()) + 1, 2)

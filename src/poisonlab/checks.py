@@ -27,12 +27,17 @@ def check_choice(value: str, choices: Iterable[str], what: str) -> None:
         raise PoisonlabError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
+def _whole(value: object) -> int | None:
+    """`value` as an int when it is a Python or NumPy whole number (not bool, float or str), else None."""
+    try:
+        return None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        return None
+
+
 def check_int(value: object, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """`value` as an int (Python or NumPy whole numbers; not bool, float or str) in [`low`, `high`]."""
-    try:
-        number = None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        number = None
+    number = _whole(value)
     span = (f"from {low} to {high}" if high is not None else f"of {low} or more") if low is not None else \
         (f"of at most {high}" if high is not None else "")
     if number is None:
@@ -44,10 +49,7 @@ def check_int(value: object, name: str, *, low: int | None = None, high: int | N
 
 def check_seed(seed: object) -> int:
     """`seed` as an int in 0..MAX_SEED (Python or NumPy whole numbers), else a one-line error naming it."""
-    try:
-        value = None if isinstance(seed, bool) else operator.index(seed)
-    except TypeError:
-        value = None
+    value = _whole(seed)
     if value is None:
         raise PoisonlabError(f"seed {seed!r} is not a whole number; give seeds from 0 to {MAX_SEED}")
     if not 0 <= value <= MAX_SEED:
@@ -160,11 +162,3 @@ def check_mask(mask: object, n: int, name: str = "mask") -> np.ndarray:
     if array.dtype.kind not in "biu" or (array.dtype.kind != "b" and len(array) and not np.isin(array, (0, 1)).all()):
         raise PoisonlabError(f"{name} must be booleans (True where an item is poisoned), got {array.dtype}")
     return array.astype(bool)
-
-
-def check_finite_positive(value: object, name: str) -> float:
-    """A finite real number above 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)) or float(value) <= 0:
-        raise PoisonlabError(f"{name} must be a finite number above 0, got {value!r}")
-    return float(value)

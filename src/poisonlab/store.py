@@ -81,14 +81,9 @@ def write_json(path: Path, obj) -> None:
 
 
 def ensure_writable(folder: Path) -> Path:
-    """Create `folder` and prove it takes a file, or fail with one line naming the fix."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test.", suffix=".tmp") as probe:
-            probe.write(b"ok")
-            probe.flush()
-    except OSError as exc:
-        raise PoisonlabError(f"cannot write to output folder {folder} ({exc.strerror or exc}); choose another output folder") from None
+    """Prove that `folder` takes a file (see `files.check_output_folder`), then create it."""
+    check_output_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 

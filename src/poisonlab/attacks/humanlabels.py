@@ -11,9 +11,10 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from poisonlab.datasets import resolve_data_dir
-from poisonlab.datasets.checksums import digest, read_bytes
+from poisonlab.datasets.checksums import digest
 from poisonlab.checks import check_choice
 from poisonlab.errors import PoisonlabError, decoding
+from poisonlab.files import read_limited
 
 SOURCE = "cifar10n"
 CIFAR10N = {"aggre": "aggre_label", "worse": "worse_label", "random1": "random_label1", "random2": "random_label2",
@@ -104,7 +105,7 @@ def read(path: Path, keys: list[str]) -> list[HumanLabels]:
     nothing, and any decoding failure of the zip, deflate or .npy layers is the one-line error."""
     if not path.is_file():
         raise PoisonlabError(f"CIFAR-10N labels file {path} not found; {FIX}")
-    data = read_bytes(path, f"CIFAR-10N labels file {path}", MAX_FILE_BYTES)
+    data = read_limited(path, f"CIFAR-10N labels file {path}", MAX_FILE_BYTES, FIX)
     wanted = (CLEAN, *(CIFAR10N[k] for k in keys))
     with decoding(f"CIFAR-10N labels from {path}", FIX), zipfile.ZipFile(io.BytesIO(data)) as archive:
         members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}

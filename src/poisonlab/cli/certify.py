@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from poisonlab.checks import check_choice
-from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, JsonOpt, OverwriteOpt,
+from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JobsOpt, JsonOpt, OverwriteOpt, SeedOpt,
                                   check_outputs, console, jobs_or_default, parse_percents)
 from poisonlab.errors import PoisonlabError
 from poisonlab.files import check_output_folder
@@ -29,8 +29,8 @@ def certify(
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 64,
     poison: Annotated[str, typer.Option(help="Poison the training labels first: none, random or biased.")] = "none",
     percent: Annotated[str, typer.Option("--percents", "--percent", help="Poison percent (one value) with --poison.")] = "0",
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the poisoning and of the base models.")] = 0,
-    jobs: Annotated[int | None, typer.Option(help="Base models trained at once in worker processes.", show_default=JOBS_DEFAULT_TEXT)] = None,
+    seed: SeedOpt = 0,
+    jobs: JobsOpt = None,
     overwrite: OverwriteOpt = False,
     out: Annotated[Path | None, typer.Option("--out", help="Results folder.", show_default="runs/certify-<dataset>-k<partitions>")] = None,
     json_path: JsonOpt = None,

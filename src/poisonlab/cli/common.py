@@ -68,6 +68,8 @@ def parse_percents(text: str) -> list[float]:
 
 
 SeedOpt = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the poisoning, folds, subsets and models.")]
+JobsOpt = Annotated[int | None, typer.Option(help="Runs trained at once in worker processes, sharing the cores.",
+                                             show_default=JOBS_DEFAULT_TEXT)]
 
 
 def parse_seeds(text: str) -> list[int]:

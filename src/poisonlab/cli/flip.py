@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from poisonlab.attacks.flips import SELECTIONS
-from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, JsonOpt, OverwriteOpt,
-                                  check_outputs, console, jobs_or_default, parse_counts, parse_seeds)
+from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, JobsOpt, JsonOpt,
+                                  OverwriteOpt, check_outputs, console, jobs_or_default, parse_counts, parse_seeds)
 from poisonlab.checks import check_choice
 from poisonlab.studies import BUDGET_METRICS
 from poisonlab.training import MODELS
@@ -25,7 +25,6 @@ TrainSizeOpt = Annotated[int, typer.Option("--dataset-size", "--train-size", "--
 TestSizeOpt = Annotated[int, typer.Option("--test-size", min=0, help="Use the first N test items (0 = all).")]
 FlipEpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of a torch model (fixed, no early stopping).")]
 FlipBatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=65536, help="Items per training step.")]
-JobsOpt = Annotated[int | None, typer.Option(help="Runs trained at once in worker processes, sharing the cores.", show_default=JOBS_DEFAULT_TEXT)]
 FlipOutOpt = Annotated[Path | None, typer.Option("--out", help="Results folder.", show_default="runs/<command>-<dataset>-<source>-<target>")]
 
 

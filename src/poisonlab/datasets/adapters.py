@@ -26,11 +26,6 @@ def as_items(x, name: str) -> np.ndarray:
     return np.ascontiguousarray(x[..., None] if x.ndim == 3 else x)
 
 
-def as_labels(y, n: int, name: str) -> np.ndarray:
-    """Whole class numbers 0..K-1 as int64, one per item (see `checks.check_labels`)."""
-    return check_labels(y, n, name)
-
-
 def from_arrays(x_train, y_train, x_test, y_test, *, classes: list[str] | None = None, name: str = "arrays") -> Dataset:
     """A `Dataset` from numpy arrays.
 
@@ -58,7 +53,7 @@ def from_arrays(x_train, y_train, x_test, y_test, *, classes: list[str] | None =
     if xs[0].shape[1:] != xs[1].shape[1:]:
         raise PoisonlabError(f"training items of shape {xs[0].shape[1:]} and test items of shape {xs[1].shape[1:]} "
                              "differ; give both splits the same item shape")
-    ys = [as_labels(y_train, len(xs[0]), "y_train"), as_labels(y_test, len(xs[1]), "y_test")]
+    ys = [check_labels(y_train, len(xs[0]), "y_train"), check_labels(y_test, len(xs[1]), "y_test")]
     k = int(max(ys[0].max(), ys[1].max(initial=0))) + 1
     classes = [str(c) for c in range(k)] if classes is None else check_class_names(classes, k)
     return Dataset(name, xs[0], ys[0], xs[1], ys[1], classes, {"arrays": fingerprint(xs[0], ys[0], xs[1], ys[1])},

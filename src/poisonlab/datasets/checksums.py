@@ -38,17 +38,3 @@ def check(actual: str, expected: str, source: str, fix: str, decompressed: bool 
         raise PoisonlabError(f"checksum mismatch for {source}: {algorithm} of {content} is "
                              f"{actual.partition(':')[2]}, expected {want}; {fix}")
     return actual
-
-
-def read_bytes(path: Path, source: str, max_bytes: int) -> bytes:
-    """A file's bytes, with an unreadable file or one over `max_bytes` reported as a one-line error."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise PoisonlabError(f"cannot read {source} ({exc.strerror or exc}); check that it is a readable file"
-                             ) from None
-    if len(data) > max_bytes:
-        raise PoisonlabError(f"{source} is larger than the {max_bytes} bytes any official copy has; "
-                             f"{FIX_REDOWNLOAD}")
-    return data

@@ -5,13 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
-from poisonlab.datasets.checksums import FIX_REDOWNLOAD, check, digest, file_digests, read_bytes
+from poisonlab.datasets.checksums import FIX_REDOWNLOAD, check, digest, file_digests
 from poisonlab.datasets.cifar_names import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES
 from poisonlab.datasets.dataset import Dataset
 from poisonlab.datasets.fetch import DownloadFailed, fetch, missing_error
 from poisonlab.datasets.imagefolder import load_imagefolder
 from poisonlab.datasets.tarread import read_files
 from poisonlab.errors import PoisonlabError
+from poisonlab.files import read_limited
 
 PIXELS = 3 * 32 * 32
 MAX_BATCH_BYTES = 50_000 * (2 + PIXELS)  # the largest official batch file (CIFAR-100 train.bin)
@@ -89,7 +90,8 @@ def _read_binary(folder: Path, source: BinarySource,
     """Parsed (images, labels) per batch file, in `source.files` order, plus provenance digests."""
     extracted, archive = folder / source.subdir, folder / source.archive
     if all((extracted / name).is_file() for name in source.files):
-        files = {name: read_bytes(extracted / name, f"{source.name} file {extracted / name}", MAX_BATCH_BYTES)
+        files = {name: read_limited(extracted / name, f"{source.name} file {extracted / name}", MAX_BATCH_BYTES,
+                                   FIX_REDOWNLOAD)
                  for name in source.files}
         sources = {name: digest(data, "sha256") for name, data in files.items()}
     else:

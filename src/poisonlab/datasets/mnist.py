@@ -3,10 +3,11 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from poisonlab.datasets.checksums import FIX_REDOWNLOAD, read_bytes
+from poisonlab.datasets.checksums import FIX_REDOWNLOAD
 from poisonlab.datasets.dataset import Dataset
 from poisonlab.datasets.fetch import DownloadFailed, fetch, missing_error
 from poisonlab.datasets.idx import MAX_IDX_BYTES, decode_idx_file
+from poisonlab.files import read_limited
 
 # Official file names in the order x_train, y_train, x_test, y_test.
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -60,7 +61,7 @@ def load_idx_dataset(source: IdxSource, folder: Path, download: bool) -> Dataset
     for name, md5, sha256, shape in zip(FILES, source.md5, source.sha256, SHAPES):
         path = paths[name]
         label = f"{source.name} file {path}"
-        array, checked = decode_idx_file(read_bytes(path, label, MAX_IDX_BYTES), label, f"md5:{md5}", FIX_REDOWNLOAD,
+        array, checked = decode_idx_file(read_limited(path, label, MAX_IDX_BYTES, FIX_REDOWNLOAD), label, f"md5:{md5}", FIX_REDOWNLOAD,
                                          shape, f"sha256:{sha256}")
         arrays.append(array)
         sources[path.name] = checked

@@ -63,15 +63,20 @@ def poisoned(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, np.ndarray]:
     return flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed)
 
 
+def _fixed_votes(labels: np.ndarray, n_test: int) -> np.ndarray | None:
+    """The votes of a partition with no model to train: ABSTAIN without items, its one class for a one-class
+    partition; None when it has two classes or more."""
+    seen = np.unique(labels)
+    return np.full(n_test, ABSTAIN if not len(seen) else seen[0], dtype=np.int64) if len(seen) < 2 else None
+
+
 def _partition_votes(context: tuple, item: tuple[int, np.ndarray]) -> np.ndarray:
-    """One base model's test predictions (ABSTAIN without items; a one-class partition votes that class)."""
+    """One base model's test predictions (see `_fixed_votes` for partitions that train none)."""
     x, labels, x_test, model, config, seed, num_classes = context
     index, members = item
-    if not len(members):
-        return np.full(len(x_test), ABSTAIN, dtype=np.int64)
-    seen = np.unique(labels[members])
-    if len(seen) == 1:
-        return np.full(len(x_test), seen[0], dtype=np.int64)
+    fixed = _fixed_votes(labels[members], len(x_test))
+    if fixed is not None:
+        return fixed
     fitted = fitting.build(model, x.shape[1:], num_classes, seed + index)
     fitting.fit(fitted, x[members], labels[members], config=config, seed=seed + index)
     return np.asarray(fitting.predict(fitted, x_test), dtype=np.int64)
@@ -94,10 +99,13 @@ def _stacked_votes(data: Dataset, labels: np.ndarray, model: ModelSpec, spec: Ce
     device = pick_device()
     x, x_test = fitting.as_tensor(data.x_train, device), fitting.as_tensor(data.x_test, device)
     y = torch.from_numpy(labels).to(device)
-    trivial = [(n, item) for n, item in enumerate(todo) if len(np.unique(labels[item[1]])) < 2]
-    for n, item in trivial:
-        keep(n, _partition_votes((None, labels, data.x_test, None, None, 0, 0), item))
-    rest = [(n, item) for n, item in enumerate(todo) if len(np.unique(labels[item[1]])) >= 2]
+    rest = []
+    for n, item in enumerate(todo):
+        fixed = _fixed_votes(labels[item[1]], len(data.y_test))
+        if fixed is None:
+            rest.append((n, item))
+        else:
+            keep(n, fixed)
     size = STACK if device.type == "cuda" else 1
     for start in range(0, len(rest), size):
         group = rest[start : start + size]
