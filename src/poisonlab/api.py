@@ -158,7 +158,7 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
     epochs, batch_size : int
         Most epochs (early stopping on validation accuracy, patience 10) and items per step of a torch model.
     val : {"split", "test"}
-        Model selection on a seeded 10 % of the poisoned training data, or on the clean test set (original protocol).
+        Model selection on a seeded 10 % of the poisoned training data, or on the clean test set (as the original experiment did).
     precision : {"auto", "bf16", "fp32"}
         Arithmetic of a torch model's training steps: bfloat16 autocast (weights stay float32) or float32; auto picks
         bf16 where the CPU (AVX512-BF16 or AMX) or GPU supports it. Evaluation is float32; the record's
@@ -209,7 +209,7 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     data : Dataset or str
         The data, or a built-in dataset name.
     rates : sequence of float in [0, 1]
-        Poison rates; default the 20 rates of the original protocol (0, 0.01, ..., 1).
+        Poison rates; default the 20 rates of the original experiment (0, 0.01, ..., 1).
     kinds : sequence of {"random", "biased"}
     seeds : sequence of int
     model, epochs, batch_size, val, precision

@@ -55,8 +55,8 @@ def order(select: str, labels: np.ndarray, seed: int, pred_probs: np.ndarray | N
 
     Parameters
     ----------
-    select : {"first", "margin", "confident"}
-        first: lowest indices; margin: smallest surrogate margin first (nearest the decision boundary);
+    select : {"first", "last", "margin", "confident"}
+        first: lowest indices; last: highest indices first (the original experiment's choice); margin: smallest surrogate margin first (nearest the decision boundary);
         confident: highest surrogate probability of the item's label first. Ties are broken by a seeded permutation.
     labels : ndarray of int, shape (N,)
         The clean labels.
@@ -71,6 +71,8 @@ def order(select: str, labels: np.ndarray, seed: int, pred_probs: np.ndarray | N
     labels = np.asarray(labels, dtype=np.int64)
     if select == "first":
         return np.arange(len(labels))
+    if select == "last":
+        return np.arange(len(labels))[::-1].copy()
     if select not in INFORMED:
         raise PoisonlabError(f"unknown selection '{select}'; choose one of {', '.join(STRATEGIES)}")
     probs = check_probs(pred_probs, labels, select)

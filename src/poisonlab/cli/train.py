@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from poisonlab.attacks import KINDS, STRATEGIES
+from poisonlab.attacks import BIASED_RULES, KINDS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt,
                                   console, parse_counts, parse_names, parse_percents, parse_seeds)
 from poisonlab.checks import check_choice
 from poisonlab.errors import PoisonlabError
-from poisonlab.studies import DEFAULT_PERCENTS, VAL_MODES
+from poisonlab.studies import DEFAULT_PERCENTS, PRESET_NAMES, VAL_MODES
 from poisonlab.training import MODELS, STACK_MODES
 
 DEFAULT_PERCENTS_TEXT = ",".join(map(str, DEFAULT_PERCENTS))
@@ -35,15 +35,17 @@ def run_sweep(specs: list, out: Path, data_dir: Path | None, download: bool, ove
 def train(
     dataset: Annotated[str, typer.Option(help=f"Dataset(s), comma-separated: {DATASET_HELP}.")] = "embedded",
     percents: Annotated[str, typer.Option(help="Poison percents, comma-separated.")] = DEFAULT_PERCENTS_TEXT,
-    biased: Annotated[bool, typer.Option("--biased", help="Biased poisoning (class 0, or 1 for true 0) instead of random.")] = False,
+    biased: Annotated[bool, typer.Option("--biased", help="Biased poisoning (labels from the first two classes, see --biased-rule) instead of random.")] = False,
     kinds: Annotated[str | None, typer.Option(help="Poisoning kinds, comma-separated (random,biased); overrides --biased.")] = None,
-    select: Annotated[str, typer.Option(help="Which items are poisoned, comma-separated (one curve each): random; first (lowest indices); margin (nearest a clean-label surrogate's decision boundary, flipped to its runner-up class); confident (the surrogate's surest items, flipped to the class of highest loss).")] = "random",
+    select: Annotated[str | None, typer.Option(help="Which items are poisoned, comma-separated (one curve each): random; first (lowest indices); last (highest indices, as the original experiment does); margin (nearest a clean-label surrogate's decision boundary, flipped to its runner-up class); confident (the surrogate's surest items, flipped to the class of highest loss).", show_default="random, or the preset's")] = None,
+    biased_rule: Annotated[str | None, typer.Option("--biased-rule", help="What biased poisoning does: readme (class 0, or 1 for a true 0: the original README's words) or code (class 0 or 1 with equal odds, 0 and 1 swapped: what the original program does).", show_default="readme, or the preset's")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"Named settings that explicit flags override: {', '.join(PRESET_NAMES)} (the original Keras experiment: its network with inputs /255, the last items poisoned, biased by its code's rule, the test set as validation, 100 epochs, Keras' plateau rule and Adam epsilon).")] = None,
     dataset_size: Annotated[str, typer.Option("--dataset-size", "--dataset_size", help="Use the first N training items (0 = all); comma-separated for several.")] = "0",
-    batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 256,
-    model: Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")] = "smallcnn",
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.", show_default="256")] = None,
+    model: Annotated[str | None, typer.Option(help=f"One of {', '.join(MODELS)}.", show_default="smallcnn, or the preset's")] = None,
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
-    epochs: Annotated[int, typer.Option("--epochs", "--max-epochs", min=1, help="Most epochs (early stopping may end sooner).")] = 50,
-    val: Annotated[str, typer.Option(help="split: hold out 10% of the poisoned training data; test: validate on the clean test set (original protocol).")] = "split",
+    epochs: Annotated[int | None, typer.Option("--epochs", "--max-epochs", min=1, help="Most epochs (early stopping may end sooner).", show_default="50, or the preset's")] = None,
+    val: Annotated[str | None, typer.Option(help="split: hold out 10% of the poisoned training data; test: validate on the clean test set (as the original experiment did).", show_default="split, or the preset's")] = None,
     labels: Annotated[str | None, typer.Option(help="Real human label noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
     precision: Annotated[str, typer.Option(help="Training arithmetic: auto (bfloat16 where the CPU or GPU supports it, else fp32), bf16 or fp32.")] = "auto",
@@ -53,6 +55,8 @@ def train(
     cpus_per_run: Annotated[int | None, typer.Option("--cpus-per-run", min=1, help="CPUs each Ray task declares and trains on (with --executor ray).", show_default="4, or the largest node's CPUs when fewer")] = None,
     gpus_per_run: Annotated[float | None, typer.Option("--gpus-per-run", min=0, help="GPUs each Ray task declares (with --executor ray); a fraction shares a GPU.", show_default="1 when the cluster has GPUs, else 0")] = None,
     stack: Annotated[str, typer.Option(help="Train the runs that differ only in their labels as one stacked model: auto (on a CUDA GPU, where it is faster; with --executor ray, when tasks declare GPUs), on or off.")] = "auto",
+    tensorboard: Annotated[Path | None, typer.Option(help="Also write each trained run's per-epoch scalars and test metrics as TensorBoard logs under this folder (needs the tensorboard package: pip install 'poisonlab[tracking]').")] = None,
+    mlflow: Annotated[str | None, typer.Option(help="Also log each trained run (config as params, history as metrics, run.json and its curve as artifacts) to this MLflow tracking URI, e.g. file:./mlruns (needs mlflow: pip install 'poisonlab[tracking]').")] = None,
     overwrite: OverwriteOpt = False,
     out: OutOpt = Path("runs"),
     data_dir: DataDirOpt = None,
@@ -60,22 +64,23 @@ def train(
 ) -> None:
     """Train one model per (dataset, size, kind, percent, seed) with poisoned (or CIFAR-10N human) labels; resumes where it stopped."""
     from poisonlab.attacks import humanlabels
-    from poisonlab.studies import sweep
-    from poisonlab.studies.run import RunSpec
-    from poisonlab.training.loop import TrainConfig
+    from poisonlab.reporting.tracking import Tracking
+    from poisonlab.studies import presets, sweep
     from poisonlab.training.parallel import default_jobs
 
     kind_list = parse_names(kinds, "poisoning kinds") if kinds is not None else ["biased" if biased else "random"]
     for k in kind_list:
         check_choice(k, KINDS, "poisoning kind")
-    select_list = parse_names(select, "item selections")
-    for c in select_list:
+    select_list = parse_names(select, "item selections") if select is not None else None
+    for c in select_list or []:
         check_choice(c, STRATEGIES, "item selection")
-    check_choice(model, MODELS, "model")
-    check_choice(val, VAL_MODES, "validation mode")
+    for value, choices, what in ((model, MODELS, "model"), (val, VAL_MODES, "validation mode"),
+                                 (biased_rule, BIASED_RULES, "biased rule"), (preset, PRESET_NAMES, "preset")):
+        if value is not None:
+            check_choice(value, choices, what)
     check_choice(stack, STACK_MODES, "stack mode")
-    base = RunSpec(dataset="", model=model, val=val,
-                   train=TrainConfig(max_epochs=epochs, batch_size=batch_size, precision=precision))
+    base, select_list = presets.resolve(preset, model=model, select=select_list, biased_rule=biased_rule, val=val,
+                                        epochs=epochs, batch_size=batch_size, precision=precision)
     dataset_list, sizes = parse_names(dataset, "datasets"), parse_counts(dataset_size, "dataset size")
     seed_list = parse_seeds(seeds)
     if labels is None:
@@ -85,7 +90,8 @@ def train(
     else:
         poisoning = [name for name, given in (("--kinds", kinds is not None), ("--biased", biased),
                                               ("--percents", percents != DEFAULT_PERCENTS_TEXT),
-                                              ("--select", select_list != ["random"])) if given]
+                                              ("--select", select is not None),
+                                              ("--biased-rule", biased_rule is not None)) if given]
         sets = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), humanlabels.request(labels, dataset_list, poisoning))
         specs = sweep.plan_human(base, sizes, sets, seed_list)
     ray_only = [flag for flag, value in (("--address", address), ("--cpus-per-run", cpus_per_run),
@@ -97,8 +103,10 @@ def train(
         raise PoisonlabError("--jobs sets the local executor's worker processes; with --executor ray each run is a "
                              "Ray task and the cluster runs as many at once as it has room for (see --cpus-per-run)")
     jobs = 1 if executor == "ray" else default_jobs() if jobs is None else jobs
+    tracking = Tracking(tensorboard, mlflow)
+    tracking.check()
     run_sweep(specs, out, data_dir, download, overwrite, sets, jobs, stack=stack, executor=executor, address=address,
-              cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+              cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, tracking=tracking)
 
 
 def analyse(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from poisonlab.studies.resume import pending
 from poisonlab.datasets import dataset_record
 from poisonlab.studies.run import DEFAULT_MODEL, environment, split_indices
 from poisonlab.training import fitting, metrics, models
-from poisonlab.training.loop import TrainConfig, pick_device
+from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.parallel import check_jobs, pmap
 
 ASR_GOAL = 0.9
@@ -55,7 +55,7 @@ class BackdoorSpec:
         return "backdoor-clean-label" if self.clean_label else "backdoor"
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, **asdict(self)}
+        return {"kind": self.kind, **settings(self)}
 
     def name(self) -> str:
         """backdoor_{dataset}[_{size}][_{model}]_{trigger}{size}-{position}_to{target}[_cleanlabel]."""

@@ -10,7 +10,7 @@ import copy
 import io
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +28,7 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.files import MAX_RECORD_BYTES, read_json
 from poisonlab.reporting.certifyplots import certified_plot
 from poisonlab.training import TORCH_MODELS, fitting
-from poisonlab.training.loop import TrainConfig
-from poisonlab.training.loop import pick_device
+from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.models import ModelSpec
 from poisonlab.training.stacked import fit_on_own_items, predict_each, wide
 from poisonlab.training.parallel import pmap
@@ -53,7 +52,7 @@ class CertifySpec:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=10))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return settings(self)
 
 
 def poisoned(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, np.ndarray]:

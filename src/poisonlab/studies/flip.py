@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from poisonlab.attacks import flips
 from poisonlab.datasets import Dataset, dataset_record
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting, metrics
-from poisonlab.training.loop import TrainConfig
+from poisonlab.training.loop import TrainConfig, settings
 
 FLIP_TRAINING = TrainConfig(max_epochs=5, batch_size=128, precision="fp32")  # fp32: flip effects are tiny, keep them comparable
 
@@ -36,7 +36,7 @@ class FlipSpec:
     train: TrainConfig = field(default_factory=lambda: FLIP_TRAINING)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return settings(self)
 
     def folder(self) -> Path:
         """runs/n{N}/seed{S} relative to the output folder."""

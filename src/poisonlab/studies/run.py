@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from poisonlab import store
 from poisonlab.store import slug
 from poisonlab.studies import surrogate
 from poisonlab.training import fitting, metrics, models
-from poisonlab.training.loop import TrainConfig, pick_device
+from poisonlab.training.loop import TrainConfig, pick_device, settings
 
 
 DEFAULT_MODEL = "smallcnn"
@@ -43,22 +43,31 @@ class RunSpec:
     val_fraction: float = 0.1
     train: TrainConfig = field(default_factory=TrainConfig)
     select: str = "random"
+    biased_rule: str = "readme"
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind != "biased":  # the rule of biased poisoning means nothing to other runs
+            object.__setattr__(self, "biased_rule", "readme")
 
     def to_dict(self) -> dict:
-        """The config recorded in run.json; `select` only when not the default, so older runs stay reusable."""
-        config = asdict(self)
-        if self.select == "random":
-            del config["select"]
+        """The config recorded in run.json; `select`, `biased_rule` and `preset` only when not the default, so older
+        runs stay reusable."""
+        config = settings(self)
+        for key, default in (("select", "random"), ("biased_rule", "readme"), ("preset", None)):
+            if config[key] == default:
+                del config[key]
         return config
 
     def folder(self) -> Path:
-        """models/[b_]{dataset}[_{size}][_{model}][_valtest][_{select}]/{percent}/seed{S} relative to the output
-        folder; human labels: models/{dataset}[_{size}][_{model}][_valtest]_{source}-{key}/seed{S}."""
+        """models/[b_]{dataset}[_{size}][_{model}][_valtest][_{select}][_coderule]/{percent}/seed{S} relative to the
+        output folder; human labels: models/{dataset}[_{size}][_{model}][_valtest]_{source}-{key}/seed{S}."""
         name = ("b_" if self.kind == "biased" else "") + slug(self.dataset)
         name += f"_{self.dataset_size}" if self.dataset_size else ""
         name += f"_{slug(self.model)}" if self.model != DEFAULT_MODEL else ""
         name += "_valtest" if self.val == "test" else ""
         name += f"_{self.select}" if self.select != "random" else ""
+        name += f"_{self.biased_rule}rule" if self.biased_rule != "readme" else ""
         if humanlabels.is_kind(self.kind):
             return Path("models") / f"{name}_{slug(self.kind)}" / f"seed{self.seed}"
         return Path("models") / name / f"{self.percent:g}" / f"seed{self.seed}"
@@ -88,13 +97,15 @@ def poisoned_labels(spec: RunSpec, data: Dataset, human: HumanLabels | None) -> 
         if human is None or human.kind != spec.kind:
             raise ValueError(f"a {spec.kind} run needs those labels passed as `human`")
         return *human.apply(data.y_train), {}
+    rule = {} if spec.biased_rule == "readme" else {"biased_rule": spec.biased_rule}
     if spec.select not in informed.INFORMED:
-        labels, mask = flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed, select=spec.select)
-        return labels, mask, {} if spec.select == "random" else {"select": spec.select}
+        labels, mask = flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed, select=spec.select,
+                                   biased_rule=spec.biased_rule)
+        return labels, mask, {**({} if spec.select == "random" else {"select": spec.select}), **rule}
     probs = surrogate.probabilities(data, spec.seed)
     labels, mask = flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed, select=spec.select,
-                               pred_probs=probs)
-    return labels, mask, {"select": spec.select, "surrogate": surrogate.describe(probs, data.y_train, spec.seed)}
+                               pred_probs=probs, biased_rule=spec.biased_rule)
+    return labels, mask, {"select": spec.select, "surrogate": surrogate.describe(probs, data.y_train, spec.seed), **rule}
 
 
 @dataclass(frozen=True)
@@ -140,7 +151,7 @@ def _record(spec: RunSpec, data: Dataset, prep: Prepared, human: HumanLabels | N
         **({"labels": human.provenance(prep.mask)} if humanlabels.is_kind(spec.kind) else {}),
         "split": {"val": spec.val, "n_fit": len(prep.fit_idx), "n_val": len(prep.y_val),
                   "val_label": "held-out 10% of the poisoned training data" if spec.val == "split"
-                  else "clean test set (original protocol: test data used for model selection)"},
+                  else "clean test set (test data used for model selection, as the original experiment did)"},
         "training": training,
         "metrics": metrics.summary(data.y_test, predicted, data.num_classes),
         "model": {"name": spec.model, "parameters": models.count_parameters(fitted) if isinstance(fitted, torch.nn.Module) else None},
@@ -165,7 +176,7 @@ def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, 
 
 def stack_key(spec: RunSpec) -> RunSpec:
     """What the runs trained together as one stack share: everything but the labels (kind, percent, selection)."""
-    return replace(spec, kind="random", percent=0.0, select="random")
+    return replace(spec, kind="random", percent=0.0, select="random", biased_rule="readme")
 
 
 def run_stacked(specs: list[RunSpec], data: Dataset, *, model: models.ModelSpec | None = None,

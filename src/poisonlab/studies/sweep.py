@@ -15,6 +15,7 @@ from poisonlab.attacks.humanlabels import HumanLabels
 from poisonlab.checks import check_choice
 from poisonlab.datasets import dataset_record
 from poisonlab.errors import PoisonlabError, RunsFailed
+from poisonlab.reporting.tracking import Tracking
 from poisonlab.studies import executors
 from poisonlab.studies.resume import pending
 from poisonlab.studies.run import RunSpec
@@ -45,13 +46,14 @@ def execute(
     overwrite: bool = False, console: Console | None = None, loader: Callable = datasets.load,
     human: Iterable[HumanLabels] = (), model=None, jobs: int = 1, stack: str = "auto", executor: str = "local",
     address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None,
-    data: dict | None = None,
+    data: dict | None = None, tracking: Tracking | None = None,
 ) -> dict:
     """Run every spec not already finished under `out`, `jobs` at a time (human-label kinds on `human`; `model`
     replaces the built-in one; with jobs > 1, `loader` and `model` must be picklable); with `stack` "on" (or "auto" on
     a CUDA GPU) the runs that differ only in their labels train together as one stacked model; with executor "ray", as
     Ray tasks on the cluster at `address` declaring `cpus_per_run` and `gpus_per_run` (see executors.executor).
     `data`, the dataset record of the one dataset every spec uses (a user's Dataset), guards reuse (see `pending`).
+    Each run trained now is also logged to `tracking` (TensorBoard, MLflow) when given.
 
     Returns the trained and skipped counts and every run's record, in `specs` order. A run that failed twice
     (crashed worker or exception) raises RunsFailed after the others finished."""
@@ -95,6 +97,8 @@ def execute(
                 bar.console.print(f"[{bar.tasks[0].completed:.0f}/{len(todo)}] {label}: test accuracy "
                                   f"{record['metrics']['accuracy']:.3f} in {record['timings']['total_s']:.1f}s{hint}",
                                   highlight=False)
+                for line in tracking.log(record, out / event.spec.folder(), label) if tracking else ():
+                    bar.console.print(line, highlight=False)
             elif event.kind == "retry":
                 bar.console.print(f"{label}: failed ({event.detail}); retrying it once", highlight=False)
             else:
@@ -154,4 +158,5 @@ def placed(jobs: int = 1, kind: str = "local", address: str | None = None, cpus_
 def describe(spec: RunSpec) -> str:
     """A run's short label, e.g. "mnist_1000 random 10% seed0"."""
     return (f"{spec.dataset}{'_' + str(spec.dataset_size) if spec.dataset_size else ''} {spec.kind}"
+            f"{' (' + spec.biased_rule + ' rule)' if spec.biased_rule != 'readme' else ''}"
             f"{' ' + spec.select if spec.select != 'random' else ''} {spec.percent:g}% seed{spec.seed}")

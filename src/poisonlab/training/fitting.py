@@ -10,10 +10,9 @@ from torch import nn
 
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import models
-from poisonlab.training.loop import TrainConfig, fit_torch, pick_device, seed_everything, to_tensor
+from poisonlab.training.loop import TrainConfig, eval_batch, fit_torch, pick_device, seed_everything, to_tensor
 from poisonlab.training.stacked import fit_torch_stacked
 
-PREDICT_BATCH = 1024
 
 
 def as_features(x: np.ndarray) -> np.ndarray:
@@ -80,7 +79,8 @@ def _outputs(model: nn.Module, x: np.ndarray, part: nn.Module | None = None) -> 
     device = next(model.parameters()).device
     t = as_tensor(x, device)
     part = part or model
-    return torch.cat([part(t[i : i + PREDICT_BATCH]) for i in range(0, len(t), PREDICT_BATCH)]) if len(t) else part(t)
+    step = eval_batch(device)
+    return torch.cat([part(t[i : i + step]) for i in range(0, len(t), step)]) if len(t) else part(t)
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:

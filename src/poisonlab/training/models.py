@@ -1,4 +1,4 @@
-"""Model zoo: two torch CNNs and scikit-learn classifiers built from a name, or the user's own factory or estimator."""
+"""Model zoo: three torch CNNs and scikit-learn classifiers built from a name, or the user's own factory or estimator."""
 
 from __future__ import annotations
 
@@ -36,9 +36,34 @@ def simple_cnn(channels: int, num_classes: int, height: int, width: int) -> nn.M
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(flat, 512), nn.ReLU(), nn.Dropout(0.5), nn.Linear(512, num_classes))
 
 
+class UnitRange(nn.Module):
+    """Map poisonlab's [-1, 1] inputs to [0, 1] (pixel / 255), the inputs of the original Keras experiment."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.add(1.0).mul(0.5)
+
+
+def original_cnn(channels: int, num_classes: int, height: int, width: int) -> nn.Module:
+    """The original experiment's Keras network, inputs /255: conv 32 3x3 (valid) x2, max-pool, conv x2, max-pool,
+    conv (valid), conv (same), all ReLU, then dense 128, 128 (ReLU) and K; 80 874 parameters on MNIST. Kernels
+    Glorot-uniform and biases zero, as Keras initialises them."""
+    conv = lambda c_in, pad=0: [nn.Conv2d(c_in, 32, 3, padding=pad), nn.ReLU()]  # noqa: E731
+    side = lambda n: ((n - 4) // 2 - 4) // 2 - 2  # noqa: E731 - the last feature map's side
+    model = nn.Sequential(
+        UnitRange(), *conv(channels), *conv(32), nn.MaxPool2d(2), *conv(32), *conv(32), nn.MaxPool2d(2),
+        *conv(32), *conv(32, 1), nn.Flatten(), nn.Linear(32 * side(height) * side(width), 128), nn.ReLU(),
+        nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, num_classes),
+    )
+    for layer in model:
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return model
+
+
 def build_named(name: str, shape: tuple[int, ...], num_classes: int, seed: int = 0):
     """Build built-in model `name` for inputs of `shape` ((H, W, C) images) and `num_classes` classes."""
-    if name in ("smallcnn", "simplecnn") and len(shape) != 3:
+    if name in ("smallcnn", "simplecnn", "original") and len(shape) != 3:
         raise PoisonlabError(f"model '{name}' needs images (N, H, W, C), got items of shape {tuple(shape)}; "
                              "choose logreg or svc, or pass your own model")
     if name == "smallcnn":
@@ -48,6 +73,12 @@ def build_named(name: str, shape: tuple[int, ...], num_classes: int, seed: int =
         if height < 8 or width < 8:
             raise PoisonlabError(f"simplecnn needs images of at least 8x8, got {height}x{width}; choose smallcnn")
         return simple_cnn(channels, num_classes, height, width)
+    if name == "original":
+        height, width, channels = shape
+        if height < 24 or width < 24:
+            raise PoisonlabError(f"the original network needs images of at least 24x24, got {height}x{width}; "
+                                 "choose smallcnn")
+        return original_cnn(channels, num_classes, height, width)
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC
 

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from poisonlab.training.loop import Plateau, Stopper, TrainConfig, autocast, resolve_precision
+from poisonlab.training.loop import BETAS, Plateau, Stopper, TrainConfig, adam_denominator, autocast, resolve_precision
+from poisonlab.training.models import UnitRange
 
-BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the one-model path uses
 EVAL_ITEMS = 8192  # model-items per batched evaluation pass (bounds the activations' memory)
-CHANNELWISE = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity)
+CHANNELWISE = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity, UnitRange)
 Forward = Callable[[dict, dict, torch.Tensor], torch.Tensor]
 
 
@@ -102,7 +102,8 @@ def vmapped(skeleton: nn.Module) -> Forward:
 class _Stack:
     """The stacked weights (leading axis: model), buffers and Adam moments of the models still training."""
 
-    def __init__(self, models: list[nn.Module]) -> None:
+    def __init__(self, models: list[nn.Module], adam: str = "torch") -> None:
+        self.adam_rule = adam
         self.names = [name for name, _ in models[0].named_parameters()]
         self.buffer_names = [name for name, _ in models[0].named_buffers()]
         self.params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]).requires_grad_()
@@ -113,7 +114,8 @@ class _Stack:
 
     @torch.no_grad()
     def adam(self, lr: torch.Tensor) -> None:
-        """One Adam step of every model (torch.optim.Adam's update), each at its own learning rate `lr` (models,)."""
+        """One Adam step of every model (torch.optim.Adam's update, or Keras' by `adam_rule`), each at its own
+        learning rate `lr` (models,)."""
         self.steps += 1
         (b1, b2), t = BETAS, self.steps
         bias2 = math.sqrt(1 - b2**t)
@@ -122,7 +124,7 @@ class _Stack:
             m.lerp_(p.grad, 1 - b1)
             v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
             step = (lr / (1 - b1**t)).view(-1, *[1] * (p.dim() - 1))
-            p.sub_(step * m / (v.sqrt() / bias2).add_(EPS))
+            p.sub_(step * m / adam_denominator(v, bias2, self.adam_rule))
             p.grad = None
 
     def keep(self, rows: torch.Tensor) -> None:
@@ -172,7 +174,7 @@ def fit_torch_stacked(
             raise ValueError(f"{type(models[0]).__name__} is not a Sequential CNN of common layers; use forward 'vmap'")
         batched, how = vmapped(skeleton), "vmap"
         precision = "fp32"  # vmap's batch-norm rule rejects bf16 activations beside fp32 running stats on CUDA
-    stack = _Stack(models)
+    stack = _Stack(models, config.adam)
     best = {n: t.clone() for n, t in stack.state().items()}
     plateau, stopper = Plateau(n_models, config), Stopper(n_models, config.patience)
     generator = torch.Generator().manual_seed(seed)
@@ -193,6 +195,7 @@ def fit_torch_stacked(
         lr = torch.tensor(plateau.lr[active], dtype=torch.float32, device=device)
         order = torch.randperm(len(x), generator=generator).to(device)
         total = torch.zeros(len(active), device=device)
+        correct = torch.zeros(len(active), device=device, dtype=torch.long)
         for start in range(0, len(x), config.batch_size):
             idx = order[start : start + config.batch_size]
             with autocast(precision, device):
@@ -202,8 +205,9 @@ def fit_torch_stacked(
             losses.mean(1).sum().backward()  # each model's gradient is that of its own mean loss
             stack.adam(lr)
             total += losses.detach().sum(1)
-        rows = [{"epoch": epoch, "train_loss": float(t) / len(x), "lr": float(plateau.lr[i])}
-                for i, t in zip(active, total.tolist())]
+            correct += (out.detach().argmax(-1) == labels[:, idx]).sum(1)
+        rows = [{"epoch": epoch, "train_loss": float(t) / len(x), "train_accuracy": c / len(x), "lr": float(plateau.lr[i])}
+                for i, t, c in zip(active, total.tolist(), correct.tolist())]
         for i, row in zip(active, rows):
             histories[i].append(row)
         if not len(x_val):
@@ -259,7 +263,7 @@ def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.
     batched = wide(skeleton)
     if batched is None:
         raise ValueError(f"{type(models[0]).__name__} is not a Sequential CNN of common layers")
-    stack = _Stack(models)
+    stack = _Stack(models, config.adam)
     steps = torch.tensor([config.max_epochs * math.ceil(len(m) / batch) for m in members], device=device)
     streams = [_Stream(m, seed) for m, seed in zip(members, seeds)]
     taken = torch.zeros(len(models), dtype=torch.long, device=device)
@@ -314,7 +318,7 @@ def _masked_adam(stack: _Stack, lr: torch.Tensor, active: torch.Tensor, steps: t
         v.copy_(torch.where(on, v * b2 + (1 - b2) * grad * grad, v))
         step = (lr / (1 - b1**t)).float().view(shape)
         bias2 = torch.sqrt(1 - b2**t).float().view(shape)
-        p.sub_(torch.where(on, step * m / (v.sqrt() / bias2).add_(EPS), torch.zeros_like(p)))
+        p.sub_(torch.where(on, step * m / adam_denominator(v, bias2, stack.adam_rule), torch.zeros_like(p)))
         p.grad = None
 
 
