@@ -45,3 +45,37 @@ def test_halving_point_interpolates_between_measured_percents():
 def test_interpolate_stays_inside_the_measured_range():
     assert analyse.interpolate([0, 20], [1.0, 0.5], 9.0) == pytest.approx(0.775)
     assert analyse.interpolate([0, 20], [1.0, 0.5], 40.0) is None
+
+
+def test_combined_figure_puts_every_dataset_on_one_axes_per_size(tmp_path):
+    rows = ROWS + [{**r, "dataset": "cifar10"} for r in ROWS[:5]] + [
+        {**row("biased", 1000, 50, 0, 0.6, model="original"), "val": "test", "select": "last", "biased_rule": "code",
+         "preset": "original"}]
+    lines = analyse.combined_lines(analyse.curves(rows))
+    assert sorted(lines) == [0, 1000]
+    title, drawn = lines[1000]
+    assert title == "Effect of poisoning various datasets: first 1000, biased"
+    assert sorted(label for _, label, _, _ in drawn) == [
+        "cifar10", "mnist", "mnist last items original val=test code rule original preset"]
+    assert len({variant for _, _, variant, _ in drawn}) == 2  # smallcnn and the preset: a marker each
+    title, drawn = lines[0]
+    assert title.endswith("full, random") and sorted(label for _, label, _, _ in drawn) == ["cifar10", "mnist", "mnist svc"]
+    paths = analyse.plot_combined(analyse.curves(rows), tmp_path / "combined")
+    assert [p.name for p in paths] == ["combined_full.png", "combined_full.svg", "combined_first_1000.png",
+                                       "combined_first_1000.svg"]
+    svg = paths[1].read_text()
+    assert "Percent poisoned" in svg and "mnist svc" in svg
+
+
+def test_analyse_combined_and_report_chart_on_real_runs(cli, tmp_path, shared_data):
+    out = tmp_path / "runs"
+    for dataset in ("digits", "mnist"):
+        assert cli.code("train", "--dataset", dataset, "--dataset-size", "300", "--model", "logreg", "--kinds",
+                        "random,biased", "--percents", "0,60", "--out", out, "--data-dir", shared_data,
+                        "--no-download") == 0
+    code, printed = cli.text("analyse", "--all", "--combined", "--out", out)
+    assert code == 0 and str(out / "plots" / "combined_first_300.png") in printed
+    from poisonlab.reporting.html import build
+
+    page = build(out, out / "report.html")["path"].read_text()
+    assert "All datasets on one axes" in page and "chart-combined-0" in page

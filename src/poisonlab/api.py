@@ -21,13 +21,13 @@ from poisonlab.defences import DETECTOR_MODELS, detectors
 from poisonlab.defences.detectors import Detection
 from poisonlab.defences.evaluate import score as _score
 from poisonlab.defences.folds import DetectorConfig
+from poisonlab.attacks import BIASED_RULES, KINDS
 from poisonlab.attacks.informed import STRATEGIES
-from poisonlab.attacks import KINDS
 from poisonlab.checks import (check_choice, check_fraction, check_int, check_labels, check_nonempty,
                               check_num_classes, check_probabilities, check_seed)
 from poisonlab.errors import PoisonlabError
-from poisonlab.studies import DEFAULT_PERCENTS
-from poisonlab.studies import executors, flipstudy
+from poisonlab.reporting.tracking import Tracking
+from poisonlab.studies import DEFAULT_PERCENTS, PRESET_NAMES, executors, flipstudy, presets
 from poisonlab.studies.flip import FLIP_TRAINING
 from poisonlab.studies import sweep as sweeps
 from poisonlab.studies.run import RunSpec, run
@@ -90,15 +90,22 @@ def _training(epochs: int, batch_size: int, **settings) -> TrainConfig:
                        **settings)
 
 
-def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec, epochs: int, batch_size: int,
-          val: str, precision: str, select: str = "random") -> RunSpec:
-    """The RunSpec of one run on `data` (the model recorded by name), every setting checked."""
+def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec | None, epochs: int | None,
+          batch_size: int | None, val: str | None, precision: str, select: str | None = None,
+          biased_rule: str | None = None, preset: str | None = None) -> RunSpec:
+    """The RunSpec of one run on `data` (the model recorded by name), every setting checked; a setting left None is
+    the preset's, else poisonlab's default."""
     check_choice(kind, KINDS, "kind")
-    check_choice(select, STRATEGIES, "item selection")
-    check_choice(val, ("split", "test"), "val")
+    for value, choices, what in ((select, STRATEGIES, "item selection"), (val, ("split", "test"), "val"),
+                                 (biased_rule, BIASED_RULES, "biased_rule"), (preset, PRESET_NAMES, "preset")):
+        if value is not None:
+            check_choice(value, choices, what)
     check_choice(precision, PRECISIONS, "precision")
-    return RunSpec(dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, model=model_name(model), val=val,
-                   train=_training(epochs, batch_size, precision=precision), select=select)
+    base, selects = presets.resolve(
+        preset, model=None if model is None else model_name(model), select=None if select is None else [select],
+        biased_rule=biased_rule, val=val, epochs=None if epochs is None else check_int(epochs, "epochs", low=1),
+        batch_size=None if batch_size is None else check_int(batch_size, "batch_size", low=1), precision=precision)
+    return replace(base, dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, select=selects[0])
 
 
 def _savable(model: ModelSpec, data: Dataset) -> None:
@@ -137,8 +144,9 @@ def _result(record: dict, model, y_train: np.ndarray) -> RunResult:
                      np.asarray(metrics["confusion"]), labels, mask, record["training"]["history"], model, record)
 
 
-def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed: int = 0, model: ModelSpec = "smallcnn",
-          epochs: int = 50, batch_size: int = 256, val: str = "split", precision: str = "auto", select: str = "random",
+def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed: int = 0, model: ModelSpec | None = None,
+          epochs: int | None = None, batch_size: int | None = None, val: str | None = None, precision: str = "auto",
+          select: str | None = None, biased_rule: str | None = None, preset: str | None = None,
           data_dir: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None) -> RunResult:
     """Poison a share of the training labels, train, and evaluate on the untouched test set.
 
@@ -152,30 +160,41 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
         Share of training labels poisoned (0.2 = 20 %).
     seed : int
         Seed of the poisoning, the validation split, the initial weights and the batch order.
-    model : str, callable or estimator
-        smallcnn, simplecnn, svc, logreg; a factory ``f(shape, num_classes) -> torch.nn.Module`` where shape is
-        (H, W, C) or (D,); or an unfitted scikit-learn estimator (cloned for the run).
-    epochs, batch_size : int
-        Most epochs (early stopping on validation accuracy, patience 10) and items per step of a torch model.
-    val : {"split", "test"}
-        Model selection on a seeded 10 % of the poisoned training data, or on the clean test set (as the original experiment did).
+    model : str, callable or estimator, optional
+        smallcnn (default), simplecnn, original (the original experiment's network), svc, logreg; a factory
+        ``f(shape, num_classes) -> torch.nn.Module`` where shape is (H, W, C) or (D,); or an unfitted scikit-learn
+        estimator (cloned for the run).
+    epochs, batch_size : int, optional
+        Most epochs (default 50; early stopping on validation accuracy, patience 10) and items per step of a torch
+        model (default 256).
+    val : {"split", "test"}, optional
+        Model selection on a seeded 10 % of the poisoned training data (default), or on the clean test set (as the
+        original experiment did).
     precision : {"auto", "bf16", "fp32"}
         Arithmetic of a torch model's training steps: bfloat16 autocast (weights stay float32) or float32; auto picks
         bf16 where the CPU (AVX512-BF16 or AMX) or GPU supports it. Evaluation is float32; the record's
         ``training.precision`` says which ran.
-    select : {"random", "first", "margin", "confident"}
-        Which items are poisoned (see `poison_labels`); margin and confident use a surrogate (logreg on PCA-50,
-        out-of-fold over 5 folds) trained on the clean labels, recorded in the run's ``poison.surrogate``.
+    select : {"random", "first", "last", "margin", "confident"}, optional
+        Which items are poisoned (default random; see `poison_labels`); margin and confident use a surrogate (logreg
+        on PCA-50, out-of-fold over 5 folds) trained on the clean labels, recorded in the run's ``poison.surrogate``.
+    biased_rule : {"readme", "code"}, optional
+        What biased poisoning does (default readme; see `poison_labels`).
+    preset : {"original"}, optional
+        Named settings that the arguments given override. "original": the original Keras experiment, exactly: model
+        "original" (inputs /255), select "last", biased_rule "code", val "test", 100 epochs, batches of 256, Keras'
+        plateau rule (the cut at the 5th epoch without a gain of 1e-4) and Adam epsilon (1e-7). ``run.json``
+        records the preset and every resulting setting.
     on_epoch : callable, optional
-        Called with each epoch's row (epoch, train_loss, lr, val_accuracy).
+        Called with each epoch's row (epoch, train_loss, train_accuracy, lr, val_accuracy).
 
     Returns
     -------
     RunResult
     """
     seed, data = check_seed(seed), _data(data, data_dir)
-    record, fitted = run(_spec(data, kind, rate, seed, model, epochs, batch_size, val, precision, select), data,
-                         model=None if isinstance(model, str) else model, on_epoch=on_epoch)
+    spec = _spec(data, kind, rate, seed, model, epochs, batch_size, val, precision, select, biased_rule, preset)
+    record, fitted = run(spec, data, model=None if model is None or isinstance(model, str) else model,
+                         on_epoch=on_epoch)
     return _result(record, fitted, data.y_train)
 
 
@@ -197,11 +216,13 @@ class SweepResult:
 
 
 def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds: Sequence[str] = ("random",),
-          seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 50, batch_size: int = 256,
-          val: str = "split", precision: str = "auto", select: str | Sequence[str] = ("random",), jobs: int = 1,
-          stack: str = "auto", out: str | Path | None = None, overwrite: bool = False,
+          seeds: Sequence[int] = (0,), model: ModelSpec | None = None, epochs: int | None = None,
+          batch_size: int | None = None, val: str | None = None, precision: str = "auto",
+          select: str | Sequence[str] | None = None, biased_rule: str | None = None, preset: str | None = None,
+          jobs: int = 1, stack: str = "auto", out: str | Path | None = None, overwrite: bool = False,
           data_dir: str | Path | None = None, executor: str = "local", address: str | None = None,
-          cpus_per_run: int | None = None, gpus_per_run: float | None = None) -> SweepResult:
+          cpus_per_run: int | None = None, gpus_per_run: float | None = None,
+          tracking: Tracking | dict | None = None) -> SweepResult:
     """Train one run per (kind, rate, seed), as `poisonlab train` does; resumable when `out` is given.
 
     Parameters
@@ -212,8 +233,9 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
         Poison rates; default the 20 rates of the original experiment (0, 0.01, ..., 1).
     kinds : sequence of {"random", "biased"}
     seeds : sequence of int
-    model, epochs, batch_size, val, precision
-        As in `train`.
+    model, epochs, batch_size, val, precision, biased_rule, preset
+        As in `train`; ``preset="original"`` is the original Keras experiment (its network, the last items
+        poisoned, its code's biased rule, the test set as validation, Keras' training rules).
     jobs : int
         Runs trained at once in worker processes (spawned), the CPU cores split between them; 1 trains in this
         process. With more, `model` must be a name, an estimator or a module-level factory (not a lambda).
@@ -221,8 +243,9 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
         Train the runs that differ only in their labels (same seed) as one stacked torch model, with per-run Adam
         state, learning rate, early stopping and best weights: "auto" does so on a CUDA GPU, where it is faster;
         results equal one-by-one training within float rounding. ``run.json`` records ``training.path``.
-    select : str or sequence of str
-        Item selections (random, first, margin, confident; see `train`), one curve each.
+    select : str or sequence of str, optional
+        Item selections (random, first, last, margin, confident; see `train`), one curve each; default the preset's,
+        else random.
     out : path, optional
         Results folder: every run is saved there (run.json, weights, results.sqlite/csv) and finished runs are
         reused on the next call, unless they were made on other data (another name, size, shape or fingerprint of
@@ -239,6 +262,9 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     cpus_per_run, gpus_per_run : optional
         CPUs (torch threads) and GPUs each Ray task declares; default 4 CPUs (fewer when no node has 4) and 1 GPU
         when the cluster has GPUs, else 0.
+    tracking : Tracking or dict, optional
+        Also log each run trained now to TensorBoard and/or MLflow, e.g. ``{"tensorboard": "tb", "mlflow":
+        "file:./mlruns"}`` (see `poisonlab.reporting.tracking.Tracking`; needs ``pip install 'poisonlab[tracking]'``).
 
     Returns
     -------
@@ -246,8 +272,9 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
         ``.records`` and ``.frame()`` (a pandas DataFrame, with a ``select`` column).
     """
     seed_list, data = _seeds(seeds), _data(data, data_dir)
-    base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, val, precision)
-    selects = check_nonempty(select, "select")
+    base = _spec(data, "biased", 0.0, 0, model, epochs, batch_size, val, precision, None, biased_rule, preset)
+    selects = check_nonempty(select, "select") if select is not None else [base.select]
+    tracking = _tracking(tracking)
     for name in selects:
         check_choice(name, STRATEGIES, "item selection")
     kind_list = check_nonempty(kinds, "kinds")
@@ -255,16 +282,30 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
         check_choice(kind, KINDS, "kind")
     specs = sweeps.plan(base, [data.name], [0], kind_list, [_percent(r) for r in check_nonempty(rates, "rates")],
                         seed_list, selects)
-    custom = None if isinstance(model, str) else model
+    custom = None if model is None or isinstance(model, str) else model
     if out is None and (jobs, executor, address, cpus_per_run, gpus_per_run) == (1, "local", None, None, None) \
-            and not executors.stacks(stack, model):
+            and not executors.stacks(stack, base.model if custom is None else custom) and not tracking:
         return SweepResult([run(spec, data, model=custom)[0] for spec in specs], None)
-    _savable(model, data)
+    _savable(base.model if custom is None else custom, data)
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-sweep-") as folder:
         done = sweeps.execute(specs, Path(folder), overwrite=overwrite, loader=partial(_given, data), model=custom,
                               jobs=jobs, stack=stack, executor=executor, address=address, cpus_per_run=cpus_per_run,
-                              gpus_per_run=gpus_per_run, data=dataset_record(data))
+                              gpus_per_run=gpus_per_run, data=dataset_record(data), tracking=tracking)
     return SweepResult(done["records"], None if out is None else Path(out))
+
+
+def _tracking(tracking: Tracking | dict | None) -> Tracking | None:
+    """`tracking` as a checked Tracking (a dict gives its fields: tensorboard, mlflow, experiment), or None."""
+    if tracking is None or isinstance(tracking, Tracking):
+        made = tracking
+    elif isinstance(tracking, dict) and set(tracking) <= {"tensorboard", "mlflow", "experiment"}:
+        made = Tracking(**tracking)
+    else:
+        raise PoisonlabError(f"tracking must be a Tracking or a dict with keys tensorboard, mlflow, experiment; got "
+                             f"{tracking!r:.100}")
+    if made:
+        made.check()
+    return made
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ def analyse(
     datasets: Annotated[str | None, typer.Option(help="Datasets to draw, comma-separated.", show_default="all in the store")] = None,
     biased: Annotated[bool, typer.Option("--biased", help="Draw biased runs only.")] = False,
     all_kinds: Annotated[bool, typer.Option("--all", help="Draw random and biased runs.")] = False,
+    combined: Annotated[bool, typer.Option("--combined", help="Also draw the original experiment's figure: every dataset on one axes per training-set size (a colour per dataset, random solid, biased dashed).")] = False,
     out: OutOpt = Path("runs"),
 ) -> None:
     """Plot test accuracy vs percent poisoned, one panel per dataset (PNG, SVG and a CSV of the curves)."""
@@ -122,7 +123,7 @@ def analyse(
         raise PoisonlabError("--biased and --all contradict each other; pass one of them")
     kinds = tuple(KINDS) if all_kinds else ("biased",) if biased else ("random",)
     wanted = parse_names(datasets, "datasets") if datasets is not None else None
-    result = curves.analyse(out, wanted, kinds)
+    result = curves.analyse(out, wanted, kinds, combined)
     for name in result["missing"]:
         console.print(f"note: no {'/'.join(kinds)} runs for {name} in {out}; run `poisonlab train --dataset {name}` to add it")
     for path in result["paths"]:

@@ -49,7 +49,7 @@ class Tracking:
     def check(self) -> None:
         """Refuse, before any training, a tracker whose package is missing or whose destination cannot be used."""
         if self.tensorboard is not None:
-            _need("tensorboard", "TensorBoard logs")
+            _need("tensorboard", "TensorBoard logging")
             check_output_folder(Path(self.tensorboard))
         if self.mlflow is not None:
             _need("mlflow", "MLflow tracking")
@@ -78,7 +78,7 @@ def _need(module: str, what: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise PoisonlabError(f"{what} need the {module} package, which is not installed; {EXTRA}")
+        raise PoisonlabError(f"{what} needs the {module} package, which is not installed; {EXTRA}")
 
 
 def relative(folder: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -44,6 +45,11 @@ class TrainConfig:
             if config[key] == "torch":
                 del config[key]
         return config
+
+
+def keras_epsilon(step: int) -> float:
+    """The epsilon that makes torch's Adam take Keras' step `step` (1, 2, ...): 1e-7 / sqrt(1 - beta2^step)."""
+    return KERAS_EPS / math.sqrt(1 - BETAS[1] ** step)
 
 
 def settings(spec) -> dict:
@@ -190,8 +196,8 @@ def fit_torch(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             steps += 1
-            if config.adam == "keras":  # torch's form of Keras' step: epsilon 1e-7 / sqrt(1 - beta2^t)
-                opt.param_groups[0]["eps"] = KERAS_EPS / np.sqrt(1 - BETAS[1] ** steps)
+            if config.adam == "keras":
+                opt.param_groups[0]["eps"] = keras_epsilon(steps)
             opt.step()
             total += loss.detach() * len(idx)
             correct += (out.detach().argmax(1) == y[idx]).sum()

@@ -7,7 +7,7 @@ from collections import defaultdict
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from poisonlab.reporting.curves import halving_percent
+from poisonlab.reporting.curves import break_points, combined_lines, halving_percent, kinds_of
 from poisonlab.reporting.html.collect import dataset_order
 
 COLORS = {"random": ("#1f77b4", "#7fb2dc", "#0b3d66"), "biased": ("#d62728", "#ee8a8b", "#7a1213")}
@@ -56,13 +56,10 @@ def sweep_chart(dataset: str, series: dict[str, dict], human: list[dict], div_id
             hovertext=[f"{point['name']}<br>measured noise {point['percent']:.1f}%<br>accuracy {point['mean']:.3f}"
                        f" ({point['seeds']} seeds)"], hoverinfo="text"))
     k = next(iter(series.values()))["num_classes"] if series else None
-    kinds = {c["kind"] for c in series.values()}
-    if k and "random" in kinds:
-        fig.add_vline(x=100 * (k - 1) / k, line={"dash": "dot", "color": COLORS["random"][0], "width": 1},
-                      annotation_text=f"random break (K-1)/K = {100 * (k - 1) / k:.0f}%", annotation_position="top left")
-    if "biased" in kinds:
-        fig.add_vline(x=50, line={"dash": "dot", "color": COLORS["biased"][0], "width": 1},
-                      annotation_text="biased break 1/2", annotation_position="bottom right")
+    for percent, kind, label in break_points(kinds_of(series), k) if k else ():
+        fig.add_vline(x=percent, line={"dash": "dot", "color": COLORS[kind][0], "width": 1},
+                      annotation_text=label.replace(" point", ""),
+                      annotation_position="top left" if kind == "random" else "bottom right")
     if k:
         fig.add_hline(y=1 / k, line={"dash": "dashdot", "color": "gray", "width": 1},
                       annotation_text=f"chance 1/K = {1 / k:.2f}", annotation_position="bottom left")
@@ -71,6 +68,30 @@ def sweep_chart(dataset: str, series: dict[str, dict], human: list[dict], div_id
                       yaxis={"title": "test accuracy", "range": [0, 1.02]}, height=460,
                       margin={"l": 60, "r": 20, "t": 60, "b": 50}, legend={"font": {"size": 11}})
     return _div(fig, div_id)
+
+
+def combined_charts(data: dict[str, dict[str, dict]], div_id: str) -> list[str]:
+    """The original experiment's one-axes figure per training-set size: every dataset (a colour each), random solid
+    and biased dashed, accuracy in % (see curves.combined_lines)."""
+    palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+    order = {d: i for i, d in enumerate(sorted(data))}
+    symbols = ("circle", "square", "triangle-up", "diamond", "triangle-down", "x", "star", "cross")
+    charts = []
+    for n, (title, lines) in enumerate(combined_lines(data).values()):
+        fig = go.Figure()
+        for dataset, label, variant, c in lines:
+            hover = [f"{label}<br>{p:g}% poisoned<br>accuracy {100 * m:.1f}% ({k} seeds)"
+                     for p, m, k in zip(c["percents"], c["mean"], c["seeds"])]
+            fig.add_trace(go.Scatter(x=c["percents"], y=[100 * m for m in c["mean"]], mode="lines+markers", name=label,
+                                     line={"color": palette[order[dataset] % len(palette)],
+                                           "dash": "dash" if c["kind"] == "biased" else "solid"},
+                                     marker={"size": 5, "symbol": symbols[variant % len(symbols)]},
+                                     hovertext=hover, hoverinfo="text"))
+        fig.update_layout(title=title, template="plotly_white", height=460, legend={"font": {"size": 11}},
+                          xaxis={"title": "Percent poisoned", "range": [0, 101]},
+                          yaxis={"title": "Accuracy (%)", "range": [0, 101]}, margin={"l": 60, "r": 20, "t": 60, "b": 50})
+        charts.append(_div(fig, f"{div_id}-{n}"))
+    return charts
 
 
 def halving_rows(curves: dict[str, dict[str, dict]]) -> list[dict]:

@@ -65,8 +65,12 @@ def curves_section(study: Study, data: dict[str, dict[str, dict]]) -> str:
     humans = human_points(study)
     parts = [note("Lines: mean test accuracy over seeds; bands: min to max over seeds. Dotted lines mark the "
                   "theoretical break points: random poisoning leaves the true label the most common one until "
-                  "(K-1)/K of the labels are poisoned, biased poisoning until 1/2. Click legend entries to toggle "
-                  "series; hover for values.")]
+                  "(K-1)/K of the labels are poisoned; biased poisoning by the README's rule (class 0, or 1 for a "
+                  "true 0) until 1/2; by the original code's rule (class 0 or 1 with equal odds) until 1/2 for "
+                  "classes 0 and 1 and 2/3 for the others. Click legend entries to toggle series; hover for values.")]
+    if len(data) > 1:
+        parts.append("<h3>All datasets on one axes (the original experiment's figure)</h3>")
+        parts += [f'<div class="chart">{chart}</div>' for chart in charts.combined_charts(data, "chart-combined")]
     for i, dataset in enumerate(sorted(set(data) | set(humans), key=dataset_order)):
         series = data.get(dataset, {})
         parts.append(f"<h3>{escape(dataset)}</h3>")
