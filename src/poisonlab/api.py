@@ -340,8 +340,8 @@ def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequen
         Numbers of flipped labels; the clean model (0) is always added.
     seeds, model, epochs, batch_size
         As in `train`; torch models train exactly `epochs` epochs.
-    select : {"first", "random"}
-        The lowest-index source items, or a seeded choice per seed.
+    select : {"first", "last", "random"}
+        The lowest-index source items, the highest-index ones, or a seeded choice per seed.
     jobs : int
         Runs trained at once in spawned worker processes, the CPU cores split between them; 1 trains in this
         process. With more, `model` must be a name, an estimator or a module-level factory (not a lambda).

@@ -22,7 +22,7 @@ def detect(
     dataset: Annotated[str, typer.Option(help=f"Dataset: {DATASET_HELP}.")] = "mnist",
     poison_kind: Annotated[str | None, typer.Option("--poison", help="Poisoning kinds, comma-separated: random, biased, targeted, backdoor (a 3x3 corner patch, BadNets).", show_default="random")] = None,
     percent: Annotated[str, typer.Option("--percents", "--percent", help="Poison percents (random, biased, backdoor), comma-separated: one row each.")] = "20",
-    select: Annotated[str, typer.Option(help="Random, biased: which items are poisoned, comma-separated (one row each): random, first, margin, confident (see train --select).")] = "random",
+    select: Annotated[str, typer.Option(help="Random, biased: which items are poisoned, comma-separated (one row each): random, first, last, margin, confident (see train --select).")] = "random",
     source: Annotated[str | None, typer.Option(help="Targeted: class whose labels are flipped (name or number).")] = None,
     target: Annotated[str | None, typer.Option(help="Targeted: class they are flipped to; backdoor: class the trigger steers to (name or number).")] = None,
     n: Annotated[str, typer.Option("--n", help="Targeted: numbers of flipped labels (the first of the class), comma-separated.")] = "100",

@@ -18,7 +18,7 @@ from poisonlab.training import MODELS
 FlipDatasetOpt = Annotated[str, typer.Option(help=f"Dataset: {DATASET_HELP}.")]
 SourceOpt = Annotated[str, typer.Option(help="Class whose labels are flipped, by name or number.")]
 TargetOpt = Annotated[str, typer.Option(help="Class they are flipped to, by name or number.")]
-SelectOpt = Annotated[str, typer.Option(help="first: the lowest-index source items; random: a seeded choice per seed.")]
+SelectOpt = Annotated[str, typer.Option(help="first: the lowest-index source items; last: the highest-index ones (as the original experiment chose); random: a seeded choice per seed.")]
 FlipModelOpt = Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")]
 TrainSizeOpt = Annotated[int, typer.Option("--dataset-size", "--train-size", "--dataset_size", min=0,
                                            help="Use the first N training items (0 = all).")]
