@@ -120,6 +120,11 @@ def plot(data: dict[str, dict[str, dict]], path_stem: Path) -> list[Path]:
         ax.set_visible(False)
     fig.suptitle("Test accuracy vs share of poisoned training labels\n(mean over seeds, band = min-max)", fontsize=10)
     fig.tight_layout()
+    return save(fig, path_stem)
+
+
+def save(fig, path_stem: Path) -> list[Path]:
+    """Write `fig` as `<stem>.png` and `<stem>.svg` (atomically), close it, and return the two paths."""
     paths = [path_stem.with_suffix(".png"), path_stem.with_suffix(".svg")]
     for path in paths:
         buf = io.BytesIO()
@@ -176,13 +181,7 @@ def plot_combined(data: dict[str, dict[str, dict]], path_stem: Path) -> list[Pat
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        stem = path_stem.with_name(f"{path_stem.name}_{size_name(size).replace(' ', '_')}")
-        for path in (stem.with_suffix(".png"), stem.with_suffix(".svg")):
-            buf = io.BytesIO()
-            fig.savefig(buf, format=path.suffix[1:], dpi=130)
-            store.atomic_write(path, buf.getvalue())
-            paths.append(path)
-        plt.close(fig)
+        paths += save(fig, path_stem.with_name(f"{path_stem.name}_{size_name(size).replace(' ', '_')}"))
     return paths
 
 
