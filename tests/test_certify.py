@@ -1,7 +1,8 @@
-"""Certified defence by partition aggregation: the radius formula against brute force, content-keyed partitions, and
-the guarantee itself on real MNIST: an attack of r poisoned items flips a prediction certified below r and no
-prediction certified at r or above."""
+"""Certified defence by partition aggregation: the DPA, FA and ROE certificates against brute force over every attack
+of a small ensemble, content-keyed partitions and buckets, and the guarantee itself on real MNIST: an attack of r
+poisoned items flips a prediction certified below r and no prediction certified at r or above."""
 
+import itertools
 import json
 
 import numpy as np
@@ -13,7 +14,8 @@ from sklearn.neighbors import KNeighborsClassifier
 import poisonlab as pl
 from fuzzing import examples
 from poisonlab import datasets
-from poisonlab.defences.certify import ABSTAIN, certificates, certified_accuracy, partitions, vote_counts
+from poisonlab.defences.certify import (ABSTAIN, certificates, certified_accuracy, fa_certificates, model_items,
+                                       partitions, roe_certificates, spread, vote_counts)
 
 
 def brute_force_radius(votes: np.ndarray) -> tuple[int, int]:
@@ -39,6 +41,87 @@ def test_radius_is_the_brute_force_one(counts):
     votes = np.array([counts])
     predicted, radius = certificates(votes)
     assert (int(predicted[0]), int(radius[0])) == brute_force_radius(np.array(counts))
+
+
+def plurality(first: np.ndarray, k: int) -> int:
+    voted = first[first >= 0]
+    return int(np.bincount(voted, minlength=k).argmax())
+
+
+def run_off(rankings: np.ndarray, k: int) -> int:
+    """ROE's winner from (n_models, K) rankings (rows of ABSTAIN abstain), written out plainly."""
+    live = [list(r) for r in rankings if r[0] >= 0]
+    votes = np.bincount([r[0] for r in live], minlength=k)
+    a = int(votes.argmax())
+    votes[a] = -1
+    b = int(votes.argmax())
+    for_a = sum(r.index(a) < r.index(b) for r in live)
+    return a if for_a > len(live) - for_a or (for_a == len(live) - for_a and a < b) else b
+
+
+def attacked_radius(rankings: np.ndarray, buckets: np.ndarray, k: int, roe: bool) -> int:
+    """The largest number of buckets an attacker can corrupt (each turning its models into ANY ranking) without
+    changing the aggregate's prediction, by trying every set of buckets and every ranking of their models."""
+    winner = run_off(rankings, k) if roe else plurality(rankings[:, 0], k)
+    orders = [np.array(p) for p in itertools.permutations(range(k))]
+    if not roe:  # a plurality vote sees only the top class
+        orders = [np.r_[c, np.delete(np.arange(k), c)] for c in range(k)]
+    for size in range(1, len(buckets) + 1):
+        for chosen in itertools.combinations(range(len(buckets)), size):
+            models = sorted(set(buckets[list(chosen)].ravel()))
+            for new in itertools.product(orders, repeat=len(models)):
+                after = rankings.copy()
+                after[models] = np.stack(new)
+                if (run_off(after, k) if roe else plurality(after[:, 0], k)) != winner:
+                    return size - 1
+    return len(buckets)
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(st.sampled_from([(5, 1), (4, 2), (6, 2), (6, 3)]), st.integers(0, 2**32 - 1), st.booleans())
+def test_fa_and_roe_radii_are_sound_against_every_attack(shape, seed, roe):
+    """No attack on fewer buckets than the radius + 1 changes the prediction (3 classes; models abstain too)."""
+    n, d = shape
+    rng = np.random.default_rng(seed)
+    rankings = np.stack([rng.permutation(3) if rng.random() < 0.6 else np.array([0, *rng.permutation([1, 2])])
+                         for _ in range(n)])
+    rankings[rng.random(n) < 0.15] = ABSTAIN
+    buckets = spread(n, d, key=seed.to_bytes(4, "little"))
+    if roe:
+        predicted, radius, _ = roe_certificates(rankings[:, None, :].astype(np.int8), buckets, 3)
+        assert predicted[0] == run_off(rankings, 3)
+    else:
+        predicted, radius = fa_certificates(rankings[:, :1].astype(np.int64), buckets, 3)
+        assert predicted[0] == plurality(rankings[:, 0], 3)
+    truth = attacked_radius(rankings, buckets, 3, roe)
+    assert radius[0] <= truth
+    if d == 1 and not roe:  # with one model per bucket, FA is DPA: exact
+        assert radius[0] == truth == certificates(vote_counts(rankings[:, :1], 3))[1][0]
+
+
+def test_the_run_off_certificate_is_tight_on_most_small_ensembles():
+    rng = np.random.default_rng(0)
+    tight = 0
+    for _ in range(30):
+        rankings = np.stack([rng.permutation(3) if rng.random() < 0.5 else np.array([0, *rng.permutation([1, 2])])
+                             for _ in range(5)])
+        buckets = spread(5, 1)
+        radius = roe_certificates(rankings[:, None, :].astype(np.int8), buckets, 3)[1][0]
+        tight += radius == attacked_radius(rankings, buckets, 3, roe=True)
+    assert tight >= 25
+
+
+def test_buckets_spread_each_item_over_d_models_and_give_each_model_d_buckets():
+    buckets = spread(40, 4, key=b"k")
+    assert buckets.shape == (40, 4) and all(len(set(row)) == 4 for row in buckets)
+    assert np.bincount(buckets.ravel(), minlength=40).tolist() == [4] * 40
+    parts = np.random.default_rng(1).integers(0, 40, 4000)
+    items = model_items(parts, buckets)
+    assert len(items) == 40 and sum(len(i) for i in items) == 4 * 4000
+    for model in (0, 17):
+        mine = np.flatnonzero((buckets == model).any(1))
+        assert np.array_equal(items[model], np.flatnonzero(np.isin(parts, mine)))
+    assert np.array_equal(spread(7, 1), np.arange(7)[:, None])
 
 
 def test_votes_ignore_abstaining_partitions_and_accuracy_counts_only_correct_certified():
@@ -69,12 +152,18 @@ def mnist(shared_data):
     return datasets.load("mnist", shared_data, dataset_size=2000, download=False, test_size=500)
 
 
-def test_an_attack_of_r_items_changes_no_prediction_certified_at_r(mnist, tmp_path):
-    """1-NN base models: a copy of a test image (one pixel nudged so that it lands in a chosen partition), labelled as
-    the runner-up class, turns that partition's vote. r = R + 1 such insertions, aimed at an image certified at R,
-    flip it; every prediction certified at r or more must survive them."""
-    before = pl.certify(mnist, partitions=25, model=KNeighborsClassifier(1), out=tmp_path / "before")
-    assert before.doc["clean_accuracy"] > 0.8 and before.doc["median_radius"] >= 3
+@pytest.mark.parametrize("spread_", [1, 2])
+def test_an_attack_of_r_items_changes_no_prediction_certified_at_r(mnist, tmp_path, spread_):
+    """1-NN base models: a copy of a test image (one pixel nudged so that it lands in a chosen bucket), labelled as
+    the runner-up class, turns the votes of that bucket's models. r = R + 1 such insertions, aimed at an image DPA
+    certifies at R, flip it; every prediction certified at r or more (DPA and ROE; FA and FA+ROE with spread 2) must
+    survive them."""
+    plain, second = ("dpa", "roe") if spread_ == 1 else ("fa", "fa+roe")
+    folder = tmp_path / "before"
+    before = pl.certify(mnist, partitions=25, spread=spread_, method=plain, model=KNeighborsClassifier(1), out=folder)
+    ranked = pl.certify(mnist, partitions=25, spread=spread_, method=second, model=KNeighborsClassifier(1), out=folder)
+    assert before.doc["clean_accuracy"] > 0.8 and before.doc["median_radius"] >= (3 if spread_ == 1 else 1)
+    assert set(ranked.doc["methods"]) == {plain, second} and ranked.doc["median_radius"] >= 1
     correct = np.flatnonzero((before.predicted == mnist.y_test) & (before.radius >= 1) & (before.radius <= 4))
     target = int(correct[0])
     radius, winner = int(before.radius[target]), int(before.predicted[target])
@@ -83,19 +172,18 @@ def test_an_attack_of_r_items_changes_no_prediction_certified_at_r(mnist, tmp_pa
     rivals[winner] = -1
     runner_up = int(rivals.argmax())
     r = radius + 1
-    # partitions whose base model votes for the winner on the target: each will get one nudged copy
-    from poisonlab.studies.certify import _saved
-
-    voting = [i for i in range(25) if _saved(tmp_path / "before" / "partitions" / f"{i}.npy", 500, 10)[target] == winner]
+    n_models = 25 * spread_
+    first = np.stack([np.load(folder / "partitions" / f"{i}.npy")[target, 0] for i in range(n_models)])
+    buckets = spread(n_models, spread_)
     image = mnist.x_test[target]
     copies, used = [], set()
     for position in range(image.size):
         nudged = image.copy().reshape(-1)
         nudged[position] = nudged[position] + 1 if nudged[position] < 255 else 254
         nudged = nudged.reshape(image.shape)
-        part = int(partitions(nudged[None], 25)[0])
-        if part in voting and part not in used:
-            used.add(part)
+        bucket = int(partitions(nudged[None], n_models)[0])
+        if (first[buckets[bucket]] == winner).all() and bucket not in used:  # every model of the bucket votes winner
+            used.add(bucket)
             copies.append(nudged)
         if len(copies) == r:
             break
@@ -103,10 +191,12 @@ def test_an_attack_of_r_items_changes_no_prediction_certified_at_r(mnist, tmp_pa
     attacked = pl.from_arrays(np.concatenate([mnist.x_train, np.stack(copies)]),
                               np.concatenate([mnist.y_train, np.full(r, runner_up)]), mnist.x_test, mnist.y_test,
                               classes=mnist.classes, name="mnist-attacked")
-    after = pl.certify(attacked, partitions=25, model=KNeighborsClassifier(1))
-    assert after.predicted[target] != winner  # the attack worked where the certificate allowed it
-    safe = before.radius >= r
-    assert safe.sum() > 100 and np.array_equal(after.predicted[safe], before.predicted[safe])  # the guarantee held
+    for result, method in ((before, plain), (ranked, second)):
+        after = pl.certify(attacked, partitions=25, spread=spread_, method=method, model=KNeighborsClassifier(1))
+        safe = result.radius >= r
+        assert safe.sum() > 100 and np.array_equal(after.predicted[safe], result.predicted[safe])  # the guarantee
+        if method == "dpa":
+            assert after.predicted[target] != winner  # the attack worked where the certificate allowed it
 
 
 def test_certify_command_writes_resumes_and_refuses_other_settings(tmp_path, cli):
@@ -148,7 +238,7 @@ def test_a_stacked_partition_trains_as_it_would_alone(mnist):
 
     from poisonlab.training import fitting
     from poisonlab.training.loop import TrainConfig
-    from poisonlab.training.stacked import fit_on_own_items, predict_each
+    from poisonlab.training.stacked import fit_on_own_items, rank_each
 
     x, y = fitting.as_tensor(mnist.x_train), torch.from_numpy(mnist.y_train)
     parts = partitions(mnist.x_train, 20)
@@ -162,5 +252,5 @@ def test_a_stacked_partition_trains_as_it_would_alone(mnist):
         fit_on_own_items(alone, x, members[which : which + 1], y, config, [10 + which])
         for a, b in zip(three[which].state_dict().values(), alone[0].state_dict().values()):
             torch.testing.assert_close(a.float(), b.float(), atol=1e-3, rtol=1e-3)
-        together, single = predict_each(three, fitting.as_tensor(mnist.x_test))[which], predict_each(alone, fitting.as_tensor(mnist.x_test))[0]
-        assert (together == single).mean() > 0.99
+        together, single = rank_each(three, fitting.as_tensor(mnist.x_test))[which], rank_each(alone, fitting.as_tensor(mnist.x_test))[0]
+        assert (together[:, 0] == single[:, 0]).mean() > 0.99 and together.shape == (500, 10)

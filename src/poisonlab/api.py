@@ -463,16 +463,17 @@ class CertifyResult:
         return frame({"votes": self.votes, "predicted": self.predicted, "radius": self.radius, "labels": self.labels})
 
 
-def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcnn", method: str = "dpa",
-            kind: str = "none", rate: float = 0.0, seed: int = 0, epochs: int = 10, batch_size: int = 64,
+def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcnn", method: str | None = None,
+            spread: int = 1, kind: str = "none", rate: float = 0.0, seed: int = 0, epochs: int = 10, batch_size: int = 64,
             key: str = "poisonlab-dpa", budgets: Sequence[int] | None = None, jobs: int = 1,
             out: str | Path | None = None, overwrite: bool = False,
             data_dir: str | Path | None = None) -> CertifyResult:
-    """Certify every test prediction against training-set poisoning by Deep Partition Aggregation.
+    """Certify every test prediction against training-set poisoning by partition aggregation (DPA, FA, ROE).
 
     The training items are split into `partitions` by a keyed hash of their content; one base model is trained per
-    partition and the test images get the class most partitions vote for. A prediction with certified radius r
-    provably survives ANY r poisoned training items (insertions, removals or label flips).
+    partition (FA: k*spread models, each on `spread` of k*spread buckets) and the test images get the class most
+    models vote for (ROE: a run-off between the two classes with the most votes). A prediction with certified radius
+    r provably survives ANY r poisoned training items (insertions, removals or label flips).
 
     Parameters
     ----------
@@ -481,8 +482,12 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
         k, the number of base models (more: larger radii, weaker base models).
     model : str, callable or estimator
         The base model, as in `train`; torch models train exactly `epochs` epochs on their partition.
-    method : {"dpa"}
-        Deep Partition Aggregation (Finite Aggregation and Run-Off Election are not built yet).
+    method : {"dpa", "roe", "fa", "fa+roe"}, optional
+        The certificate of the result's ``predicted`` and ``radius``: Deep Partition Aggregation, Run-Off Election
+        (the same models, two rounds), Finite Aggregation, FA with ROE; default dpa, or fa with a spread above 1.
+        ``.doc["methods"]`` holds both certificates the models give (DPA and ROE, or FA and FA+ROE).
+    spread : int
+        d, the number of models each item trains (FA); 1 for DPA and ROE.
     kind : {"none", "random", "biased"}
         Poison the training labels first (`rate` of them), to certify a model trained on poisoned data.
     rate : float in [0, 1]
@@ -507,8 +512,10 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     from poisonlab.studies.certify import CertifySpec, study
 
     seed, data = check_seed(seed), _data(data, data_dir)
+    spread = check_int(spread, "spread", low=1)
+    method = method if method is not None else ("dpa" if spread == 1 else "fa")
     spec = CertifySpec(partitions=check_int(partitions, "partitions", low=1), model=model_name(model), method=method,
-                       kind=kind, percent=_percent(rate), seed=seed, key=key, train=_training(epochs, batch_size))
+                       spread=spread, kind=kind, percent=_percent(rate), seed=seed, key=key, train=_training(epochs, batch_size))
     budget_list = None if budgets is None else [check_int(b, "budgets", low=0) for b in check_nonempty(budgets, "budgets")]
     custom = None if isinstance(model, str) else model
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-certify-") as folder:

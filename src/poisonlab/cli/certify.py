@@ -1,5 +1,5 @@
-"""`poisonlab certify`: certified predictions by partition aggregation (DPA): how many poisoned training items each
-test prediction provably survives."""
+"""`poisonlab certify`: certified predictions by partition aggregation (DPA, FA, ROE): how many poisoned training
+items each test prediction provably survives."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.files import check_output_folder
 from poisonlab.training import MODELS
 
-METHOD_CHOICES = ("dpa",)  # studies.certify.METHODS, kept here so that --help loads no numpy
+METHOD_CHOICES = ("dpa", "fa", "roe", "fa+roe")  # defences.certify.METHODS, kept here so that --help loads no numpy
 POISON_CHOICES = ("none", "random", "biased")
 
 
@@ -23,7 +23,8 @@ def certify(
     partitions: Annotated[int, typer.Option("--partitions", min=1, help="k: base models, each trained on the items whose content hashes to it.")],
     dataset: Annotated[str, typer.Option(help=f"Dataset: {DATASET_HELP}.")] = "embedded",
     dataset_size: Annotated[int, typer.Option("--dataset-size", "--dataset_size", min=0, help="Use the first N training items (0 = all).")] = 0,
-    method: Annotated[str, typer.Option(help="dpa: Deep Partition Aggregation (Levine & Feizi, 2021).")] = "dpa",
+    method: Annotated[str | None, typer.Option(help="dpa: Deep Partition Aggregation (Levine & Feizi, 2021); roe: Run-Off Election over the same models (Rezaei et al., 2023); fa: Finite Aggregation (Wang et al., 2022), with --spread; fa+roe. Both certificates of the models are computed.", show_default="dpa, or fa with --spread")] = None,
+    spread: Annotated[int, typer.Option("--spread", min=1, help="D: each item trains D of k*D base models (FA); 1 for DPA and ROE.")] = 1,
     model: Annotated[str, typer.Option(help=f"Base model: one of {', '.join(MODELS)}.")] = "smallcnn",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of each torch base model.")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 64,
@@ -38,7 +39,11 @@ def certify(
     download: DownloadOpt = True,
 ) -> None:
     """Train k base models on content-hashed partitions, vote, and certify each test prediction's radius; resumes."""
+    method = method or ("dpa" if spread == 1 else "fa")
     check_choice(method, METHOD_CHOICES, "certification method")
+    if (spread == 1) != (method in ("dpa", "roe")):
+        raise PoisonlabError(f"--method {method} " + ("needs --spread above 1, e.g. --spread 16" if spread == 1 else
+                                                       f"takes no --spread (got {spread}); use --method fa or fa+roe"))
     check_choice(model, MODELS, "model")
     check_choice(poison, POISON_CHOICES, "poisoning kind")
     percents = parse_percents(percent)
@@ -55,18 +60,20 @@ def certify(
     out = check_output_folder(out or Path("runs") / store.slug(f"certify-{dataset}-k{partitions}"))
     check_outputs(json_path)
     data = datasets.load(dataset, data_dir, dataset_size, download)
-    spec = CertifySpec(partitions=partitions, model=model, method=method, kind=poison, percent=percents[0], seed=seed,
+    spec = CertifySpec(partitions=partitions, model=model, method=method, spread=spread, kind=poison, percent=percents[0], seed=seed,
                        train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
     result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console)
     doc = result["doc"]
     if json_path:
         store.write_json(json_path, doc)
     sizes = doc["partition_sizes"]
-    console.print(f"{doc['dataset']}: {doc['partitions']} {doc['model']} base models on {doc['n_train']} items "
-                  f"({sizes['min']}-{sizes['max']} per partition), {doc['poison']['n_poisoned']} labels poisoned")
-    console.print(f"clean accuracy: aggregate {doc['clean_accuracy']:.4f}, one base model (mean) "
-                  f"{doc['base_accuracy_mean']:.4f}; median certified radius {doc['median_radius']:g}")
-    shown = [row for row in doc["certified_accuracy"] if row["budget"] in {0, 1, 2, 5, 10, 20, 50, 100, 200, 500}]
-    console.print("certified accuracy: " + ", ".join(f"{row['accuracy']:.4f} at {row['budget']}" for row in shown))
+    console.print(f"{doc['dataset']}: {doc['base_models']} {doc['model']} base models on {doc['n_train']} items "
+                  f"({sizes['min']}-{sizes['max']} per model), {doc['poison']['n_poisoned']} labels poisoned")
+    console.print(f"one base model (mean): clean accuracy {doc['base_accuracy_mean']:.4f}")
+    for name, figures in doc["methods"].items():
+        shown = [row for row in figures["certified_accuracy"] if row["budget"] in {1, 2, 5, 10, 20, 50, 100, 200, 500}]
+        console.print(f"{name.upper()}: clean accuracy {figures['clean_accuracy']:.4f}, median certified radius "
+                      f"{figures['median_radius']:g}; certified accuracy "
+                      + ", ".join(f"{row['accuracy']:.4f} at {row['budget']}" for row in shown))
     for path in result["files"]:
         print(path)

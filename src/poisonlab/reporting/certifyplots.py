@@ -12,13 +12,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 from poisonlab.reporting.flipplots import save  # noqa: E402
 
 
+def methods(doc: dict) -> dict:
+    """{method: its clean accuracy, median radius and certified accuracy} of a certify.json (studies made before
+    FA and ROE hold one method, at the top level)."""
+    return doc.get("methods") or {doc["method"]: doc}
+
+
 def certified_plot(doc: dict, path: Path) -> Path:
     """Certified accuracy (a lower bound of the accuracy under any B poisoned items) vs budget B, with the clean
     accuracy of the aggregate and of the average base model for reference."""
-    budgets = [row["budget"] for row in doc["certified_accuracy"]]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.step(budgets, [row["accuracy"] for row in doc["certified_accuracy"]], where="post",
-            label=f"certified accuracy ({doc['method'].upper()}, k={doc['partitions']})")
+    spread = f", d={doc['spread']}" if doc.get("spread", 1) > 1 else ""
+    for name, figures in methods(doc).items():
+        ax.step([row["budget"] for row in figures["certified_accuracy"]],
+                [row["accuracy"] for row in figures["certified_accuracy"]], where="post",
+                label=f"certified accuracy ({name.upper()}, k={doc['partitions']}{spread})")
     ax.axhline(doc["clean_accuracy"], color="grey", linestyle="--", label="aggregate, no attack")
     ax.axhline(doc["base_accuracy_mean"], color="grey", linestyle=":", label="one base model (mean), no attack")
     ax.set_xlabel("poisoned training items (insertions, removals or label flips)")

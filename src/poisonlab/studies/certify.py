@@ -1,7 +1,8 @@
-"""The certify study: k base models on content-hashed partitions of the (possibly poisoned) training set, their
-votes on the test set, and the certified radius of every prediction (see `defences.certify`).
+"""The certify study: base models on content-hashed partitions of the (possibly poisoned) training set, their
+rankings of the classes on the test set, and the certified radius of every prediction (see `defences.certify`).
 
-Each partition's test predictions are saved as soon as its model is trained (`<out>/partitions/<i>.npy`), so an
+With spread d = 1 the k models certify by DPA and by ROE (the same models); with d > 1 the k*d models certify by FA
+and FA+ROE. Each model's test rankings are saved as soon as it is trained (`<out>/partitions/<i>.npy`), so an
 interrupted study resumes where it stopped; a folder made with other settings or data is refused."""
 
 from __future__ import annotations
@@ -23,18 +24,18 @@ from poisonlab import store
 from poisonlab.attacks import flips
 from poisonlab.checks import check_choice, check_int
 from poisonlab.datasets import Dataset, dataset_record
-from poisonlab.defences.certify import ABSTAIN, certificates, certified_accuracy, partitions, vote_counts
+from poisonlab.defences.certify import (ABSTAIN, METHODS, certified_accuracy, fa_certificates, model_items,
+                                       partitions, roe_certificates, spread, vote_counts)
 from poisonlab.errors import PoisonlabError
 from poisonlab.files import MAX_RECORD_BYTES, read_json
 from poisonlab.reporting.certifyplots import certified_plot
 from poisonlab.training import TORCH_MODELS, fitting
 from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.models import ModelSpec
-from poisonlab.training.stacked import fit_on_own_items, predict_each, wide
+from poisonlab.training.stacked import fit_on_own_items, rank_each, wide
 from poisonlab.training.parallel import pmap
 
 STACK = 64  # partitions trained at once as one wide model on a GPU (on a CPU grouped convolutions are slower: 1)
-METHODS = ("dpa",)  # Finite Aggregation and Run-Off Election are not built yet
 KINDS = ("none", "random", "biased")
 
 
@@ -45,6 +46,7 @@ class CertifySpec:
     partitions: int
     model: str = "logreg"
     method: str = "dpa"
+    spread: int = 1
     kind: str = "none"
     percent: float = 0.0
     seed: int = 0
@@ -52,7 +54,15 @@ class CertifySpec:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=10))
 
     def to_dict(self) -> dict:
-        return settings(self)
+        doc = settings(self)
+        if self.spread == 1:  # as before FA was built, so that earlier studies resume
+            del doc["spread"]
+        return doc
+
+    @property
+    def methods(self) -> tuple[str, str]:
+        """The two certificates its base models give: DPA and ROE (spread 1), or FA and FA+ROE."""
+        return ("dpa", "roe") if self.spread == 1 else ("fa", "fa+roe")
 
 
 def poisoned(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, np.ndarray]:
@@ -62,23 +72,30 @@ def poisoned(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, np.ndarray]:
     return flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed)
 
 
-def _fixed_votes(labels: np.ndarray, n_test: int) -> np.ndarray | None:
-    """The votes of a partition with no model to train: ABSTAIN without items, its one class for a one-class
-    partition; None when it has two classes or more."""
+def _fixed_ranking(labels: np.ndarray, n_test: int, num_classes: int) -> np.ndarray | None:
+    """The test rankings of a model with nothing to train: all ABSTAIN without items, its one class first (then the
+    others in order) for one-class items; None when it has two classes or more."""
     seen = np.unique(labels)
-    return np.full(n_test, ABSTAIN if not len(seen) else seen[0], dtype=np.int64) if len(seen) < 2 else None
+    if len(seen) > 1:
+        return None
+    order = np.full(num_classes, ABSTAIN) if not len(seen) else np.r_[seen, np.delete(np.arange(num_classes), seen)]
+    return np.broadcast_to(order.astype(_dtype(num_classes)), (n_test, num_classes)).copy()
 
 
-def _partition_votes(context: tuple, item: tuple[int, np.ndarray]) -> np.ndarray:
-    """One base model's test predictions (see `_fixed_votes` for partitions that train none)."""
+def _dtype(num_classes: int):
+    return np.int8 if num_classes <= 127 else np.int16
+
+
+def _partition_rankings(context: tuple, item: tuple[int, np.ndarray]) -> np.ndarray:
+    """One base model's test rankings (see `_fixed_ranking` for models that train none)."""
     x, labels, x_test, model, config, seed, num_classes = context
     index, members = item
-    fixed = _fixed_votes(labels[members], len(x_test))
+    fixed = _fixed_ranking(labels[members], len(x_test), num_classes)
     if fixed is not None:
         return fixed
     fitted = fitting.build(model, x.shape[1:], num_classes, seed + index)
     fitting.fit(fitted, x[members], labels[members], config=config, seed=seed + index)
-    return np.asarray(fitting.predict(fitted, x_test), dtype=np.int64)
+    return fitting.rankings(fitted, x_test, num_classes)
 
 
 def stackable(model: ModelSpec, data: Dataset) -> bool:
@@ -90,17 +107,16 @@ def stackable(model: ModelSpec, data: Dataset) -> bool:
     return isinstance(built, nn.Module) and wide(copy.deepcopy(built).to("meta")) is not None
 
 
-def _stacked_votes(data: Dataset, labels: np.ndarray, model: ModelSpec, spec: CertifySpec,
-                   todo: list[tuple[int, np.ndarray]], keep) -> None:
-    """Train the partitions STACK at a time as one wide model on a GPU, one at a time (the same procedure) on a CPU
-    (model i seeded seed + i), and `keep` each one's test predictions as it finishes (empty partitions abstain,
-    one-class ones vote their class)."""
+def _stacked_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec: CertifySpec,
+                      todo: list[tuple[int, np.ndarray]], keep) -> None:
+    """Train the base models STACK at a time as one wide model on a GPU, one at a time (the same procedure) on a CPU
+    (model i seeded seed + i), and `keep` each one's test rankings as it finishes (see `_fixed_ranking`)."""
     device = pick_device()
     x, x_test = fitting.as_tensor(data.x_train, device), fitting.as_tensor(data.x_test, device)
     y = torch.from_numpy(labels).to(device)
     rest = []
     for n, item in enumerate(todo):
-        fixed = _fixed_votes(labels[item[1]], len(data.y_test))
+        fixed = _fixed_ranking(labels[item[1]], len(data.y_test), data.num_classes)
         if fixed is None:
             rest.append((n, item))
         else:
@@ -111,61 +127,75 @@ def _stacked_votes(data: Dataset, labels: np.ndarray, model: ModelSpec, spec: Ce
         models = [fitting.build(model, data.x_train.shape[1:], data.num_classes, spec.seed + i).to(device)
                   for _, (i, _) in group]
         fit_on_own_items(models, x, [m for _, (_, m) in group], y, spec.train, [spec.seed + i for _, (i, _) in group])
-        for (n, _), votes in zip(group, predict_each(models, x_test)):
-            keep(n, votes.astype(np.int64))
+        for (n, _), ranking in zip(group, rank_each(models, x_test)):
+            keep(n, ranking)
 
 
 def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | None = None, jobs: int = 1,
           budgets: list[int] | None = None, overwrite: bool = False, console: Console | None = None) -> dict:
-    """Train the k base models (resuming), aggregate their votes and certify every test prediction.
+    """Train the base models (resuming), aggregate their votes and certify every test prediction by the spec's
+    method, and by the other certificate the same models give (DPA and ROE, or FA and FA+ROE).
 
     Returns {"doc": certify.json's content, "votes": (M, K), "predicted", "radius", "files": written paths}."""
     check_choice(spec.method, METHODS, "certification method")
     check_choice(spec.kind, KINDS, "poisoning kind")
     k = check_int(spec.partitions, "partitions", low=1, high=len(data.y_train))
+    d = check_int(spec.spread, "spread", low=1, high=max(1, len(data.y_train) // k))
+    if spec.method not in spec.methods:
+        raise PoisonlabError(f"method {spec.method!r} needs " + ("a spread above 1" if d == 1 else "spread 1")
+                             + f", got spread {d}; " + ("pass a spread such as 16 for FA" if d == 1 else
+                                                         "use fa or fa+roe with a spread"))
     console = console or Console(stderr=True)
     labels, mask = poisoned(data, spec)
-    parts = partitions(data.x_train, k, key=spec.key.encode())
+    buckets = spread(k * d, d, key=spec.key.encode())
+    members = model_items(partitions(data.x_train, k * d, key=spec.key.encode()), buckets)
+    n_models = len(members)
     settings = json.loads(json.dumps({"spec": spec.to_dict(), "data": dataset_record(data)}))  # as saved
     folder = out / "partitions"
     _claim_folder(out, settings, overwrite)
-    todo = [i for i in range(k) if overwrite or _saved(folder / f"{i}.npy", len(data.y_test), data.num_classes) is None]
-    members = [np.flatnonzero(parts == i) for i in range(k)]
+    shape = (len(data.y_test), data.num_classes)
+    ranked = spec.method in ("roe", "fa+roe")  # studies before ROE saved each model's class alone: train again
+    todo = [i for i in range(n_models) if overwrite or (r := _saved(folder / f"{i}.npy", *shape)) is None
+            or (ranked and r.ndim == 1)]
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
-    if len(todo) < k:
-        console.print(f"resuming: {k - len(todo)} of {k} base models already trained in {out}")
+    if len(todo) < n_models:
+        console.print(f"resuming: {n_models - len(todo)} of {n_models} base models already trained in {out}")
     with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task("base models", total=len(todo))
 
-        def keep(index: int, votes: np.ndarray) -> None:
+        def keep(index: int, ranking: np.ndarray) -> None:
             buf = io.BytesIO()
-            np.save(buf, votes, allow_pickle=False)
+            np.save(buf, ranking, allow_pickle=False)
             store.atomic_write(folder / f"{todo[index]}.npy", buf.getvalue())
             bar.update(task, advance=1)
 
         base = model if model is not None else spec.model
         if stackable(base, data):
-            _stacked_votes(data, labels, base, spec, [(i, members[i]) for i in todo], keep)
+            _stacked_rankings(data, labels, base, spec, [(i, members[i]) for i in todo], keep)
         else:
             context = (data.x_train, labels, data.x_test, base, spec.train, spec.seed, data.num_classes)
-            pmap(_partition_votes, [(i, members[i]) for i in todo], jobs, context=context, on_result=keep,
-                 note=console.print, label=lambda item: f"partition {item[0]}")
-    predictions = np.stack([_saved(folder / f"{i}.npy", len(data.y_test), data.num_classes) for i in range(k)])
-    votes = vote_counts(predictions, data.num_classes)
-    predicted, radius = certificates(votes)
-    budgets = list(range(0, int(radius.max(initial=0)) + 2)) if budgets is None else budgets
-    accuracy = certified_accuracy(predicted, radius, data.y_test, np.array(budgets))
-    base = [(p[p != ABSTAIN] == data.y_test[p != ABSTAIN]).mean() for p in predictions if (p != ABSTAIN).any()]
-    sizes = np.bincount(parts, minlength=k)
+            pmap(_partition_rankings, [(i, members[i]) for i in todo], jobs, context=context, on_result=keep,
+                 note=console.print, label=lambda item: f"model {item[0]}")
+    saved = [_saved(folder / f"{i}.npy", *shape) for i in range(n_models)]
+    first = np.stack([r if r.ndim == 1 else r[:, 0].astype(np.int64) for r in saved])
+    certified = _certify(first, saved, buckets, data.num_classes, spec.methods)
+    top = max(int(radius.max(initial=0)) for _, radius, _ in certified.values())
+    budgets = list(range(0, top + 2)) if budgets is None else budgets
+    base = [(p[p != ABSTAIN] == data.y_test[p != ABSTAIN]).mean() for p in first if (p != ABSTAIN).any()]
+    sizes = np.array([len(m) for m in members])
+    summary = {name: _summary(predicted, radius, data.y_test, budgets) for name, (predicted, radius, _) in
+               certified.items()}
+    predicted, radius, votes = certified[spec.method]
     doc = {
-        "dataset": data.name, "method": spec.method, "partitions": k, "model": spec.model, "n_train": len(labels),
-        "n_test": len(data.y_test), "poison": {"kind": spec.kind, "percent": spec.percent, "rate": spec.percent / 100,
-                                               "n_poisoned": int(mask.sum())},
-        "clean_accuracy": float((predicted == data.y_test).mean()), "median_radius": float(np.median(radius)),
+        "dataset": data.name, "method": spec.method, "partitions": k, "spread": d, "base_models": n_models,
+        "model": spec.model, "n_train": len(labels), "n_test": len(data.y_test),
+        "poison": {"kind": spec.kind, "percent": spec.percent, "rate": spec.percent / 100,
+                   "n_poisoned": int(mask.sum())},
+        **summary[spec.method],
         "base_accuracy_mean": float(np.mean(base)) if base else None,
-        "certified_accuracy": [{"budget": int(b), "accuracy": float(a)} for b, a in zip(budgets, accuracy)],
+        "methods": summary,
         "partition_sizes": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max()),
                             "empty": int((sizes == 0).sum())},
         "seconds": round(time.perf_counter() - started, 3), "status": "complete", "settings": settings,
@@ -176,6 +206,27 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     certified_plot(doc, files[2])
     return {"doc": doc, "votes": votes, "predicted": predicted, "radius": radius, "labels": data.y_test,
             "files": files}
+
+
+def _certify(first: np.ndarray, saved: list[np.ndarray], buckets: np.ndarray, num_classes: int,
+             methods: tuple[str, str]) -> dict:
+    """{method: (predicted, radius, votes)} for the plurality certificate over the models' classes `first` (n_models,
+    M) and, when every model's full rankings are saved (studies before ROE saved only each model's class), the
+    run-off one."""
+    votes = vote_counts(first, num_classes)
+    plurality, run_off = methods
+    result = {plurality: (*fa_certificates(first, buckets, num_classes), votes)}
+    if all(r.ndim == 2 for r in saved):
+        predicted, radius, _ = roe_certificates(np.stack(saved), buckets, num_classes)
+        result[run_off] = (predicted, radius, votes)
+    return result
+
+
+def _summary(predicted: np.ndarray, radius: np.ndarray, labels: np.ndarray, budgets: list[int]) -> dict:
+    """certify.json's figures of one certificate: clean accuracy, median radius, certified accuracy per budget."""
+    accuracy = certified_accuracy(predicted, radius, labels, np.array(budgets))
+    return {"clean_accuracy": float((predicted == labels).mean()), "median_radius": float(np.median(radius)),
+            "certified_accuracy": [{"budget": int(b), "accuracy": float(a)} for b, a in zip(budgets, accuracy)]}
 
 
 def per_image_csv(votes: np.ndarray, predicted: np.ndarray, labels: np.ndarray, radius: np.ndarray) -> str:
@@ -195,22 +246,31 @@ def _claim_folder(out: Path, settings: dict, overwrite: bool) -> None:
     if not overwrite and (out / "partitions").is_dir() and not isinstance(saved, dict):
         raise PoisonlabError(f"{out} holds base-model predictions but no certify.json naming their settings; pass "
                              "overwrite or choose another output folder")
-    if isinstance(saved, dict) and saved.get("settings") != settings:
+    if isinstance(saved, dict) and _trained(saved.get("settings")) != _trained(settings):
         raise PoisonlabError(f"{out} holds a certify study with other settings or data; pass overwrite or choose "
                              "another output folder")
     if saved is None:
         store.write_json(path, {"settings": settings, "status": "running"})
 
 
+def _trained(settings) -> object:
+    """A study's settings without the certification method: every method of its base models may use them."""
+    if isinstance(settings, dict) and isinstance(settings.get("spec"), dict):
+        return {**settings, "spec": {k: v for k, v in settings["spec"].items() if k != "method"}}
+    return settings
+
+
 def _saved(path: Path, n_test: int, num_classes: int) -> np.ndarray | None:
-    """A partition's saved test predictions, or None when missing or not (n_test,) classes (or ABSTAIN)."""
+    """A model's saved test rankings (n_test, K) (or, from studies before ROE, classes (n_test,)), or None when
+    missing or malformed."""
     try:
-        votes = np.load(path, allow_pickle=False)
+        saved = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
-    ok = votes.shape == (n_test,) and votes.dtype == np.int64 and votes.min(initial=0) >= ABSTAIN \
-        and votes.max(initial=0) < num_classes
-    return votes if ok else None
+    shapes = {(n_test, num_classes): _dtype(num_classes), (n_test,): np.int64}
+    ok = shapes.get(saved.shape) == saved.dtype and saved.min(initial=0) >= ABSTAIN \
+        and saved.max(initial=0) < num_classes
+    return saved if ok else None
 
 
 def frame(result: dict):

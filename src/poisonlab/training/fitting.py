@@ -100,6 +100,26 @@ def predict_proba(model, x: np.ndarray, num_classes: int) -> np.ndarray:
     return probs / probs.sum(1, keepdims=True)
 
 
+def rankings(model, x: np.ndarray, num_classes: int) -> np.ndarray:
+    """Every item's classes from most to least preferred by the model's scores (ties to the smaller class), shape
+    (N, num_classes), int8 (int16 past 127 classes); column 0 is the predicted class."""
+    if isinstance(model, nn.Module):
+        scores = _outputs(model, x).float().cpu().numpy()
+    elif hasattr(model, "predict_proba"):
+        scores = predict_proba(model, x, num_classes)
+    else:  # e.g. SVC: one-vs-rest decision values of the classes seen in fitting, the others last
+        decision = np.asarray(model.decision_function(as_features(x)), dtype=np.float64)
+        scores = np.full((len(x), num_classes), -np.inf)
+        scores[:, model.classes_] = np.column_stack([-decision, decision]) if decision.ndim == 1 else decision
+    return rank(scores)
+
+
+def rank(scores: np.ndarray) -> np.ndarray:
+    """Classes by descending score per row, ties to the smaller class: (N, K) int8 (int16 past 127 classes)."""
+    dtype = np.int8 if scores.shape[1] <= 127 else np.int16
+    return np.argsort(-np.asarray(scores), axis=1, kind="stable").astype(dtype)
+
+
 def penultimate(model: nn.Module, x: np.ndarray) -> np.ndarray | None:
     """Activations before the last layer of a Sequential torch model, shape (N, d); None for other models."""
     if not isinstance(model, nn.Sequential):

@@ -324,13 +324,15 @@ def _masked_adam(stack: _Stack, lr: torch.Tensor, active: torch.Tensor, steps: t
 
 
 @torch.no_grad()
-def predict_each(models: list[nn.Module], x: torch.Tensor) -> np.ndarray:
-    """Every model's predicted class of every item, (M, N), in one wide eval pass per chunk (Sequential CNNs)."""
+def rank_each(models: list[nn.Module], x: torch.Tensor) -> np.ndarray:
+    """Every model's classes of every item from most to least preferred (ties to the smaller class), (M, N, K)
+    int8 (int16 past 127 classes), in one wide eval pass per chunk (Sequential CNNs); [..., 0] is the prediction."""
     skeleton = copy.deepcopy(models[0]).to("meta").eval()
     batched = wide(skeleton)
     if batched is None:
         raise ValueError(f"{type(models[0]).__name__} is not a Sequential CNN of common layers")
     stack = _Stack(models)
     chunk = max(1, EVAL_ITEMS // len(models))
-    return torch.cat([batched(stack.params, stack.buffers, x[i : i + chunk]).argmax(-1)
-                      for i in range(0, len(x), chunk)], dim=1).cpu().numpy()
+    scores = [batched(stack.params, stack.buffers, x[i : i + chunk]).float() for i in range(0, len(x), chunk)]
+    order = torch.argsort(torch.cat(scores, dim=1), dim=-1, descending=True, stable=True)
+    return order.to(torch.int8 if order.shape[-1] <= 127 else torch.int16).cpu().numpy()

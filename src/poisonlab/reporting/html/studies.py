@@ -11,6 +11,7 @@ from poisonlab.checks import check_item_shape
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import architecture
 from poisonlab.reporting import flips as flipreport
+from poisonlab.reporting.certifyplots import methods
 from poisonlab.reporting.html.collect import Study
 from poisonlab.reporting.html.page import image, minutes, note, table
 
@@ -88,20 +89,27 @@ def backdoor_section(folder: Path, doc: dict) -> str:
 
 
 def certify_section(folder: Path, doc: dict) -> str:
-    """One certify study: clean and certified accuracy per budget, the median certified radius, the figure."""
+    """One certify study: clean and certified accuracy per budget of each certificate, the median certified
+    radius, the figure."""
     poison = doc["poison"]
     poisoned = "clean labels" if poison["kind"] == "none" else \
         f"{poison['n_poisoned']} labels poisoned ({poison['kind']}, {poison['percent']:g}%)"
-    shown = [r for r in doc["certified_accuracy"] if r["budget"] in {0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}]
+    figures = methods(doc)
+    budgets = {0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}
+    shown = sorted({r["budget"] for f in figures.values() for r in f["certified_accuracy"]} & budgets)
+    rows = [[b] + [next((f"{r['accuracy']:.4f}" for r in f["certified_accuracy"] if r["budget"] == b), "")
+                   for f in figures.values()] for b in shown]
     sizes = doc["partition_sizes"]
+    spread = f", each item in {doc['spread']} of {doc['base_models']} models" if doc.get("spread", 1) > 1 else ""
     return "".join([
-        note(f"{doc['dataset']}: {doc['method'].upper()} over {doc['partitions']} {doc['model']} base models, "
-             f"{doc['n_train']} training items ({sizes['min']}–{sizes['max']} per partition; {poisoned}), "
-             f"{doc['n_test']} test images. Clean accuracy: aggregate {doc['clean_accuracy']:.4f}, one base model "
-             f"(mean) {doc['base_accuracy_mean']:.4f}; median certified radius {doc['median_radius']:g}. Certified "
-             "accuracy at B: the share of test images classified correctly whose prediction provably survives ANY B "
-             "poisoned training items (insertions, removals or label flips)."),
-        table(["poisoned items B", "certified accuracy"], [[r["budget"], f"{r['accuracy']:.4f}"] for r in shown], 1),
+        note(f"{doc['dataset']}: {doc['partitions']} partitions of {doc['n_train']} training items{spread} "
+             f"({sizes['min']}–{sizes['max']} items per {doc['model']} base model; {poisoned}), {doc['n_test']} test "
+             f"images. One base model (mean): clean accuracy {doc['base_accuracy_mean']:.4f}. "
+             + " ".join(f"{name.upper()}: clean accuracy {f['clean_accuracy']:.4f}, median certified radius "
+                        f"{f['median_radius']:g}." for name, f in figures.items())
+             + " Certified accuracy at B: the share of test images classified correctly whose prediction provably "
+             "survives ANY B poisoned training items (insertions, removals or label flips)."),
+        table(["poisoned items B"] + [f"certified accuracy ({name.upper()})" for name in figures], rows, 1),
         image(folder / "certified_accuracy.png", "certified accuracy vs poisoned training items"),
     ])
 
