@@ -24,7 +24,7 @@ from poisonlab.defences.folds import DetectorConfig
 from poisonlab.attacks import BIASED_RULES, KINDS
 from poisonlab.attacks.informed import STRATEGIES
 from poisonlab.checks import (check_choice, check_fraction, check_int, check_labels, check_nonempty,
-                              check_num_classes, check_probabilities, check_seed)
+                              check_num_classes, check_positive, check_probabilities, check_seed)
 from poisonlab.errors import PoisonlabError
 from poisonlab.reporting.tracking import Tracking
 from poisonlab.studies import DEFAULT_PERCENTS, PRESET_NAMES, executors, flipstudy, presets
@@ -465,6 +465,7 @@ class CertifyResult:
 
 def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcnn", method: str | None = None,
             spread: int = 1, kind: str = "none", rate: float = 0.0, seed: int = 0, epochs: int = 10, batch_size: int = 64,
+            lr: float = 1e-3, augment: str = "none",
             key: str = "poisonlab-dpa", budgets: Sequence[int] | None = None, jobs: int = 1,
             out: str | Path | None = None, overwrite: bool = False,
             data_dir: str | Path | None = None) -> CertifyResult:
@@ -494,6 +495,10 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     seed : int
         Seed of the poisoning and of each base model (partition i uses seed + i).
     epochs, batch_size : int
+    lr : float
+        Adam's learning rate (torch base models).
+    augment : {"none", "shift", "shift+flip"}
+        Torch CNN base models see each item shifted by up to 2 pixels each way (and mirrored left-right).
     key : str
         The partition hash key (keep it secret from an attacker who could otherwise choose partitions).
     budgets : sequence of int, optional
@@ -515,7 +520,8 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     spread = check_int(spread, "spread", low=1)
     method = method if method is not None else ("dpa" if spread == 1 else "fa")
     spec = CertifySpec(partitions=check_int(partitions, "partitions", low=1), model=model_name(model), method=method,
-                       spread=spread, kind=kind, percent=_percent(rate), seed=seed, key=key, train=_training(epochs, batch_size))
+                       spread=spread, augment=augment, kind=kind, percent=_percent(rate), seed=seed, key=key,
+                       train=_training(epochs, batch_size, lr=check_positive(lr, "lr")))
     budget_list = None if budgets is None else [check_int(b, "budgets", low=0) for b in check_nonempty(budgets, "budgets")]
     custom = None if isinstance(model, str) else model
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-certify-") as folder:

@@ -68,6 +68,14 @@ def check_fraction(value: object, name: str = "rate") -> float:
     return number
 
 
+def check_positive(value: object, name: str) -> float:
+    """A finite real number above 0 (a learning rate, a scale)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value <= 0:
+        raise PoisonlabError(f"{name} must be a number above 0 such as 0.001, got {value!r}")
+    return float(value)
+
+
 def check_nonempty(values: object, name: str) -> list:
     """`values` (a sequence, or one string/number) as a non-empty list, duplicates dropped in order."""
     if isinstance(values, (str, bytes, int, float, np.generic)):

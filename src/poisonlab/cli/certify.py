@@ -27,6 +27,8 @@ def certify(
     spread: Annotated[int, typer.Option("--spread", min=1, help="D: each item trains D of k*D base models (FA); 1 for DPA and ROE.")] = 1,
     model: Annotated[str, typer.Option(help=f"Base model: one of {', '.join(MODELS)}.")] = "smallcnn",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of each torch base model.")] = 10,
+    lr: Annotated[float, typer.Option("--lr", min=0, help="Adam learning rate of each torch base model.")] = 1e-3,
+    augment: Annotated[str, typer.Option(help="Augment each torch base model's items: none, shift (up to 2 pixels each way) or shift+flip (and mirrored left-right).")] = "none",
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 64,
     poison: Annotated[str, typer.Option(help="Poison the training labels first: none, random or biased.")] = "none",
     percent: Annotated[str, typer.Option("--percents", "--percent", help="Poison percent (one value) with --poison.")] = "0",
@@ -46,6 +48,7 @@ def certify(
                                                        f"takes no --spread (got {spread}); use --method fa or fa+roe"))
     check_choice(model, MODELS, "model")
     check_choice(poison, POISON_CHOICES, "poisoning kind")
+    check_choice(augment, ("none", "shift", "shift+flip"), "augmentation")
     percents = parse_percents(percent)
     if len(percents) != 1:
         raise PoisonlabError(f"--percents takes one value for certify, got {len(percents)}; run one study per percent")
@@ -60,8 +63,8 @@ def certify(
     out = check_output_folder(out or Path("runs") / store.slug(f"certify-{dataset}-k{partitions}"))
     check_outputs(json_path)
     data = datasets.load(dataset, data_dir, dataset_size, download)
-    spec = CertifySpec(partitions=partitions, model=model, method=method, spread=spread, kind=poison, percent=percents[0], seed=seed,
-                       train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+    spec = CertifySpec(partitions=partitions, model=model, method=method, spread=spread, augment=augment, kind=poison,
+                       percent=percents[0], seed=seed, train=TrainConfig(max_epochs=epochs, batch_size=batch_size, lr=lr))
     result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console)
     doc = result["doc"]
     if json_path:

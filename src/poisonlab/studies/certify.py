@@ -32,7 +32,7 @@ from poisonlab.reporting.certifyplots import certified_plot
 from poisonlab.training import TORCH_MODELS, fitting
 from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.models import ModelSpec
-from poisonlab.training.stacked import fit_on_own_items, rank_each, wide
+from poisonlab.training.stacked import AUGMENTS, fit_on_own_items, rank_each, wide
 from poisonlab.training.parallel import pmap
 
 STACK = 64  # partitions trained at once as one wide model on a GPU (on a CPU grouped convolutions are slower: 1)
@@ -47,6 +47,7 @@ class CertifySpec:
     model: str = "logreg"
     method: str = "dpa"
     spread: int = 1
+    augment: str = "none"
     kind: str = "none"
     percent: float = 0.0
     seed: int = 0
@@ -55,8 +56,9 @@ class CertifySpec:
 
     def to_dict(self) -> dict:
         doc = settings(self)
-        if self.spread == 1:  # as before FA was built, so that earlier studies resume
-            del doc["spread"]
+        for key, default in (("spread", 1), ("augment", "none")):  # as before these were built: old studies resume
+            if doc[key] == default:
+                del doc[key]
         return doc
 
     @property
@@ -126,7 +128,8 @@ def _stacked_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec:
         group = rest[start : start + size]
         models = [fitting.build(model, data.x_train.shape[1:], data.num_classes, spec.seed + i).to(device)
                   for _, (i, _) in group]
-        fit_on_own_items(models, x, [m for _, (_, m) in group], y, spec.train, [spec.seed + i for _, (i, _) in group])
+        fit_on_own_items(models, x, [m for _, (_, m) in group], y, spec.train, [spec.seed + i for _, (i, _) in group],
+                         augment=spec.augment)
         for (n, _), ranking in zip(group, rank_each(models, x_test)):
             keep(n, ranking)
 
@@ -139,8 +142,12 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     Returns {"doc": certify.json's content, "votes": (M, K), "predicted", "radius", "files": written paths}."""
     check_choice(spec.method, METHODS, "certification method")
     check_choice(spec.kind, KINDS, "poisoning kind")
+    check_choice(spec.augment, AUGMENTS, "augmentation")
     k = check_int(spec.partitions, "partitions", low=1, high=len(data.y_train))
     d = check_int(spec.spread, "spread", low=1, high=max(1, len(data.y_train) // k))
+    if spec.augment != "none" and not stackable(model if model is not None else spec.model, data):
+        raise PoisonlabError(f"augmentation {spec.augment!r} needs a CNN base model on images (smallcnn, simplecnn, "
+                             "original); leave it out for this model")
     if spec.method not in spec.methods:
         raise PoisonlabError(f"method {spec.method!r} needs " + ("a spread above 1" if d == 1 else "spread 1")
                              + f", got spread {d}; " + ("pass a spread such as 16 for FA" if d == 1 else

@@ -239,8 +239,12 @@ def fit_torch_stacked(
             for i in range(n_models)]
 
 
+AUGMENTS = ("none", "shift", "shift+flip")  # random translations by up to SHIFT pixels, and left-right mirroring
+SHIFT = 2
+
+
 def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.ndarray], labels: torch.Tensor,
-                     config: TrainConfig, seeds: list[int]) -> str:
+                     config: TrainConfig, seeds: list[int], *, augment: str = "none") -> str:
     """Train `models` (one Sequential CNN architecture, on x's device) at once, model i only on items members[i].
 
     Model i takes `config.max_epochs` * ceil(n_i / batch) Adam steps at a fixed learning rate, each on `batch`
@@ -256,6 +260,9 @@ def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.
     labels : int64 tensor (N,) on x's device
     config : max_epochs, batch_size, lr and precision are used (no validation, no plateau cuts)
     seeds : M ints
+    augment : {"none", "shift", "shift+flip"}
+        Each drawn item moved by up to SHIFT pixels each way (edges reflected) and, with flip, mirrored left-right
+        half the time, from the model's own seeded stream.
     """
     device, batch = x.device, config.batch_size
     precision = resolve_precision(config.precision, device)
@@ -273,8 +280,9 @@ def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.
         active = step < steps
         idx = torch.from_numpy(np.stack([s.next(batch) for s in streams])).to(device)  # (M, batch)
         done = None if bool(active.all()) else {n: b.clone() for n, b in stack.buffers.items()}
+        items = x[idx] if augment == "none" else _moved(x[idx], [s.moves(batch, augment) for s in streams])
         with autocast(precision, device):
-            out = batched(stack.params, stack.buffers, x[idx])
+            out = batched(stack.params, stack.buffers, items)
         losses = nn.functional.cross_entropy(out.flatten(0, 1).float(), labels[idx].flatten(),
                                              reduction="none").view(len(models), batch)
         (losses.mean(1) * active).sum().backward()
@@ -296,11 +304,30 @@ class _Stream:
     def __init__(self, items: np.ndarray, seed: int) -> None:
         self.items, self.rng, self.queue = np.asarray(items), np.random.default_rng([seed, 3]), np.empty(0, np.int64)
 
+    def moves(self, batch: int, augment: str) -> np.ndarray:
+        """(batch, 3) offsets in 0..2*SHIFT (rows, columns) and a mirror flag for the next batch's items."""
+        offsets = self.rng.integers(0, 2 * SHIFT + 1, size=(batch, 2))
+        mirror = self.rng.integers(0, 2, size=(batch, 1)) if augment == "shift+flip" else np.zeros((batch, 1), int)
+        return np.concatenate([offsets, mirror], 1)
+
     def next(self, batch: int) -> np.ndarray:
         while len(self.queue) < batch:
             self.queue = np.concatenate([self.queue, self.rng.permutation(self.items)])
         taken, self.queue = self.queue[:batch], self.queue[batch:]
         return taken
+
+
+def _moved(items: torch.Tensor, moves: list[np.ndarray]) -> torch.Tensor:
+    """Items (M, B, C, H, W) each shifted (edges reflected) and mirrored as `moves` (M arrays (B, 3)) say."""
+    m, b, c, h, w = items.shape
+    flat = nn.functional.pad(items.reshape(m * b, c, h, w), (SHIFT,) * 4, mode="reflect")
+    move = torch.from_numpy(np.concatenate(moves)).to(items.device)  # (M*B, 3)
+    rows = move[:, :1] + torch.arange(h, device=items.device)
+    cols = torch.arange(w, device=items.device).expand(m * b, w)
+    cols = move[:, 1:2] + torch.where(move[:, 2:3].bool(), w - 1 - cols, cols)
+    n = torch.arange(m * b, device=items.device)[:, None, None, None]
+    out = flat[n, torch.arange(c, device=items.device)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    return out.reshape(m, b, c, h, w)
 
 
 @torch.no_grad()
