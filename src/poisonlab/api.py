@@ -447,7 +447,8 @@ def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] |
 @dataclass(frozen=True)
 class CertifyResult:
     """A certify study: certify.json's content (clean and certified accuracy, median radius, settings), the
-    per-image votes (M, K), predictions (M,), certified radii (M,) and test labels (M,), and the files written."""
+    per-image votes (M, K), predictions (M,), certified radii (M,) and test labels (M,), the files written, and with
+    attack budgets attacks.json's content (the accuracy kept under each attack beside the certified bound)."""
 
     doc: dict
     votes: np.ndarray
@@ -455,6 +456,7 @@ class CertifyResult:
     radius: np.ndarray
     labels: np.ndarray
     files: list[Path]
+    attacks: dict | None = None
 
     def frame(self):
         """One row per test image: votes_0 .. votes_{K-1}, predicted, label, radius (a pandas DataFrame)."""
@@ -465,7 +467,8 @@ class CertifyResult:
 
 def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcnn", method: str | None = None,
             spread: int = 1, kind: str = "none", rate: float = 0.0, seed: int = 0, epochs: int = 10, batch_size: int = 64,
-            lr: float = 1e-3, augment: str = "none",
+            lr: float = 1e-3, augment: str = "none", attack_budgets: Sequence[int] | None = None,
+            attacks: Sequence[str] = ("random", "biased", "confident"), ordinary_epochs: int | None = None,
             key: str = "poisonlab-dpa", budgets: Sequence[int] | None = None, jobs: int = 1,
             out: str | Path | None = None, overwrite: bool = False,
             data_dir: str | Path | None = None) -> CertifyResult:
@@ -499,6 +502,13 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
         Adam's learning rate (torch base models).
     augment : {"none", "shift", "shift+flip"}
         Torch CNN base models see each item shifted by up to 2 pixels each way (and mirrored left-right).
+    attack_budgets : sequence of int, optional
+        Then, for each B, flip B labels by each of `attacks` (random, biased, confident: where a clean ordinary
+        model is surest), train again the base models they reach and one ordinary model on all items, and record
+        their test accuracy beside the certified bound (``.attacks``, attacks.json and guarantee.png).
+    attacks : sequence of str
+    ordinary_epochs : int, optional
+        Epochs of the ordinary torch model; default `epochs`.
     key : str
         The partition hash key (keep it secret from an attacker who could otherwise choose partitions).
     budgets : sequence of int, optional
@@ -514,6 +524,7 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     CertifyResult
         ``.doc`` (``clean_accuracy``, ``median_radius``, ``certified_accuracy`` per budget, ...) and ``.frame()``.
     """
+    from poisonlab.studies import guarantee
     from poisonlab.studies.certify import CertifySpec, study
 
     seed, data = check_seed(seed), _data(data, data_dir)
@@ -523,12 +534,17 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
                        spread=spread, augment=augment, kind=kind, percent=_percent(rate), seed=seed, key=key,
                        train=_training(epochs, batch_size, lr=check_positive(lr, "lr")))
     budget_list = None if budgets is None else [check_int(b, "budgets", low=0) for b in check_nonempty(budgets, "budgets")]
+    attack_list = [] if attack_budgets is None else [check_int(b, "attack_budgets", low=1)
+                                                     for b in check_nonempty(attack_budgets, "attack_budgets")]
     custom = None if isinstance(model, str) else model
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-certify-") as folder:
         result = study(data, spec, Path(folder), model=custom, jobs=check_int(jobs, "jobs", low=1),
                        budgets=budget_list, overwrite=overwrite)
+        attacked = guarantee.study(data, spec, Path(folder), result["doc"], attack_list, kinds=tuple(attacks),
+                                   model=custom, jobs=jobs, ordinary_epochs=ordinary_epochs) if attack_list else None
+    files = result["files"] + ([Path(out) / "attacks.json", Path(out) / "guarantee.png"] if attacked else [])
     return CertifyResult(result["doc"], result["votes"], result["predicted"], result["radius"], result["labels"],
-                         result["files"] if out is not None else [])
+                         files if out is not None else [], attacked)
 
 
 def detect(x, labels, *, methods: Sequence[str] = ("cl", "knn", "loss"), pred_probs: np.ndarray | None = None,

@@ -75,6 +75,13 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def save_array(path: Path, array: np.ndarray) -> None:
+    """Write one array as .npy, atomically and without pickle."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    atomic_write(path, buf.getvalue())
+
+
 def write_json(path: Path, obj) -> None:
     """Atomically write `obj` as indented JSON."""
     atomic_write(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")

@@ -17,6 +17,19 @@ from poisonlab.training import MODELS
 
 METHOD_CHOICES = ("dpa", "fa", "roe", "fa+roe")  # defences.certify.METHODS, kept here so that --help loads no numpy
 POISON_CHOICES = ("none", "random", "biased")
+ATTACK_CHOICES = ("random", "biased", "confident")  # studies.guarantee.ATTACKS
+
+
+def parse_budgets(text: str) -> list[int]:
+    """--attack-budgets as whole numbers above 0, e.g. "50,100,200"."""
+    try:
+        budgets = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        budgets = []
+    if not budgets or min(budgets) < 1:
+        raise PoisonlabError(f"--attack-budgets must be whole numbers of poisoned items above 0 such as 50,100,200, "
+                             f"got {text!r}")
+    return budgets
 
 
 def certify(
@@ -32,6 +45,9 @@ def certify(
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 64,
     poison: Annotated[str, typer.Option(help="Poison the training labels first: none, random or biased.")] = "none",
     percent: Annotated[str, typer.Option("--percents", "--percent", help="Poison percent (one value) with --poison.")] = "0",
+    attack_budgets: Annotated[str | None, typer.Option("--attack-budgets", help="Then flip B labels for each B (e.g. 50,100,200), train again the base models they reach and one ordinary model, and set their accuracy beside the certified bound.")] = None,
+    attacks: Annotated[str, typer.Option("--attacks", help="Attacks of --attack-budgets: random, biased, confident (informed: where a clean ordinary model is surest).")] = "random,biased,confident",
+    ordinary_epochs: Annotated[int | None, typer.Option("--ordinary-epochs", min=1, help="Epochs of the ordinary torch model of --attack-budgets.", show_default="--epochs")] = None,
     seed: SeedOpt = 0,
     jobs: JobsOpt = None,
     overwrite: OverwriteOpt = False,
@@ -55,6 +71,12 @@ def certify(
     if poison == "none" and percents[0] != 0:
         raise PoisonlabError("--percents needs --poison random or biased; leave it out to certify the clean data")
     jobs = jobs_or_default(jobs)
+    budgets = parse_budgets(attack_budgets) if attack_budgets is not None else []
+    kinds = tuple(k.strip() for k in attacks.split(",") if k.strip())
+    for kind in kinds:
+        check_choice(kind, ATTACK_CHOICES, "attack")
+    if budgets and poison != "none":
+        raise PoisonlabError("--attack-budgets attacks the clean labels; leave out --poison")
 
     from poisonlab import datasets, store
     from poisonlab.studies.certify import CertifySpec, study
@@ -78,5 +100,12 @@ def certify(
         console.print(f"{name.upper()}: clean accuracy {figures['clean_accuracy']:.4f}, median certified radius "
                       f"{figures['median_radius']:g}; certified accuracy "
                       + ", ".join(f"{row['accuracy']:.4f} at {row['budget']}" for row in shown))
-    for path in result["files"]:
+    files = result["files"]
+    if budgets:
+        from poisonlab.studies import guarantee
+
+        guarantee.study(data, spec, out, doc, budgets, kinds=kinds, ordinary_epochs=ordinary_epochs, jobs=jobs,
+                        console=console)
+        files += [out / "attacks.json", out / "guarantee.png"]
+    for path in files:
         print(path)

@@ -37,3 +37,37 @@ def certified_plot(doc: dict, path: Path) -> Path:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return save(fig, path)
+
+
+def guarantee_plot(doc: dict, path: Path) -> Path:
+    """The guarantee beside the attacks (attacks.json): each certificate's certified accuracy vs budget B (a lower
+    bound under ANY B poisoned items), and the accuracy the aggregate (filled markers) and one ordinary model (open
+    markers, dashed) actually keep under each attack's B label flips."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    top = max(doc["budgets"])
+    for name, figures in doc["certified"].items():
+        rows = [r for r in figures["certified_accuracy"] if r["budget"] <= top]
+        rows.append({"budget": top, "accuracy": rows[-1]["accuracy"]})  # it stays at its last value (0 past the radii)
+        ax.step([r["budget"] for r in rows], [r["accuracy"] for r in rows], where="post", linewidth=2,
+                label=f"certified lower bound ({name.upper()})")
+    headline = next(iter(doc["certified"]))
+    markers = {"random": "o", "biased": "s", "confident": "^"}
+    for n, kind in enumerate(doc["attacks"]):
+        rows = [r for r in doc["rows"] if r["attack"] == kind]
+        budgets = [0] + [r["budget"] for r in rows]
+        color = f"C{n + 2}"
+        ax.plot(budgets, [doc["certified"][headline]["clean_accuracy"]]
+                + [r["aggregate_accuracy"][headline] for r in rows], marker=markers.get(kind, "o"), color=color,
+                label=f"aggregate ({headline.upper()}) under {kind} flips")
+        ax.plot(budgets, [doc["ordinary_clean_accuracy"]] + [r["ordinary_accuracy"] for r in rows],
+                marker=markers.get(kind, "o"), markerfacecolor="none", linestyle="--", color=color,
+                label=f"one ordinary model under {kind} flips")
+    ax.set_xlabel("poisoned training items B")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{doc['dataset']}: {doc['n_train']} training items, k={doc['partitions']} {doc['model']} base "
+                 "models: the guarantee beside the attacks", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save(fig, path)

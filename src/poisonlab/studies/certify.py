@@ -154,8 +154,7 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
                                                          "use fa or fa+roe with a spread"))
     console = console or Console(stderr=True)
     labels, mask = poisoned(data, spec)
-    buckets = spread(k * d, d, key=spec.key.encode())
-    members = model_items(partitions(data.x_train, k * d, key=spec.key.encode()), buckets)
+    buckets, members = layout(data, spec)
     n_models = len(members)
     settings = json.loads(json.dumps({"spec": spec.to_dict(), "data": dataset_record(data)}))  # as saved
     folder = out / "partitions"
@@ -165,29 +164,12 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     todo = [i for i in range(n_models) if overwrite or (r := _saved(folder / f"{i}.npy", *shape)) is None
             or (ranked and r.ndim == 1)]
     started = time.perf_counter()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
     if len(todo) < n_models:
         console.print(f"resuming: {n_models - len(todo)} of {n_models} base models already trained in {out}")
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-        task = bar.add_task("base models", total=len(todo))
-
-        def keep(index: int, ranking: np.ndarray) -> None:
-            buf = io.BytesIO()
-            np.save(buf, ranking, allow_pickle=False)
-            store.atomic_write(folder / f"{todo[index]}.npy", buf.getvalue())
-            bar.update(task, advance=1)
-
-        base = model if model is not None else spec.model
-        if stackable(base, data):
-            _stacked_rankings(data, labels, base, spec, [(i, members[i]) for i in todo], keep)
-        else:
-            context = (data.x_train, labels, data.x_test, base, spec.train, spec.seed, data.num_classes)
-            pmap(_partition_rankings, [(i, members[i]) for i in todo], jobs, context=context, on_result=keep,
-                 note=console.print, label=lambda item: f"model {item[0]}")
-    saved = [_saved(folder / f"{i}.npy", *shape) for i in range(n_models)]
+    train_models(data, labels, spec, model, [(i, members[i]) for i in todo], folder, jobs=jobs, console=console)
+    saved = saved_rankings(folder, range(n_models), data)
     first = np.stack([r if r.ndim == 1 else r[:, 0].astype(np.int64) for r in saved])
-    certified = _certify(first, saved, buckets, data.num_classes, spec.methods)
+    certified = aggregate(first, saved, buckets, data.num_classes, spec.methods)
     top = max(int(radius.max(initial=0)) for _, radius, _ in certified.values())
     budgets = list(range(0, top + 2)) if budgets is None else budgets
     base = [(p[p != ABSTAIN] == data.y_test[p != ABSTAIN]).mean() for p in first if (p != ABSTAIN).any()]
@@ -215,7 +197,42 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
             "files": files}
 
 
-def _certify(first: np.ndarray, saved: list[np.ndarray], buckets: np.ndarray, num_classes: int,
+def layout(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The (k*d, d) buckets -> models map and every base model's training items."""
+    k, d = spec.partitions, spec.spread
+    buckets = spread(k * d, d, key=spec.key.encode())
+    return buckets, model_items(partitions(data.x_train, k * d, key=spec.key.encode()), buckets)
+
+
+def train_models(data: Dataset, labels: np.ndarray, spec: CertifySpec, model: ModelSpec | None,
+                 todo: list[tuple[int, np.ndarray]], folder: Path, *, jobs: int, console: Console,
+                 what: str = "base models") -> None:
+    """Train the base models `todo` ((number, items) pairs) on `labels` and save each one's test rankings to
+    `folder`/<number>.npy as soon as it is trained, with a progress bar."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task(what, total=len(todo))
+
+        def keep(index: int, ranking: np.ndarray) -> None:
+            store.save_array(folder / f"{todo[index][0]}.npy", ranking)
+            bar.update(task, advance=1)
+
+        base = model if model is not None else spec.model
+        if stackable(base, data):
+            _stacked_rankings(data, labels, base, spec, todo, keep)
+        else:
+            context = (data.x_train, labels, data.x_test, base, spec.train, spec.seed, data.num_classes)
+            pmap(_partition_rankings, todo, jobs, context=context, on_result=keep, note=console.print,
+                 label=lambda item: f"model {item[0]}")
+
+
+def saved_rankings(folder: Path, numbers, data: Dataset) -> list[np.ndarray]:
+    """The saved test rankings of models `numbers` (None where missing or malformed)."""
+    return [_saved(folder / f"{i}.npy", len(data.y_test), data.num_classes) for i in numbers]
+
+
+def aggregate(first: np.ndarray, saved: list[np.ndarray], buckets: np.ndarray, num_classes: int,
              methods: tuple[str, str]) -> dict:
     """{method: (predicted, radius, votes)} for the plurality certificate over the models' classes `first` (n_models,
     M) and, when every model's full rankings are saved (studies before ROE saved only each model's class), the

@@ -47,7 +47,7 @@ class Study:
         return [r for r in self.rows if humanlabels.is_kind(r["kind"])]
 
 
-def _load_json(path: Path) -> dict | None:
+def load_json(path: Path) -> dict | None:
     """A JSON document, or None when it is unreadable (a report skips it rather than failing)."""
     try:
         doc = json.loads(path.read_text())
@@ -129,7 +129,7 @@ def collect(out: Path) -> Study:
                                  ("backdoor.json", BACKDOOR_KEYS, study.backdoors),
                                  ("certify.json", CERTIFY_KEYS, study.certifications)):
         for path in sorted(out.glob(f"**/{name}")):
-            doc = _load_json(path)
+            doc = load_json(path)
             missing = sorted(needed - set(doc)) if doc is not None else ["(not readable JSON)"]
             if missing:
                 study.skipped.append(f"{path}: missing {', '.join(missing)}")

@@ -12,7 +12,7 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.training import architecture
 from poisonlab.reporting import flips as flipreport
 from poisonlab.reporting.certifyplots import methods
-from poisonlab.reporting.html.collect import Study
+from poisonlab.reporting.html.collect import Study, load_json
 from poisonlab.reporting.html.page import image, minutes, note, table
 
 
@@ -111,6 +111,32 @@ def certify_section(folder: Path, doc: dict) -> str:
              "survives ANY B poisoned training items (insertions, removals or label flips)."),
         table(["poisoned items B"] + [f"certified accuracy ({name.upper()})" for name in figures], rows, 1),
         image(folder / "certified_accuracy.png", "certified accuracy vs poisoned training items"),
+        attacks_part(folder, figures),
+    ])
+
+
+def attacks_part(folder: Path, figures: dict) -> str:
+    """The guarantee beside the attacks (attacks.json, when the study has one): per attack and budget B, the
+    certified bound, the accuracy the aggregate and one ordinary model keep, and the figure."""
+    doc = load_json(folder / "attacks.json")
+    try:
+        rows = [[r["attack"], r["budget"], r["models_retrained"]]
+                + [f"{r['certified_accuracy'][name]:.4f}" for name in figures]
+                + [f"{r['aggregate_accuracy'][name]:.4f}" for name in figures] + [f"{r['ordinary_accuracy']:.4f}"]
+                for r in doc["rows"]]
+    except (KeyError, TypeError, ValueError):
+        return note(f"{folder / 'attacks.json'} is missing or not an attacks study; run `poisonlab certify` with "
+                    "--attack-budgets to add the guarantee beside the attacks") if (folder / "attacks.json").exists() \
+            else ""
+    names = [name.upper() for name in figures]
+    return "".join([
+        note("The guarantee beside the attacks: B labels flipped at random, toward classes 0/1 (biased) or where a "
+             "clean ordinary model is surest (confident); only the base models trained on a flipped item are "
+             f"trained again. One ordinary model: the same architecture on all items, clean accuracy "
+             f"{doc['ordinary_clean_accuracy']:.4f}."),
+        table(["attack", "B", "base models trained again"] + [f"certified bound ({n})" for n in names]
+              + [f"aggregate ({n})" for n in names] + ["one ordinary model"], rows, 2),
+        image(folder / "guarantee.png", "certified bound beside the accuracy kept under attacks"),
     ])
 
 
