@@ -254,3 +254,30 @@ def test_a_stacked_partition_trains_as_it_would_alone(mnist):
             torch.testing.assert_close(a.float(), b.float(), atol=1e-3, rtol=1e-3)
         together, single = rank_each(three, fitting.as_tensor(mnist.x_test))[which], rank_each(alone, fitting.as_tensor(mnist.x_test))[0]
         assert (together[:, 0] == single[:, 0]).mean() > 0.99 and together.shape == (500, 10)
+
+
+def test_certify_trains_on_informed_flips_and_on_cifar10n_human_labels(shared_data):
+    from poisonlab.attacks import humanlabels
+
+    cifar = datasets.load("cifar10", shared_data, dataset_size=600, download=False, test_size=200)
+    human = pl.certify(cifar, partitions=3, model=KNeighborsClassifier(1), kind="cifar10n:worse", data_dir=shared_data)
+    worse = humanlabels.read(humanlabels.default_path(shared_data), ["worse"])[0]
+    assert human.doc["poison"]["n_poisoned"] == int((worse.labels[:600] != cifar.y_train).sum()) > 200
+    assert human.doc["settings"]["labels"]["sha256"] == worse.sha256 and human.doc["poison"]["kind"] == "cifar10n:worse"
+    digits = pl.load_dataset("digits")
+    informed = pl.certify(digits, partitions=6, model="logreg", kind="random", rate=0.2, select="confident")
+    assert informed.doc["poison"] == {"kind": "random", "select": "confident", "percent": 20.0, "rate": 0.2,
+                                      "n_poisoned": round(0.2 * 1437)}
+    assert informed.doc["settings"]["spec"]["select"] == "confident"
+
+
+def test_certify_command_refuses_mixed_poisonings(cli, tmp_path):
+    base = ("certify", "--dataset", "digits", "--partitions", "4", "--model", "logreg", "--out", tmp_path)
+    cli.fails(r"--select needs --poison random or biased", *base, "--select", "margin")
+    cli.fails(r"CIFAR-10N labels belong to CIFAR-10, not digits", *base, "--labels", "cifar10n:aggre")
+    cli.fails(r"human labels replace poisoning; leave out --poison", "certify", "--dataset", "cifar10", "--partitions",
+              "4", "--labels", "cifar10n:aggre", "--poison", "random", "--percents", "10")
+    cli.fails(r"--method fa needs --spread above 1", *base, "--method", "fa")
+    cli.fails(r"--method roe takes no --spread \(got 4\)", *base, "--method", "roe", "--spread", "4")
+    cli.fails(r"augmentation 'shift' needs a CNN base model on images", *base, "--augment", "shift")
+    assert not any(tmp_path.iterdir())

@@ -466,7 +466,8 @@ class CertifyResult:
 
 
 def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcnn", method: str | None = None,
-            spread: int = 1, kind: str = "none", rate: float = 0.0, seed: int = 0, epochs: int = 10, batch_size: int = 64,
+            spread: int = 1, kind: str = "none", rate: float = 0.0, select: str = "random",
+            cifar_n: str | Path | None = None, seed: int = 0, epochs: int = 10, batch_size: int = 64,
             lr: float = 1e-3, augment: str = "none", attack_budgets: Sequence[int] | None = None,
             attacks: Sequence[str] = ("random", "biased", "confident"), ordinary_epochs: int | None = None,
             key: str = "poisonlab-dpa", budgets: Sequence[int] | None = None, jobs: int = 1,
@@ -492,9 +493,13 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
         ``.doc["methods"]`` holds both certificates the models give (DPA and ROE, or FA and FA+ROE).
     spread : int
         d, the number of models each item trains (FA); 1 for DPA and ROE.
-    kind : {"none", "random", "biased"}
-        Poison the training labels first (`rate` of them), to certify a model trained on poisoned data.
+    kind : {"none", "random", "biased"} or "cifar10n:KEY"
+        Poison the training labels first (`rate` of them), to certify a model trained on poisoned data; or train on
+        CIFAR-10N's human labels (KEY aggre, worse, random1..3; the file `cifar_n`, default in `data_dir`).
     rate : float in [0, 1]
+    select : {"random", "first", "last", "margin", "confident"}
+        Which items the poisoning changes (margin, confident: informed, from a clean-label surrogate).
+    cifar_n : path, optional
     seed : int
         Seed of the poisoning and of each base model (partition i uses seed + i).
     epochs, batch_size : int
@@ -524,6 +529,7 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     CertifyResult
         ``.doc`` (``clean_accuracy``, ``median_radius``, ``certified_accuracy`` per budget, ...) and ``.frame()``.
     """
+    from poisonlab.attacks import humanlabels
     from poisonlab.studies import guarantee
     from poisonlab.studies.certify import CertifySpec, study
 
@@ -531,15 +537,21 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     spread = check_int(spread, "spread", low=1)
     method = method if method is not None else ("dpa" if spread == 1 else "fa")
     spec = CertifySpec(partitions=check_int(partitions, "partitions", low=1), model=model_name(model), method=method,
-                       spread=spread, augment=augment, kind=kind, percent=_percent(rate), seed=seed, key=key,
+                       spread=spread, augment=augment, kind=kind, select=select, percent=_percent(rate), seed=seed,
+                       key=key,
                        train=_training(epochs, batch_size, lr=check_positive(lr, "lr")))
     budget_list = None if budgets is None else [check_int(b, "budgets", low=0) for b in check_nonempty(budgets, "budgets")]
     attack_list = [] if attack_budgets is None else [check_int(b, "attack_budgets", low=1)
                                                      for b in check_nonempty(attack_budgets, "attack_budgets")]
     custom = None if isinstance(model, str) else model
+    human = None
+    if humanlabels.is_kind(kind):
+        keys = humanlabels.request(kind, [data.name], [])
+        human = humanlabels.read(humanlabels.labels_file(None if cifar_n is None else Path(cifar_n), data_dir),
+                                 keys[:1])[0]
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-certify-") as folder:
         result = study(data, spec, Path(folder), model=custom, jobs=check_int(jobs, "jobs", low=1),
-                       budgets=budget_list, overwrite=overwrite)
+                       budgets=budget_list, overwrite=overwrite, human=human)
         attacked = guarantee.study(data, spec, Path(folder), result["doc"], attack_list, kinds=tuple(attacks),
                                    model=custom, jobs=jobs, ordinary_epochs=ordinary_epochs) if attack_list else None
     files = result["files"] + ([Path(out) / "attacks.json", Path(out) / "guarantee.png"] if attacked else [])

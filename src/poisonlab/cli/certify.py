@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from poisonlab.attacks import STRATEGIES
 from poisonlab.checks import check_choice
 from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JobsOpt, JsonOpt, OverwriteOpt, SeedOpt,
                                   check_outputs, console, jobs_or_default, parse_percents)
@@ -45,6 +46,9 @@ def certify(
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 64,
     poison: Annotated[str, typer.Option(help="Poison the training labels first: none, random or biased.")] = "none",
     percent: Annotated[str, typer.Option("--percents", "--percent", help="Poison percent (one value) with --poison.")] = "0",
+    select: Annotated[str, typer.Option(help="Which items --poison changes: random, first, last, margin or confident (informed, from a clean-label surrogate; see train --select).")] = "random",
+    labels: Annotated[str | None, typer.Option(help="Real human noise instead of poisoning: cifar10n:KEY with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
+    cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
     attack_budgets: Annotated[str | None, typer.Option("--attack-budgets", help="Then flip B labels for each B (e.g. 50,100,200), train again the base models they reach and one ordinary model, and set their accuracy beside the certified bound.")] = None,
     attacks: Annotated[str, typer.Option("--attacks", help="Attacks of --attack-budgets: random, biased, confident (informed: where a clean ordinary model is surest).")] = "random,biased,confident",
     ordinary_epochs: Annotated[int | None, typer.Option("--ordinary-epochs", min=1, help="Epochs of the ordinary torch model of --attack-budgets.", show_default="--epochs")] = None,
@@ -70,6 +74,19 @@ def certify(
         raise PoisonlabError(f"--percents takes one value for certify, got {len(percents)}; run one study per percent")
     if poison == "none" and percents[0] != 0:
         raise PoisonlabError("--percents needs --poison random or biased; leave it out to certify the clean data")
+    check_choice(select, STRATEGIES, "item selection")
+    if select != "random" and poison == "none":
+        raise PoisonlabError("--select needs --poison random or biased; leave it out to certify the clean data")
+    human = None
+    if labels is not None:
+        from poisonlab.attacks import humanlabels
+
+        conflicts = [flag for flag, given in (("--poison", poison != "none"), ("--attack-budgets", attack_budgets))
+                     if given]
+        keys = humanlabels.request(labels, [dataset], conflicts)
+        if len(keys) != 1:
+            raise PoisonlabError(f"--labels takes one label set for certify, got {len(keys)}; run one study each")
+        human = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), keys)[0]
     jobs = jobs_or_default(jobs)
     budgets = parse_budgets(attack_budgets) if attack_budgets is not None else []
     kinds = tuple(k.strip() for k in attacks.split(",") if k.strip())
@@ -85,9 +102,10 @@ def certify(
     out = check_output_folder(out or Path("runs") / store.slug(f"certify-{dataset}-k{partitions}"))
     check_outputs(json_path)
     data = datasets.load(dataset, data_dir, dataset_size, download)
-    spec = CertifySpec(partitions=partitions, model=model, method=method, spread=spread, augment=augment, kind=poison,
-                       percent=percents[0], seed=seed, train=TrainConfig(max_epochs=epochs, batch_size=batch_size, lr=lr))
-    result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console)
+    spec = CertifySpec(partitions=partitions, model=model, method=method, spread=spread, augment=augment,
+                       kind=human.kind if human else poison, select=select, percent=percents[0], seed=seed,
+                       train=TrainConfig(max_epochs=epochs, batch_size=batch_size, lr=lr))
+    result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console, human=human)
     doc = result["doc"]
     if json_path:
         store.write_json(json_path, doc)

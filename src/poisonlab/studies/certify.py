@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from poisonlab import store
-from poisonlab.attacks import flips
+from poisonlab.attacks import flips, humanlabels, informed
+from poisonlab.attacks.humanlabels import HumanLabels
 from poisonlab.checks import check_choice, check_int
 from poisonlab.datasets import Dataset, dataset_record
 from poisonlab.defences.certify import (ABSTAIN, METHODS, certified_accuracy, fa_certificates, model_items,
@@ -29,6 +30,7 @@ from poisonlab.defences.certify import (ABSTAIN, METHODS, certified_accuracy, fa
 from poisonlab.errors import PoisonlabError
 from poisonlab.files import MAX_RECORD_BYTES, read_json
 from poisonlab.reporting.certifyplots import certified_plot
+from poisonlab.studies import surrogate
 from poisonlab.training import TORCH_MODELS, fitting
 from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.models import ModelSpec
@@ -48,6 +50,7 @@ class CertifySpec:
     method: str = "dpa"
     spread: int = 1
     augment: str = "none"
+    select: str = "random"
     kind: str = "none"
     percent: float = 0.0
     seed: int = 0
@@ -56,7 +59,7 @@ class CertifySpec:
 
     def to_dict(self) -> dict:
         doc = settings(self)
-        for key, default in (("spread", 1), ("augment", "none")):  # as before these were built: old studies resume
+        for key, default in (("spread", 1), ("augment", "none"), ("select", "random")):  # as before these were built: old studies resume
             if doc[key] == default:
                 del doc[key]
         return doc
@@ -67,11 +70,18 @@ class CertifySpec:
         return ("dpa", "roe") if self.spread == 1 else ("fa", "fa+roe")
 
 
-def poisoned(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, np.ndarray]:
-    """The training labels the base models learn (and the mask of changed ones)."""
+def poisoned(data: Dataset, spec: CertifySpec, human: HumanLabels | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The training labels the base models learn (and the mask of changed ones): the clean ones, a poisoned copy
+    (informed selections on the clean-label surrogate's out-of-fold probabilities), or CIFAR-10N's `human` ones."""
     if spec.kind == "none":
         return data.y_train.copy(), np.zeros(len(data.y_train), bool)
-    return flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed)
+    if humanlabels.is_kind(spec.kind):
+        if human is None or human.kind != spec.kind:
+            raise PoisonlabError(f"poisoning {spec.kind!r} needs those human labels; pass the CIFAR-10N label file")
+        return human.apply(data.y_train)
+    probs = surrogate.probabilities(data, spec.seed) if spec.select in informed.INFORMED else None
+    return flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed, select=spec.select,
+                       pred_probs=probs)
 
 
 def _fixed_ranking(labels: np.ndarray, n_test: int, num_classes: int) -> np.ndarray | None:
@@ -135,13 +145,17 @@ def _stacked_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec:
 
 
 def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | None = None, jobs: int = 1,
-          budgets: list[int] | None = None, overwrite: bool = False, console: Console | None = None) -> dict:
+          budgets: list[int] | None = None, overwrite: bool = False, console: Console | None = None,
+          human: HumanLabels | None = None) -> dict:
     """Train the base models (resuming), aggregate their votes and certify every test prediction by the spec's
     method, and by the other certificate the same models give (DPA and ROE, or FA and FA+ROE).
 
-    Returns {"doc": certify.json's content, "votes": (M, K), "predicted", "radius", "files": written paths}."""
+    `human`: the CIFAR-10N labels a "cifar10n:KEY" kind trains on. Returns {"doc": certify.json's content, "votes":
+    (M, K), "predicted", "radius", "files": written paths}."""
     check_choice(spec.method, METHODS, "certification method")
-    check_choice(spec.kind, KINDS, "poisoning kind")
+    if not humanlabels.is_kind(spec.kind):
+        check_choice(spec.kind, KINDS, "poisoning kind")
+    check_choice(spec.select, informed.STRATEGIES, "item selection")
     check_choice(spec.augment, AUGMENTS, "augmentation")
     k = check_int(spec.partitions, "partitions", low=1, high=len(data.y_train))
     d = check_int(spec.spread, "spread", low=1, high=max(1, len(data.y_train) // k))
@@ -153,10 +167,11 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
                              + f", got spread {d}; " + ("pass a spread such as 16 for FA" if d == 1 else
                                                          "use fa or fa+roe with a spread"))
     console = console or Console(stderr=True)
-    labels, mask = poisoned(data, spec)
+    labels, mask = poisoned(data, spec, human)
     buckets, members = layout(data, spec)
     n_models = len(members)
-    settings = json.loads(json.dumps({"spec": spec.to_dict(), "data": dataset_record(data)}))  # as saved
+    provenance = {"labels": human.provenance(mask)} if humanlabels.is_kind(spec.kind) else {}
+    settings = json.loads(json.dumps({"spec": spec.to_dict(), "data": dataset_record(data), **provenance}))
     folder = out / "partitions"
     _claim_folder(out, settings, overwrite)
     shape = (len(data.y_test), data.num_classes)
@@ -180,8 +195,9 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     doc = {
         "dataset": data.name, "method": spec.method, "partitions": k, "spread": d, "base_models": n_models,
         "model": spec.model, "n_train": len(labels), "n_test": len(data.y_test),
-        "poison": {"kind": spec.kind, "percent": spec.percent, "rate": spec.percent / 100,
-                   "n_poisoned": int(mask.sum())},
+        "poison": {"kind": spec.kind, "select": spec.select, "percent": round(100 * float(mask.mean()), 4)
+                   if humanlabels.is_kind(spec.kind) else spec.percent, "rate": float(mask.mean())
+                   if humanlabels.is_kind(spec.kind) else spec.percent / 100, "n_poisoned": int(mask.sum())},
         **summary[spec.method],
         "base_accuracy_mean": float(np.mean(base)) if base else None,
         "methods": summary,
