@@ -281,3 +281,17 @@ def test_certify_command_refuses_mixed_poisonings(cli, tmp_path):
     cli.fails(r"--method roe takes no --spread \(got 4\)", *base, "--method", "roe", "--spread", "4")
     cli.fails(r"augmentation 'shift' needs a CNN base model on images", *base, "--augment", "shift")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_study_saved_before_roe_certifies_by_dpa_and_trains_again_for_roe(tmp_path):
+    """Studies made before ROE saved each model's class alone (n_test,) int64: DPA still reads them; ROE, which needs
+    the rankings, trains those models again."""
+    digits = pl.load_dataset("digits")
+    first = pl.certify(digits, partitions=6, model="logreg", out=tmp_path)
+    for path in (tmp_path / "partitions").glob("*.npy"):
+        np.save(path, np.load(path)[:, 0].astype(np.int64))
+    legacy = pl.certify(digits, partitions=6, model="logreg", out=tmp_path)
+    assert set(legacy.doc["methods"]) == {"dpa"} and np.array_equal(legacy.radius, first.radius)
+    again = pl.certify(digits, partitions=6, model="logreg", method="roe", out=tmp_path)
+    assert set(again.doc["methods"]) == {"dpa", "roe"} and np.load(tmp_path / "partitions" / "0.npy").ndim == 2
+    assert np.array_equal(again.doc["methods"]["dpa"]["certified_accuracy"], first.doc["methods"]["dpa"]["certified_accuracy"])

@@ -59,8 +59,8 @@ class CertifySpec:
 
     def to_dict(self) -> dict:
         doc = settings(self)
-        for key, default in (("spread", 1), ("augment", "none"), ("select", "random")):  # as before these were built: old studies resume
-            if doc[key] == default:
+        for key, default in (("spread", 1), ("augment", "none"), ("select", "random")):
+            if doc[key] == default:  # recorded as before these settings existed, so that earlier studies resume
                 del doc[key]
         return doc
 
