@@ -544,11 +544,8 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     attack_list = [] if attack_budgets is None else [check_int(b, "attack_budgets", low=1)
                                                      for b in check_nonempty(attack_budgets, "attack_budgets")]
     custom = None if isinstance(model, str) else model
-    human = None
-    if humanlabels.is_kind(kind):
-        keys = humanlabels.request(kind, [data.name], [])
-        human = humanlabels.read(humanlabels.labels_file(None if cifar_n is None else Path(cifar_n), data_dir),
-                                 keys[:1])[0]
+    human = humanlabels.one(kind, data.name, None if cifar_n is None else Path(cifar_n), data_dir, []) \
+        if humanlabels.is_kind(kind) else None
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-certify-") as folder:
         result = study(data, spec, Path(folder), model=custom, jobs=check_int(jobs, "jobs", low=1),
                        budgets=budget_list, overwrite=overwrite, human=human)

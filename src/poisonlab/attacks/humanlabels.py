@@ -88,6 +88,16 @@ def request(spec: str, dataset_names: list[str], conflicts: list[str]) -> list[s
     return keys
 
 
+def one(spec: str, dataset_name: str, cifar_n: Path | None, data_dir: Path | None,
+        conflicts: list[str]) -> HumanLabels:
+    """The one label set `spec` ("cifar10n:KEY") names, checked (CIFAR-10, no poisoning option among `conflicts`,
+    one key) and read from `cifar_n` or the dataset folder."""
+    keys = request(spec, [dataset_name], conflicts)
+    if len(keys) != 1:
+        raise PoisonlabError(f"one CIFAR-10N label set is needed here, got {len(keys)} ({spec}); run one study each")
+    return read(labels_file(cifar_n, data_dir), keys)[0]
+
+
 def default_path(data_dir: Path) -> Path:
     """Where the labels live in a dataset folder: <data-dir>/cifar_n/cifar10n_labels.npz."""
     return data_dir / FILE

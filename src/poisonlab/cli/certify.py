@@ -68,7 +68,6 @@ def certify(
                                                        f"takes no --spread (got {spread}); use --method fa or fa+roe"))
     check_choice(model, MODELS, "model")
     check_choice(poison, POISON_CHOICES, "poisoning kind")
-    check_choice(augment, ("none", "shift", "shift+flip"), "augmentation")
     percents = parse_percents(percent)
     if len(percents) != 1:
         raise PoisonlabError(f"--percents takes one value for certify, got {len(percents)}; run one study per percent")
@@ -83,10 +82,7 @@ def certify(
 
         conflicts = [flag for flag, given in (("--poison", poison != "none"), ("--attack-budgets", attack_budgets))
                      if given]
-        keys = humanlabels.request(labels, [dataset], conflicts)
-        if len(keys) != 1:
-            raise PoisonlabError(f"--labels takes one label set for certify, got {len(keys)}; run one study each")
-        human = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), keys)[0]
+        human = humanlabels.one(labels, dataset, cifar_n, data_dir, conflicts)
     jobs = jobs_or_default(jobs)
     budgets = parse_budgets(attack_budgets) if attack_budgets is not None else []
     kinds = tuple(k.strip() for k in attacks.split(",") if k.strip())

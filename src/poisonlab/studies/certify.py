@@ -168,9 +168,10 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
                                                          "use fa or fa+roe with a spread"))
     console = console or Console(stderr=True)
     labels, mask = poisoned(data, spec, human)
-    buckets, members = layout(data, spec)
+    buckets, _, members = layout(data, spec)
     n_models = len(members)
-    provenance = {"labels": human.provenance(mask)} if humanlabels.is_kind(spec.kind) else {}
+    measured = humanlabels.is_kind(spec.kind)  # human labels: the noise rate is measured, not chosen
+    provenance = {"labels": human.provenance(mask)} if measured else {}
     settings = json.loads(json.dumps({"spec": spec.to_dict(), "data": dataset_record(data), **provenance}))
     folder = out / "partitions"
     _claim_folder(out, settings, overwrite)
@@ -183,8 +184,8 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
         console.print(f"resuming: {n_models - len(todo)} of {n_models} base models already trained in {out}")
     train_models(data, labels, spec, model, [(i, members[i]) for i in todo], folder, jobs=jobs, console=console)
     saved = saved_rankings(folder, range(n_models), data)
-    first = np.stack([r if r.ndim == 1 else r[:, 0].astype(np.int64) for r in saved])
-    certified = aggregate(first, saved, buckets, data.num_classes, spec.methods)
+    first = classes(saved)
+    certified = aggregate(saved, buckets, data.num_classes, spec.methods)
     top = max(int(radius.max(initial=0)) for _, radius, _ in certified.values())
     budgets = list(range(0, top + 2)) if budgets is None else budgets
     base = [(p[p != ABSTAIN] == data.y_test[p != ABSTAIN]).mean() for p in first if (p != ABSTAIN).any()]
@@ -195,9 +196,9 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     doc = {
         "dataset": data.name, "method": spec.method, "partitions": k, "spread": d, "base_models": n_models,
         "model": spec.model, "n_train": len(labels), "n_test": len(data.y_test),
-        "poison": {"kind": spec.kind, "select": spec.select, "percent": round(100 * float(mask.mean()), 4)
-                   if humanlabels.is_kind(spec.kind) else spec.percent, "rate": float(mask.mean())
-                   if humanlabels.is_kind(spec.kind) else spec.percent / 100, "n_poisoned": int(mask.sum())},
+        "poison": {"kind": spec.kind, "select": spec.select,
+                   "percent": round(100 * float(mask.mean()), 4) if measured else spec.percent,
+                   "rate": float(mask.mean()) if measured else spec.percent / 100, "n_poisoned": int(mask.sum())},
         **summary[spec.method],
         "base_accuracy_mean": float(np.mean(base)) if base else None,
         "methods": summary,
@@ -213,11 +214,12 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
             "files": files}
 
 
-def layout(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The (k*d, d) buckets -> models map and every base model's training items."""
+def layout(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The (k*d, d) buckets -> models map, every training item's bucket (N,) and every base model's items."""
     k, d = spec.partitions, spec.spread
     buckets = spread(k * d, d, key=spec.key.encode())
-    return buckets, model_items(partitions(data.x_train, k * d, key=spec.key.encode()), buckets)
+    parts = partitions(data.x_train, k * d, key=spec.key.encode())
+    return buckets, parts, model_items(parts, buckets)
 
 
 def train_models(data: Dataset, labels: np.ndarray, spec: CertifySpec, model: ModelSpec | None,
@@ -248,11 +250,15 @@ def saved_rankings(folder: Path, numbers, data: Dataset) -> list[np.ndarray]:
     return [_saved(folder / f"{i}.npy", len(data.y_test), data.num_classes) for i in numbers]
 
 
-def aggregate(first: np.ndarray, saved: list[np.ndarray], buckets: np.ndarray, num_classes: int,
-             methods: tuple[str, str]) -> dict:
-    """{method: (predicted, radius, votes)} for the plurality certificate over the models' classes `first` (n_models,
-    M) and, when every model's full rankings are saved (studies before ROE saved only each model's class), the
-    run-off one."""
+def classes(saved: list[np.ndarray]) -> np.ndarray:
+    """Every model's class of every test item, (n_models, M), from saved rankings (or classes, before ROE)."""
+    return np.stack([r if r.ndim == 1 else r[:, 0].astype(np.int64) for r in saved])
+
+
+def aggregate(saved: list[np.ndarray], buckets: np.ndarray, num_classes: int, methods: tuple[str, str]) -> dict:
+    """{method: (predicted, radius, votes)} for the plurality certificate over the models' classes and, when every
+    model's full rankings are saved (studies before ROE saved only each model's class), the run-off one."""
+    first = classes(saved)
     votes = vote_counts(first, num_classes)
     plurality, run_off = methods
     result = {plurality: (*fa_certificates(first, buckets, num_classes), votes)}

@@ -17,7 +17,7 @@ from poisonlab import store
 from poisonlab.attacks import flips
 from poisonlab.checks import check_choice, check_int
 from poisonlab.datasets import Dataset
-from poisonlab.defences.certify import certified_accuracy, partitions
+from poisonlab.defences.certify import certified_accuracy
 from poisonlab.errors import PoisonlabError
 from poisonlab.files import MAX_RECORD_BYTES, read_json
 from poisonlab.reporting.certifyplots import guarantee_plot
@@ -56,11 +56,11 @@ def study(data: Dataset, spec: certify.CertifySpec, out: Path, certified: dict, 
         check_choice(kind, ATTACKS, "attack")
     budgets = sorted({check_int(b, "attack budget", low=1, high=len(data.y_train)) for b in budgets})
     console = console or Console(stderr=True)
-    buckets, members = certify.layout(data, spec)
-    owners = buckets[partitions(data.x_train, len(buckets), key=spec.key.encode())]  # (N, d): models of each item
+    buckets, parts, members = certify.layout(data, spec)
+    owners = buckets[parts]  # (N, d): the models of each item
     clean = certify.saved_rankings(out / "partitions", range(len(members)), data)
     bounds = {name: dict(zip(budgets, certified_accuracy(p, r, data.y_test, np.array(budgets)).tolist()))
-              for name, (p, r, _) in _aggregate(clean, buckets, data.num_classes, spec).items()}
+              for name, (p, r, _) in certify.aggregate(clean, buckets, data.num_classes, spec.methods).items()}
     base = model if model is not None else spec.model
     epochs = spec.train.max_epochs if ordinary_epochs is None else check_int(ordinary_epochs, "ordinary_epochs", low=1)
     config = TrainConfig(max_epochs=epochs, batch_size=spec.train.batch_size,
@@ -79,7 +79,7 @@ def study(data: Dataset, spec: certify.CertifySpec, out: Path, certified: dict, 
                                  what=f"{kind} {budget}: base models")
             for i, r in zip(changed, certify.saved_rankings(folder / "partitions", changed, data)):
                 rankings[i] = r
-            aggregate = _aggregate(rankings, buckets, data.num_classes, spec)
+            aggregate = certify.aggregate(rankings, buckets, data.num_classes, spec.methods)
             ordinary = _ordinary(data, labels, base, config, spec.seed, folder)
             rows.append({"attack": kind, "budget": budget, "flipped": int(mask.sum()),
                          "models_retrained": int(len(changed)),
@@ -101,12 +101,6 @@ def study(data: Dataset, spec: certify.CertifySpec, out: Path, certified: dict, 
     store.write_json(out / "attacks.json", doc)
     guarantee_plot(doc, out / "guarantee.png")
     return doc
-
-
-def _aggregate(rankings: list[np.ndarray], buckets: np.ndarray, num_classes: int, spec: certify.CertifySpec) -> dict:
-    """{method: (predicted, radius, votes)} of both certificates of the models' saved rankings."""
-    first = np.stack([r if r.ndim == 1 else r[:, 0].astype(np.int64) for r in rankings])
-    return certify.aggregate(first, rankings, buckets, num_classes, spec.methods)
 
 
 def _ordinary(data: Dataset, labels: np.ndarray, model: ModelSpec, config: TrainConfig, seed: int, folder: Path, *,
