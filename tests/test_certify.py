@@ -16,6 +16,8 @@ from fuzzing import examples
 from poisonlab import datasets
 from poisonlab.defences.certify import (ABSTAIN, certificates, certified_accuracy, fa_certificates, model_items,
                                        partitions, roe_certificates, spread, vote_counts)
+from poisonlab.studies.certify import CertifySpec, study
+from poisonlab.training.loop import TrainConfig
 
 
 def brute_force_radius(votes: np.ndarray) -> tuple[int, int]:
@@ -237,7 +239,6 @@ def test_a_stacked_partition_trains_as_it_would_alone(mnist):
     import torch
 
     from poisonlab.training import fitting
-    from poisonlab.training.loop import TrainConfig
     from poisonlab.training.stacked import fit_on_own_items, rank_each
 
     x, y = fitting.as_tensor(mnist.x_train), torch.from_numpy(mnist.y_train)
@@ -295,3 +296,24 @@ def test_a_study_saved_before_roe_certifies_by_dpa_and_trains_again_for_roe(tmp_
     again = pl.certify(digits, partitions=6, model="logreg", method="roe", out=tmp_path)
     assert set(again.doc["methods"]) == {"dpa", "roe"} and np.load(tmp_path / "partitions" / "0.npy").ndim == 2
     assert np.array_equal(again.doc["methods"]["dpa"]["certified_accuracy"], first.doc["methods"]["dpa"]["certified_accuracy"])
+
+
+def test_jobs_train_groups_of_base_models_in_workers_as_one_thread_would(shared_data, tmp_path):
+    """--jobs on a CPU: groups of partitions go to worker processes of one torch thread each, each sent only its
+    models' items; every model is the one a single-threaded process trains (same items, same seed)."""
+    import torch
+
+    data = datasets.load("mnist", shared_data, dataset_size=600, download=False, test_size=200)
+    spec = CertifySpec(partitions=6, model="simplecnn", augment="shift", train=TrainConfig(max_epochs=15, batch_size=16))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = study(data, spec, tmp_path / "alone")
+    finally:
+        torch.set_num_threads(threads)
+    grouped = study(data, spec, tmp_path / "grouped", jobs=2)
+    for i in range(6):
+        assert np.array_equal(np.load(tmp_path / "alone" / "partitions" / f"{i}.npy"),
+                              np.load(tmp_path / "grouped" / "partitions" / f"{i}.npy"))
+    assert grouped["doc"]["methods"] == alone["doc"]["methods"]
+    assert grouped["doc"]["clean_accuracy"] > 0.3

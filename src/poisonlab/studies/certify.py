@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from poisonlab.checks import check_choice, check_int
 from poisonlab.datasets import Dataset, dataset_record
 from poisonlab.defences.certify import (ABSTAIN, METHODS, certified_accuracy, fa_certificates, model_items,
                                        partitions, roe_certificates, spread, vote_counts)
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, RunsFailed
 from poisonlab.files import MAX_RECORD_BYTES, read_json
 from poisonlab.reporting.certifyplots import certified_plot
 from poisonlab.studies import surrogate
@@ -35,7 +36,7 @@ from poisonlab.training import TORCH_MODELS, fitting
 from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.models import ModelSpec
 from poisonlab.training.stacked import AUGMENTS, fit_on_own_items, rank_each, wide
-from poisonlab.training.parallel import pmap
+from poisonlab.training.parallel import pmap, stream
 
 STACK = 64  # partitions trained at once as one wide model on a GPU (on a CPU grouped convolutions are slower: 1)
 KINDS = ("none", "random", "biased")
@@ -119,16 +120,17 @@ def stackable(model: ModelSpec, data: Dataset) -> bool:
     return isinstance(built, nn.Module) and wide(copy.deepcopy(built).to("meta")) is not None
 
 
-def _stacked_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec: CertifySpec,
-                      todo: list[tuple[int, np.ndarray]], keep) -> None:
-    """Train the base models STACK at a time as one wide model on a GPU, one at a time (the same procedure) on a CPU
-    (model i seeded seed + i), and `keep` each one's test rankings as it finishes (see `_fixed_ranking`)."""
+def _stacked_rankings(x: np.ndarray, labels: np.ndarray, x_test: np.ndarray, num_classes: int, model: ModelSpec,
+                      spec: CertifySpec, todo: list[tuple[int, np.ndarray]], keep) -> None:
+    """Train the base models `todo` ((number, items of x) pairs) STACK at a time as one wide model on a GPU, one at
+    a time (the same procedure) on a CPU (model i seeded seed + i), and `keep(n, rankings)` the n-th one's test
+    rankings as it finishes (see `_fixed_ranking`)."""
     device = pick_device()
-    x, x_test = fitting.as_tensor(data.x_train, device), fitting.as_tensor(data.x_test, device)
+    x_on, x_test_on = fitting.as_tensor(x, device), fitting.as_tensor(x_test, device)
     y = torch.from_numpy(labels).to(device)
     rest = []
     for n, item in enumerate(todo):
-        fixed = _fixed_ranking(labels[item[1]], len(data.y_test), data.num_classes)
+        fixed = _fixed_ranking(labels[item[1]], len(x_test), num_classes)
         if fixed is None:
             rest.append((n, item))
         else:
@@ -136,12 +138,48 @@ def _stacked_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec:
     size = STACK if device.type == "cuda" else 1
     for start in range(0, len(rest), size):
         group = rest[start : start + size]
-        models = [fitting.build(model, data.x_train.shape[1:], data.num_classes, spec.seed + i).to(device)
-                  for _, (i, _) in group]
-        fit_on_own_items(models, x, [m for _, (_, m) in group], y, spec.train, [spec.seed + i for _, (i, _) in group],
-                         augment=spec.augment)
-        for (n, _), ranking in zip(group, rank_each(models, x_test)):
+        models = [fitting.build(model, x.shape[1:], num_classes, spec.seed + i).to(device) for _, (i, _) in group]
+        fit_on_own_items(models, x_on, [m for _, (_, m) in group], y, spec.train,
+                         [spec.seed + i for _, (i, _) in group], augment=spec.augment)
+        for (n, _), ranking in zip(group, rank_each(models, x_test_on)):
             keep(n, ranking)
+
+
+def _group_rankings(context: tuple, group: tuple, send) -> None:
+    """Worker task of `_grouped_rankings`: train one group's models and send (n, rankings) for each."""
+    x_test, num_classes, model, spec = context
+    x, labels, todo = group
+    _stacked_rankings(x, labels, x_test, num_classes, model, spec, todo, lambda n, ranking: send((n, ranking)))
+
+
+def _grouped_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec: CertifySpec,
+                      todo: list[tuple[int, np.ndarray]], keep, jobs: int, console: Console) -> None:
+    """`_stacked_rankings` in `jobs` worker processes of one torch thread each (faster than one process of `jobs`
+    threads for small CNNs on a CPU): groups of consecutive models, each sent only its models' items, and every
+    model's rankings kept as soon as its worker sends them. A group whose worker failed is trained again once."""
+    size = max(1, math.ceil(len(todo) / (4 * jobs)))
+    starts = list(range(0, len(todo), size))
+    groups = []
+    for start in starts:
+        chunk = todo[start : start + size]
+        used = np.unique(np.concatenate([m for _, m in chunk]).astype(np.int64))
+        groups.append((data.x_train[used], labels[used],
+                       [(i, np.searchsorted(used, m).astype(np.int64)) for i, m in chunk]))
+    failed = []
+
+    def on_event(kind: str, index: int, detail) -> None:
+        if kind == "message":
+            keep(starts[index] + detail[0], detail[1])
+        elif kind == "retry":
+            console.print(f"models {starts[index]}-{starts[index] + len(groups[index][2]) - 1}: failed ({detail}); "
+                          "training them again once")
+        elif kind == "failed":
+            failed.append(f"models {starts[index]}-{starts[index] + len(groups[index][2]) - 1}: {detail}")
+
+    stream(_group_rankings, groups, jobs, on_event=on_event, context=(data.x_test, data.num_classes, model, spec))
+    if failed:
+        raise RunsFailed(f"{len(failed)} of {len(groups)} groups of base models failed twice ({'; '.join(failed)}); "
+                         "the trained ones stay saved: run it again to train the rest")
 
 
 def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | None = None, jobs: int = 1,
@@ -237,8 +275,10 @@ def train_models(data: Dataset, labels: np.ndarray, spec: CertifySpec, model: Mo
             bar.update(task, advance=1)
 
         base = model if model is not None else spec.model
-        if stackable(base, data):
-            _stacked_rankings(data, labels, base, spec, todo, keep)
+        if stackable(base, data) and jobs > 1 and len(todo) > 1 and pick_device().type == "cpu":
+            _grouped_rankings(data, labels, base, spec, todo, keep, jobs, console)
+        elif stackable(base, data):
+            _stacked_rankings(data.x_train, labels, data.x_test, data.num_classes, base, spec, todo, keep)
         else:
             context = (data.x_train, labels, data.x_test, base, spec.train, spec.seed, data.num_classes)
             pmap(_partition_rankings, todo, jobs, context=context, on_result=keep, note=console.print,
