@@ -213,7 +213,7 @@ def test_certify_command_writes_resumes_and_refuses_other_settings(tmp_path, cli
     code, text = cli.text(*args)
     assert code == 0 and "resuming: 12 of 12 base models already trained" in " ".join(text.split())
     cli.fails("holds a certify study with other settings or data", *args[:-2], "--seed", "1", "--out", tmp_path)
-    cli.fails(r"--percents needs --poison random or biased", *args[:-2], "--percents", "10", "--out", tmp_path / "x")
+    cli.fails(r"--percents needs --poison random, biased, informed or backdoor", *args[:-2], "--percents", "10", "--out", tmp_path / "x")
     cli.fails(r"partitions must be a whole number from 1 to 1437, got 5000", "certify", "--dataset", "digits",
               "--partitions", "5000", "--model", "logreg", "--out", tmp_path / "y")
     assert not (tmp_path / "x").exists()
@@ -281,6 +281,10 @@ def test_certify_command_refuses_mixed_poisonings(cli, tmp_path):
     cli.fails(r"--method fa needs --spread above 1", *base, "--method", "fa")
     cli.fails(r"--method roe takes no --spread \(got 4\)", *base, "--method", "roe", "--spread", "4")
     cli.fails(r"augmentation 'shift' needs a CNN base model on images", *base, "--augment", "shift")
+    cli.fails(r"--target and --trigger set a backdoor: add --poison backdoor", *base, "--target", "3")
+    cli.fails(r"a backdoor stamps items of other classes than --target at random: leave --select out", *base,
+              "--poison", "backdoor", "--percent", "1", "--select", "margin")
+    cli.fails(r"unknown trigger 'star'", *base, "--poison", "backdoor", "--percent", "1", "--trigger", "star")
     assert not any(tmp_path.iterdir())
 
 
@@ -317,3 +321,58 @@ def test_jobs_train_groups_of_base_models_in_workers_as_one_thread_would(shared_
                               np.load(tmp_path / "grouped" / "partitions" / f"{i}.npy"))
     assert grouped["doc"]["methods"] == alone["doc"]["methods"]
     assert grouped["doc"]["clean_accuracy"] > 0.3
+
+
+def test_a_backdoor_cannot_move_a_triggered_prediction_certified_against_its_stamped_items(mnist, tmp_path):
+    """--poison backdoor: the base models also rank the triggered test images; where the aggregate's radius there
+    covers every stamped item (one removal and one insertion each), its prediction is the one the same aggregate
+    gives without the backdoor, on real MNIST."""
+    common = dict(partitions=20, model=KNeighborsClassifier(1), method="roe", kind="backdoor", target="7")
+    clean = pl.certify(mnist, rate=0.0, out=tmp_path / "clean", **common)
+    stamped = pl.certify(mnist, rate=0.001, out=tmp_path / "stamped", **common)
+    doc = stamped.doc["backdoor"]
+    assert stamped.doc["poison"]["n_poisoned"] == 2 and doc["radius_needed"] == 4 and doc["target"] == 7
+    assert doc["n_triggered"] == int((mnist.y_test != 7).sum()) and len(stamped.labels) == len(mnist.y_test)
+    assert clean.doc["backdoor"]["radius_needed"] == 0
+    for name in ("dpa", "roe"):
+        assert 0.3 < doc["methods"][name]["certified_unaffected"] <= 1
+        assert 0 <= doc["methods"][name]["attack_success_rate"] <= 1
+    from poisonlab.studies.certify import _with_triggered, aggregate, layout, poisoned, saved_rankings
+
+    triggered = {}
+    for percent, folder in ((0.0, "clean"), (0.1, "stamped")):
+        spec = CertifySpec(partitions=20, method="roe", kind="backdoor", percent=percent, target=7)
+        x, _, _ = poisoned(mnist, spec)
+        data = _with_triggered(mnist, x, spec)
+        saved = saved_rankings(tmp_path / folder / "partitions", range(20), data)
+        buckets = layout(data, spec)[0]
+        triggered[percent] = {name: (p[len(mnist.y_test):], r[len(mnist.y_test):]) for name, (p, r, _) in
+                              aggregate(saved, buckets, 10, ("dpa", "roe")).items()}
+    for name in ("dpa", "roe"):
+        predicted, radius = triggered[0.1][name]
+        sure = radius >= 4
+        assert sure.mean() == doc["methods"][name]["certified_unaffected"]
+        assert np.array_equal(predicted[sure], triggered[0.0][name][0][sure])
+
+
+def test_certify_command_certifies_against_a_backdoor_and_reports_it(cli, tmp_path):
+    code, text = cli.text("certify", "--dataset", "digits", "--partitions", "6", "--model", "logreg", "--poison",
+                          "backdoor", "--percent", "5", "--target", "3", "--trigger", "blend", "--out", tmp_path)
+    text = " ".join(text.split())
+    assert code == 0 and "backdoor to class 3: one base model's attack success rate (mean)" in text
+    doc = json.loads((tmp_path / "certify.json").read_text())
+    assert doc["poison"]["kind"] == "backdoor" and doc["poison"]["n_poisoned"] == round(0.05 * 1437)
+    assert doc["settings"]["spec"]["trigger"] == "blend" and doc["settings"]["spec"]["target"] == 3
+    assert doc["backdoor"]["radius_needed"] == 2 * doc["poison"]["n_poisoned"]
+    code, _ = cli.text("report", "--out", tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert code == 0 and "Backdoor: a blend trigger stamped on 72 training items relabelled as class 3" in html
+    assert "certified unaffected" in html
+
+
+def test_certify_command_poison_informed_flips_where_a_surrogate_is_surest(cli, tmp_path):
+    code, _ = cli.text("certify", "--dataset", "digits", "--partitions", "4", "--model", "logreg", "--poison",
+                       "informed", "--percent", "10", "--out", tmp_path)
+    doc = json.loads((tmp_path / "certify.json").read_text())
+    assert code == 0 and doc["poison"]["kind"] == "random" and doc["poison"]["select"] == "confident"
+    assert doc["poison"]["n_poisoned"] == round(0.1 * 1437)

@@ -467,7 +467,7 @@ class CertifyResult:
 
 def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcnn", method: str | None = None,
             spread: int = 1, kind: str = "none", rate: float = 0.0, select: str = "random",
-            cifar_n: str | Path | None = None, seed: int = 0, epochs: int = 10, batch_size: int = 64,
+            target: int | str = 0, trigger: str = "patch", cifar_n: str | Path | None = None, seed: int = 0, epochs: int = 10, batch_size: int = 64,
             lr: float = 1e-3, augment: str = "none", attack_budgets: Sequence[int] | None = None,
             attacks: Sequence[str] = ("random", "biased", "confident"), ordinary_epochs: int | None = None,
             key: str = "poisonlab-dpa", budgets: Sequence[int] | None = None, jobs: int = 1,
@@ -493,12 +493,18 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
         ``.doc["methods"]`` holds both certificates the models give (DPA and ROE, or FA and FA+ROE).
     spread : int
         d, the number of models each item trains (FA); 1 for DPA and ROE.
-    kind : {"none", "random", "biased"} or "cifar10n:KEY"
-        Poison the training labels first (`rate` of them), to certify a model trained on poisoned data; or train on
-        CIFAR-10N's human labels (KEY aggre, worse, random1..3; the file `cifar_n`, default in `data_dir`).
+    kind : {"none", "random", "biased", "backdoor"} or "cifar10n:KEY"
+        Poison the training set first (`rate` of its items), to certify a model trained on poisoned data: flip
+        labels, or stamp `trigger` on items of other classes and relabel them as `target` (``.doc["backdoor"]``:
+        the attack success rate of the aggregate and of one base model, and the share of triggered test images
+        certified unaffected by every stamped item); or train on CIFAR-10N's human labels (KEY aggre, worse,
+        random1..3; the file `cifar_n`, default in `data_dir`).
     rate : float in [0, 1]
     select : {"random", "first", "last", "margin", "confident"}
-        Which items the poisoning changes (margin, confident: informed, from a clean-label surrogate).
+        Which items label flips change (margin, confident: informed, from a clean-label surrogate).
+    target : int or str
+        The backdoor's class (number or name).
+    trigger : {"patch", "blend"}
     cifar_n : path, optional
     seed : int
         Seed of the poisoning and of each base model (partition i uses seed + i).
@@ -537,8 +543,8 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     spread = check_int(spread, "spread", low=1)
     method = method if method is not None else ("dpa" if spread == 1 else "fa")
     spec = CertifySpec(partitions=check_int(partitions, "partitions", low=1), model=model_name(model), method=method,
-                       spread=spread, augment=augment, kind=kind, select=select, percent=_percent(rate), seed=seed,
-                       key=key,
+                       spread=spread, augment=augment, kind=kind, select=select, percent=_percent(rate),
+                       trigger=trigger, target=datasets.resolve_class(target, data.classes), seed=seed, key=key,
                        train=_training(epochs, batch_size, lr=check_positive(lr, "lr")))
     budget_list = None if budgets is None else [check_int(b, "budgets", low=0) for b in check_nonempty(budgets, "budgets")]
     attack_list = [] if attack_budgets is None else [check_int(b, "attack_budgets", low=1)

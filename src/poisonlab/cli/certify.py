@@ -17,7 +17,8 @@ from poisonlab.files import check_output_folder
 from poisonlab.training import MODELS
 
 METHOD_CHOICES = ("dpa", "fa", "roe", "fa+roe")  # defences.certify.METHODS, kept here so that --help loads no numpy
-POISON_CHOICES = ("none", "random", "biased")
+POISON_CHOICES = ("none", "random", "biased", "informed", "backdoor")
+TRIGGER_CHOICES = ("patch", "blend")  # attacks.backdoor.TRIGGERS
 ATTACK_CHOICES = ("random", "biased", "confident")  # studies.guarantee.ATTACKS
 
 
@@ -44,9 +45,11 @@ def certify(
     lr: Annotated[float, typer.Option("--lr", min=0, help="Adam learning rate of each torch base model.")] = 1e-3,
     augment: Annotated[str, typer.Option(help="Augment each torch base model's items: none, shift (up to 2 pixels each way) or shift+flip (and mirrored left-right).")] = "none",
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 64,
-    poison: Annotated[str, typer.Option(help="Poison the training labels first: none, random or biased.")] = "none",
+    poison: Annotated[str, typer.Option(help="Poison the training set first: none; random or biased label flips; informed (random flips where a clean-label surrogate is surest, --select confident, or nearest the boundary, --select margin); backdoor (a trigger stamped on --percent % of the items, relabelled as --target).")] = "none",
     percent: Annotated[str, typer.Option("--percents", "--percent", help="Poison percent (one value) with --poison.")] = "0",
-    select: Annotated[str, typer.Option(help="Which items --poison changes: random, first, last, margin or confident (informed, from a clean-label surrogate; see train --select).")] = "random",
+    select: Annotated[str | None, typer.Option(help="Which items --poison changes: random, first, last, margin or confident (informed, from a clean-label surrogate; see train --select).", show_default="random, or confident with --poison informed")] = None,
+    target: Annotated[str | None, typer.Option(help="Class the backdoor trigger steers to (name or number), with --poison backdoor.", show_default="0")] = None,
+    trigger: Annotated[str, typer.Option(help="Backdoor trigger: patch (a 3x3 checkerboard in the bottom-right corner) or blend (a seeded noise image mixed in at 20%).")] = "patch",
     labels: Annotated[str | None, typer.Option(help="Real human noise instead of poisoning: cifar10n:KEY with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
     attack_budgets: Annotated[str | None, typer.Option("--attack-budgets", help="Then flip B labels for each B (e.g. 50,100,200), train again the base models they reach and one ordinary model, and set their accuracy beside the certified bound.")] = None,
@@ -68,11 +71,21 @@ def certify(
                                                        f"takes no --spread (got {spread}); use --method fa or fa+roe"))
     check_choice(model, MODELS, "model")
     check_choice(poison, POISON_CHOICES, "poisoning kind")
+    check_choice(trigger, TRIGGER_CHOICES, "trigger")
+    if poison == "informed":  # random flips of the items a clean-label surrogate is surest of (or --select margin)
+        poison, select = "random", select or "confident"
+    select = select or "random"
+    if poison == "backdoor" and select != "random":
+        raise PoisonlabError("--select chooses label flips; a backdoor stamps items of other classes than --target at "
+                             "random: leave --select out")
+    if (target is not None or trigger != "patch") and poison != "backdoor":
+        raise PoisonlabError("--target and --trigger set a backdoor: add --poison backdoor --percent P, or leave them out")
     percents = parse_percents(percent)
     if len(percents) != 1:
         raise PoisonlabError(f"--percents takes one value for certify, got {len(percents)}; run one study per percent")
     if poison == "none" and percents[0] != 0:
-        raise PoisonlabError("--percents needs --poison random or biased; leave it out to certify the clean data")
+        raise PoisonlabError("--percents needs --poison random, biased, informed or backdoor; leave it out to certify "
+                             "the clean data")
     check_choice(select, STRATEGIES, "item selection")
     if select != "random" and poison == "none":
         raise PoisonlabError("--select needs --poison random or biased; leave it out to certify the clean data")
@@ -99,7 +112,8 @@ def certify(
     check_outputs(json_path)
     data = datasets.load(dataset, data_dir, dataset_size, download)
     spec = CertifySpec(partitions=partitions, model=model, method=method, spread=spread, augment=augment,
-                       kind=human.kind if human else poison, select=select, percent=percents[0], seed=seed,
+                       kind=human.kind if human else poison, select=select, percent=percents[0], trigger=trigger,
+                       target=datasets.resolve_class(target, data.classes) if target is not None else 0, seed=seed,
                        train=TrainConfig(max_epochs=epochs, batch_size=batch_size, lr=lr))
     result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console, human=human)
     doc = result["doc"]
@@ -121,5 +135,13 @@ def certify(
         guarantee.study(data, spec, out, doc, budgets, kinds=kinds, ordinary_epochs=ordinary_epochs, jobs=jobs,
                         console=console)
         files += [out / "attacks.json", out / "guarantee.png"]
+    if "backdoor" in doc:
+        stamped = doc["backdoor"]
+        base = stamped["base_attack_success_rate_mean"]
+        console.print(f"backdoor to class {stamped['target']}: one base model's attack success rate (mean) "
+                      f"{'n/a' if base is None else f'{base:.4f}'}; "
+                      + "; ".join(f"{name.upper()} {row['attack_success_rate']:.4f}, certified unaffected by every "
+                                  f"stamped item {row['certified_unaffected']:.4f}"
+                                  for name, row in stamped["methods"].items()))
     for path in files:
         print(path)

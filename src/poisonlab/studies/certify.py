@@ -12,7 +12,7 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from poisonlab import store
-from poisonlab.attacks import flips, humanlabels, informed
+from poisonlab.attacks import backdoor, flips, humanlabels, informed
+from poisonlab.attacks.backdoor import Trigger
 from poisonlab.attacks.humanlabels import HumanLabels
 from poisonlab.checks import check_choice, check_int
 from poisonlab.datasets import Dataset, dataset_record
@@ -39,7 +40,7 @@ from poisonlab.training.stacked import AUGMENTS, fit_on_own_items, rank_each, wi
 from poisonlab.training.parallel import pmap, stream
 
 STACK = 64  # partitions trained at once as one wide model on a GPU (on a CPU grouped convolutions are slower: 1)
-KINDS = ("none", "random", "biased")
+KINDS = ("none", "random", "biased", "backdoor")
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,16 @@ class CertifySpec:
     select: str = "random"
     kind: str = "none"
     percent: float = 0.0
+    trigger: str = "patch"
+    target: int = 0
     seed: int = 0
     key: str = "poisonlab-dpa"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=10))
 
     def to_dict(self) -> dict:
         doc = settings(self)
-        for key, default in (("spread", 1), ("augment", "none"), ("select", "random")):
+        for key, default in (("spread", 1), ("augment", "none"), ("select", "random"), ("trigger", "patch"),
+                             ("target", 0)):
             if doc[key] == default:  # recorded as before these settings existed, so that earlier studies resume
                 del doc[key]
         return doc
@@ -71,18 +75,52 @@ class CertifySpec:
         return ("dpa", "roe") if self.spread == 1 else ("fa", "fa+roe")
 
 
-def poisoned(data: Dataset, spec: CertifySpec, human: HumanLabels | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The training labels the base models learn (and the mask of changed ones): the clean ones, a poisoned copy
-    (informed selections on the clean-label surrogate's out-of-fold probabilities), or CIFAR-10N's `human` ones."""
+def poisoned(data: Dataset, spec: CertifySpec,
+             human: HumanLabels | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training items and labels the base models learn, and the mask of poisoned items: the clean ones, flipped
+    labels (informed selections on the clean-label surrogate's out-of-fold probabilities), CIFAR-10N's `human`
+    labels, or a backdoor: the trigger stamped on `percent` % of the items, relabelled as the target (BadNets)."""
+    if spec.kind == "backdoor":
+        x, labels, stamped = backdoor.backdoor(data.x_train, data.y_train, trigger=Trigger(spec.trigger),
+                                               target=spec.target, percent=spec.percent, seed=spec.seed)
+        mask = np.zeros(len(labels), bool)
+        mask[stamped] = True
+        return x, labels, mask
     if spec.kind == "none":
-        return data.y_train.copy(), np.zeros(len(data.y_train), bool)
+        return data.x_train, data.y_train.copy(), np.zeros(len(data.y_train), bool)
     if humanlabels.is_kind(spec.kind):
         if human is None or human.kind != spec.kind:
             raise PoisonlabError(f"poisoning {spec.kind!r} needs those human labels; pass the CIFAR-10N label file")
-        return human.apply(data.y_train)
+        return data.x_train, *human.apply(data.y_train)
     probs = surrogate.probabilities(data, spec.seed) if spec.select in informed.INFORMED else None
-    return flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed, select=spec.select,
-                       pred_probs=probs)
+    return data.x_train, *flips.apply(spec.kind, data.y_train, data.num_classes, spec.percent, spec.seed,
+                                      select=spec.select, pred_probs=probs)
+
+
+def _with_triggered(data: Dataset, x_train: np.ndarray, spec: CertifySpec) -> Dataset:
+    """The data the base models train on (`x_train`) and rank: the test items and, with a backdoor, after them the
+    triggered copies of the test items of other classes than the target."""
+    if spec.kind != "backdoor":
+        return replace(data, x_train=x_train)
+    x_trig, y_trig = backdoor.triggered(data.x_test, data.y_test, trigger=Trigger(spec.trigger), target=spec.target,
+                                        seed=spec.seed)
+    return replace(data, x_train=x_train, x_test=np.concatenate([data.x_test, x_trig]),
+                   y_test=np.concatenate([data.y_test, y_trig]))
+
+
+def _backdoor_summary(certified: dict, first: np.ndarray, labels: np.ndarray, spec: CertifySpec,
+                      n_poisoned: int) -> dict:
+    """certify.json's "backdoor": per certificate, the aggregate's attack success rate on the triggered test images
+    and the share of them whose prediction is certified against every stamped item (radius >= 2 per stamped item:
+    a stamped copy that replaced its clean item is one removal and one insertion), beside one base model's ASR."""
+    needed = 2 * n_poisoned
+    base = [backdoor.attack_success_rate(p[p != ABSTAIN], labels[p != ABSTAIN], spec.target) for p in first
+            if (p != ABSTAIN).any()]
+    return {"trigger": spec.trigger, "target": spec.target, "n_triggered": len(labels), "radius_needed": needed,
+            "base_attack_success_rate_mean": float(np.mean(base)) if base else None,
+            "methods": {name: {"attack_success_rate": backdoor.attack_success_rate(predicted, labels, spec.target),
+                               "certified_unaffected": float((radius >= needed).mean())}
+                        for name, (predicted, radius, _) in certified.items()}}
 
 
 def _fixed_ranking(labels: np.ndarray, n_test: int, num_classes: int) -> np.ndarray | None:
@@ -205,12 +243,16 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
                              + f", got spread {d}; " + ("pass a spread such as 16 for FA" if d == 1 else
                                                          "use fa or fa+roe with a spread"))
     console = console or Console(stderr=True)
-    labels, mask = poisoned(data, spec, human)
+    if spec.kind == "backdoor":
+        check_int(spec.target, "target", low=0, high=data.num_classes - 1)
+    x_train, labels, mask = poisoned(data, spec, human)
+    record, n_test = dataset_record(data), len(data.y_test)
+    data = _with_triggered(data, x_train, spec)
     buckets, _, members = layout(data, spec)
     n_models = len(members)
     measured = humanlabels.is_kind(spec.kind)  # human labels: the noise rate is measured, not chosen
     provenance = {"labels": human.provenance(mask)} if measured else {}
-    settings = json.loads(json.dumps({"spec": spec.to_dict(), "data": dataset_record(data), **provenance}))
+    settings = json.loads(json.dumps({"spec": spec.to_dict(), "data": record, **provenance}))
     folder = out / "partitions"
     _claim_folder(out, settings, overwrite)
     shape = (len(data.y_test), data.num_classes)
@@ -222,22 +264,26 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
         console.print(f"resuming: {n_models - len(todo)} of {n_models} base models already trained in {out}")
     train_models(data, labels, spec, model, [(i, members[i]) for i in todo], folder, jobs=jobs, console=console)
     saved = saved_rankings(folder, range(n_models), data)
-    first = classes(saved)
-    certified = aggregate(saved, buckets, data.num_classes, spec.methods)
+    every = aggregate(saved, buckets, data.num_classes, spec.methods)
+    first, y_test = classes(saved)[:, :n_test], data.y_test[:n_test]
+    certified = {name: tuple(a[:n_test] for a in arrays) for name, arrays in every.items()}
     top = max(int(radius.max(initial=0)) for _, radius, _ in certified.values())
     budgets = list(range(0, top + 2)) if budgets is None else budgets
-    base = [(p[p != ABSTAIN] == data.y_test[p != ABSTAIN]).mean() for p in first if (p != ABSTAIN).any()]
+    base = [(p[p != ABSTAIN] == y_test[p != ABSTAIN]).mean() for p in first if (p != ABSTAIN).any()]
     sizes = np.array([len(m) for m in members])
-    summary = {name: _summary(predicted, radius, data.y_test, budgets) for name, (predicted, radius, _) in
+    summary = {name: _summary(predicted, radius, y_test, budgets) for name, (predicted, radius, _) in
                certified.items()}
+    stamped = {"backdoor": _backdoor_summary({name: tuple(a[n_test:] for a in arrays) for name, arrays in
+                                              every.items()}, classes(saved)[:, n_test:], data.y_test[n_test:],
+                                             spec, int(mask.sum()))} if spec.kind == "backdoor" else {}
     predicted, radius, votes = certified[spec.method]
     doc = {
         "dataset": data.name, "method": spec.method, "partitions": k, "spread": d, "base_models": n_models,
-        "model": spec.model, "n_train": len(labels), "n_test": len(data.y_test),
+        "model": spec.model, "n_train": len(labels), "n_test": n_test,
         "poison": {"kind": spec.kind, "select": spec.select,
                    "percent": round(100 * float(mask.mean()), 4) if measured else spec.percent,
                    "rate": float(mask.mean()) if measured else spec.percent / 100, "n_poisoned": int(mask.sum())},
-        **summary[spec.method],
+        **summary[spec.method], **stamped,
         "base_accuracy_mean": float(np.mean(base)) if base else None,
         "methods": summary,
         "partition_sizes": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max()),
@@ -246,9 +292,9 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     }
     files = [out / "certify.json", out / "certify.csv", out / "certified_accuracy.png"]
     store.write_json(files[0], doc)
-    store.atomic_write(files[1], per_image_csv(votes, predicted, data.y_test, radius))
+    store.atomic_write(files[1], per_image_csv(votes, predicted, y_test, radius))
     certified_plot(doc, files[2])
-    return {"doc": doc, "votes": votes, "predicted": predicted, "radius": radius, "labels": data.y_test,
+    return {"doc": doc, "votes": votes, "predicted": predicted, "radius": radius, "labels": y_test,
             "files": files}
 
 

@@ -93,7 +93,8 @@ def certify_section(folder: Path, doc: dict) -> str:
     radius, the figure."""
     poison = doc["poison"]
     poisoned = "clean labels" if poison["kind"] == "none" else \
-        f"{poison['n_poisoned']} labels poisoned ({poison['kind']}, {poison['percent']:g}%)"
+        f"{poison['n_poisoned']} {'items' if poison['kind'] == 'backdoor' else 'labels'} poisoned ({poison['kind']}, " \
+        f"{poison['percent']:g}%)"
     figures = methods(doc)
     budgets = {0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}
     shown = sorted({r["budget"] for f in figures.values() for r in f["certified_accuracy"]} & budgets)
@@ -111,8 +112,30 @@ def certify_section(folder: Path, doc: dict) -> str:
              "survives ANY B poisoned training items (insertions, removals or label flips)."),
         table(["poisoned items B"] + [f"certified accuracy ({name.upper()})" for name in figures], rows, 1),
         image(folder / "certified_accuracy.png", "certified accuracy vs poisoned training items"),
+        backdoor_part(doc),
         attacks_part(folder, figures),
     ])
+
+
+def backdoor_part(doc: dict) -> str:
+    """A backdoor certify study's attack success rate (aggregate per certificate, one base model) and the share of
+    triggered test images certified unaffected by every stamped item; "" for other studies."""
+    if "backdoor" not in doc:
+        return ""
+    try:
+        stamped, n_poisoned = doc["backdoor"], int(doc["poison"]["n_poisoned"])
+        rows = [[name.upper(), f"{row['attack_success_rate']:.4f}", f"{row['certified_unaffected']:.4f}"]
+                for name, row in stamped["methods"].items()]
+        base = stamped["base_attack_success_rate_mean"]
+        text = (f"Backdoor: a {stamped['trigger']} trigger stamped on {n_poisoned} training items relabelled as class "
+                f"{int(stamped['target'])}; {int(stamped['n_triggered'])} triggered test images of other classes. One "
+                f"base model (mean) predicts the target on {'n/a' if base is None else f'{base:.4f}'} of them. "
+                f"Certified unaffected: the share whose radius reaches {int(stamped['radius_needed'])} (a stamped copy "
+                "that replaced its clean item is one removal and one insertion), so that the backdoor provably did "
+                "not make that prediction.")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return note("certify.json's backdoor record is damaged; run `poisonlab certify` again with --overwrite")
+    return note(text) + table(["certificate", "attack success rate", "certified unaffected"], rows, 1)
 
 
 def attacks_part(folder: Path, figures: dict) -> str:
