@@ -376,3 +376,21 @@ def test_certify_command_poison_informed_flips_where_a_surrogate_is_surest(cli, 
     doc = json.loads((tmp_path / "certify.json").read_text())
     assert code == 0 and doc["poison"]["kind"] == "random" and doc["poison"]["select"] == "confident"
     assert doc["poison"]["n_poisoned"] == round(0.1 * 1437)
+
+
+def test_certify_command_runs_one_study_per_seed_and_summarises_them(cli, tmp_path):
+    args = ("certify", "--dataset", "digits", "--partitions", "4", "--model", "logreg", "--poison", "random",
+            "--percent", "10", "--out", tmp_path)
+    cli.fails(r"give --seed or --seeds, not both", *args, "--seed", "3", "--seeds", "0,1")
+    code, text = cli.text(*args, "--seeds", "0,1", "--json", tmp_path / "summary.json")
+    summary = json.loads((tmp_path / "seeds.json").read_text())
+    assert code == 0 and summary == json.loads((tmp_path / "summary.json").read_text()) and summary["seeds"] == [0, 1]
+    docs = [json.loads((tmp_path / f"seed-{s}" / "certify.json").read_text()) for s in (0, 1)]
+    assert docs[0]["settings"]["spec"]["seed"] == 0 and docs[1]["settings"]["spec"]["seed"] == 1
+    for name in ("dpa", "roe"):
+        values = [d["methods"][name]["clean_accuracy"] for d in docs]
+        assert summary["methods"][name]["clean_accuracy"] == {"mean": np.mean(values), "std": np.std(values),
+                                                               "values": values}
+    assert "DPA over seeds 0,1: clean accuracy" in " ".join(text.split())
+    code, text = cli.text(*args, "--seeds", "0,1")
+    assert code == 0 and text.count("resuming: 4 of 4 base models already trained") == 2

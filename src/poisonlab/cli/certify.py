@@ -3,6 +3,7 @@ items each test prediction provably survives."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,7 @@ import typer
 from poisonlab.attacks import STRATEGIES
 from poisonlab.checks import check_choice
 from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JobsOpt, JsonOpt, OverwriteOpt, SeedOpt,
-                                  check_outputs, console, jobs_or_default, parse_percents)
+                                  check_outputs, console, jobs_or_default, parse_percents, parse_seeds)
 from poisonlab.errors import PoisonlabError
 from poisonlab.files import check_output_folder
 from poisonlab.training import MODELS
@@ -56,6 +57,7 @@ def certify(
     attacks: Annotated[str, typer.Option("--attacks", help="Attacks of --attack-budgets: random, biased, confident (informed: where a clean ordinary model is surest).")] = "random,biased,confident",
     ordinary_epochs: Annotated[int | None, typer.Option("--ordinary-epochs", min=1, help="Epochs of the ordinary torch model of --attack-budgets.", show_default="--epochs")] = None,
     seed: SeedOpt = 0,
+    seeds: Annotated[str | None, typer.Option(help="Several seeds, comma-separated: one study per seed in <out>/seed-<s> (the partitions stay; the poisoning and the base models' seeds change) and seeds.json with each figure's mean and standard deviation.")] = None,
     jobs: JobsOpt = None,
     overwrite: OverwriteOpt = False,
     out: Annotated[Path | None, typer.Option("--out", help="Results folder.", show_default="runs/certify-<dataset>-k<partitions>")] = None,
@@ -105,30 +107,58 @@ def certify(
         raise PoisonlabError("--attack-budgets attacks the clean labels; leave out --poison")
 
     from poisonlab import datasets, store
-    from poisonlab.studies.certify import CertifySpec, study
+    from poisonlab.studies.certify import CertifySpec, across_seeds
     from poisonlab.training.loop import TrainConfig
 
     out = check_output_folder(out or Path("runs") / store.slug(f"certify-{dataset}-k{partitions}"))
     check_outputs(json_path)
+    seed_list = parse_seeds(seeds) if seeds is not None else [seed]
+    if seeds is not None and seed != 0:
+        raise PoisonlabError("give --seed or --seeds, not both")
     data = datasets.load(dataset, data_dir, dataset_size, download)
-    spec = CertifySpec(partitions=partitions, model=model, method=method, spread=spread, augment=augment,
+    base = CertifySpec(partitions=partitions, model=model, method=method, spread=spread, augment=augment,
                        kind=human.kind if human else poison, select=select, percent=percents[0], trigger=trigger,
                        target=datasets.resolve_class(target, data.classes) if target is not None else 0, seed=seed,
                        train=TrainConfig(max_epochs=epochs, batch_size=batch_size, lr=lr))
+    docs, files = {}, []
+    for one in seed_list:
+        folder = out / f"seed-{one}" if len(seed_list) > 1 else out
+        if len(seed_list) > 1:
+            console.print(f"seed {one}: {folder}")
+        docs[one] = _one_seed(data, replace(base, seed=one), folder, budgets, kinds, ordinary_epochs, jobs, overwrite,
+                              human, files)
+    if len(seed_list) > 1:
+        summary = across_seeds(docs)
+        store.write_json(out / "seeds.json", summary)
+        files.append(out / "seeds.json")
+        for name, figures in summary["methods"].items():
+            clean, radius = figures["clean_accuracy"], figures["median_radius"]
+            console.print(f"{name.upper()} over seeds {','.join(map(str, seed_list))}: clean accuracy "
+                          f"{clean['mean']:.4f} +- {clean['std']:.4f}, median certified radius {radius['mean']:g} +- "
+                          f"{radius['std']:.3g}")
+    if json_path:
+        store.write_json(json_path, summary if len(seed_list) > 1 else docs[seed_list[0]])
+    for path in files:
+        print(path)
+
+
+def _one_seed(data, spec, out: Path, budgets: list[int], kinds: tuple[str, ...], ordinary_epochs: int | None,
+              jobs: int, overwrite: bool, human, files: list[Path]) -> dict:
+    """One seed's study (and its attacks), its figures printed and its files added to `files`; its certify.json."""
+    from poisonlab.studies.certify import study
+
     result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console, human=human)
     doc = result["doc"]
-    if json_path:
-        store.write_json(json_path, doc)
     sizes = doc["partition_sizes"]
     console.print(f"{doc['dataset']}: {doc['base_models']} {doc['model']} base models on {doc['n_train']} items "
-                  f"({sizes['min']}-{sizes['max']} per model), {doc['poison']['n_poisoned']} labels poisoned")
+                  f"({sizes['min']}-{sizes['max']} per model), {doc['poison']['n_poisoned']} training items poisoned")
     console.print(f"one base model (mean): clean accuracy {doc['base_accuracy_mean']:.4f}")
     for name, figures in doc["methods"].items():
         shown = [row for row in figures["certified_accuracy"] if row["budget"] in {1, 2, 5, 10, 20, 50, 100, 200, 500}]
         console.print(f"{name.upper()}: clean accuracy {figures['clean_accuracy']:.4f}, median certified radius "
                       f"{figures['median_radius']:g}; certified accuracy "
                       + ", ".join(f"{row['accuracy']:.4f} at {row['budget']}" for row in shown))
-    files = result["files"]
+    files += result["files"]
     if budgets:
         from poisonlab.studies import guarantee
 
@@ -143,5 +173,4 @@ def certify(
                       + "; ".join(f"{name.upper()} {row['attack_success_rate']:.4f}, certified unaffected by every "
                                   f"stamped item {row['certified_unaffected']:.4f}"
                                   for name, row in stamped["methods"].items()))
-    for path in files:
-        print(path)
+    return doc

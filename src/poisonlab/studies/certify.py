@@ -361,6 +361,27 @@ def _summary(predicted: np.ndarray, radius: np.ndarray, labels: np.ndarray, budg
             "certified_accuracy": [{"budget": int(b), "accuracy": float(a)} for b, a in zip(budgets, accuracy)]}
 
 
+def across_seeds(docs: dict[int, dict]) -> dict:
+    """seeds.json: each certificate's clean accuracy, median radius and certified accuracy per budget (the budgets
+    every seed reports) over the studies of several seeds, {seed: certify.json}, as mean, standard deviation and the
+    values per seed."""
+    def spread_of(values: list[float]) -> dict:
+        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+
+    seeds = sorted(docs)
+    names = [name for name in docs[seeds[0]]["methods"] if all(name in docs[s]["methods"] for s in seeds)]
+    methods = {}
+    for name in names:
+        figures = [docs[s]["methods"][name] for s in seeds]
+        rows = [{r["budget"]: r["accuracy"] for r in f["certified_accuracy"]} for f in figures]
+        budgets = sorted(set.intersection(*(set(r) for r in rows)))
+        methods[name] = {"clean_accuracy": spread_of([f["clean_accuracy"] for f in figures]),
+                         "median_radius": spread_of([f["median_radius"] for f in figures]),
+                         "certified_accuracy": [{"budget": b, **spread_of([r[b] for r in rows])} for b in budgets]}
+    return {"seeds": seeds, "method": docs[seeds[0]]["method"], "methods": methods,
+            "folders": {str(s): f"seed-{s}" for s in seeds}}
+
+
 def per_image_csv(votes: np.ndarray, predicted: np.ndarray, labels: np.ndarray, radius: np.ndarray) -> str:
     """One line per test image: votes_0..votes_{K-1}, predicted, label, radius."""
     header = [f"votes_{c}" for c in range(votes.shape[1])] + ["predicted", "label", "radius"]
