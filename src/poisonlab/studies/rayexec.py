@@ -13,7 +13,8 @@ import pickle
 import re
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies.executors import Event, Job, Trainer, stack_groups, stacks
@@ -36,26 +37,31 @@ def parse_address(address: str) -> tuple[str, int]:
     return found["host"].strip("[]"), int(found["port"])
 
 
-def _train(job: Job, token: str, specs: list[RunSpec], threads: int, stacked: bool) -> tuple[str, object]:
-    """Ray task: train and save `specs` on this worker with `threads` torch threads, one by one or `stacked` as one
-    model (runs another command holds are then trained one by one after it).
-
-    Returns ("done", [(spec, "done" or "reused", record) of each]) or ("bad-input" or "failed", why)."""
+def _task(fn: Callable, context: object, item: object, threads: int) -> tuple[str, object]:
+    """Ray task: fn(context, item) on `threads` torch threads; ("done", its result), or ("bad-input" or "failed",
+    why)."""
     import torch
 
     torch.set_num_threads(threads)
-    if token not in _trainers:
-        _trainers.clear()
-        _trainers[token] = Trainer(job)
-    trainer = _trainers[token]
     try:
-        results, busy = (trainer.stacked(specs, on_epoch=lambda spec, row: None, note=lambda text: None) if stacked
-                         else ([], specs))
-        return "done", results + [(spec, *trainer(spec)) for spec in busy]
+        return "done", fn(context, item)
     except PoisonlabError as exc:  # bad input: the same error in the caller, not a failure to retry
         return "bad-input", str(exc)
     except Exception as exc:  # noqa: BLE001 - any other failure is reported and retried
         return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def _train(context: tuple[Job, str], item: tuple[list[RunSpec], bool]) -> list:
+    """Train and save a sweep's `specs` on this worker, one by one or `stacked` as one model (runs another command
+    holds are then trained one by one after it): [(spec, "done" or "reused", record) of each]."""
+    (job, token), (specs, stacked) = context, item
+    if token not in _trainers:
+        _trainers.clear()
+        _trainers[token] = Trainer(job)
+    trainer = _trainers[token]
+    results, busy = (trainer.stacked(specs, on_epoch=lambda spec, row: None, note=lambda text: None) if stacked
+                     else ([], specs))
+    return results + [(spec, *trainer(spec)) for spec in busy]
 
 
 class RayExecutor:
@@ -84,13 +90,32 @@ class RayExecutor:
         """Train every spec as a Ray task; report start, done or reused, retry and failed events."""
         if not specs:  # nothing left to train: no cluster to reach
             return
+        with self.session() as (ray, cpus, gpus):
+            stacked = stacks(self.stack, self.model, gpu=gpus > 0)
+            groups = stack_groups(specs) if stacked else [[spec] for spec in specs]
+
+            def on_event(kind: str, index: int, detail: object) -> None:
+                if kind == "done":
+                    for spec, done, record in detail:
+                        report(Event(done, spec, record))
+                else:
+                    for spec in groups[index]:
+                        report(Event(kind, spec, detail))
+
+            self.gather(ray, _train, [(group, stacked) for group in groups], (job, uuid.uuid4().hex), cpus, gpus,
+                        on_event)
+
+    @contextmanager
+    def session(self) -> Iterator[tuple[object, int, float]]:
+        """(ray, CPUs, GPUs per task) in a Ray session (see the class), checked against the cluster's nodes; a
+        session opened here is closed afterwards."""
         try:
             import ray
         except ImportError:
             raise PoisonlabError(f"the ray executor needs Ray, which is not installed here; {INSTALL}") from None
         opened = self._connect(ray)
         try:
-            self._run(ray, job, specs, report)
+            yield (ray, *self._resources(ray))
         finally:
             if opened:  # disconnects from a cluster; stops a local instance started here
                 ray.shutdown()
@@ -124,31 +149,32 @@ class RayExecutor:
                                  f"cluster has {most_cpus} CPUs and {most_gpus:g} GPUs; ask for at most that per run")
         return cpus, gpus
 
-    def _run(self, ray, job: Job, specs: list[RunSpec], report: Callable[[Event], None]) -> None:
-        """Submit every task, then gather results as they finish, resubmitting a failed task once."""
-        cpus, gpus = self._resources(ray)
+    @staticmethod
+    def gather(ray, fn: Callable, items: list, context: object, cpus: int, gpus: float,
+               on_event: Callable[[str, int, object], None]) -> None:
+        """fn(context, item) for every item as a Ray task of `cpus` CPUs (and torch threads) and `gpus` GPUs, `fn` a
+        module-level function importable on every node; on_event(kind, index, detail) as they go: "start" (detail
+        None), "done" (fn's result), "retry" or "failed" (why). A task that raised or whose worker died is submitted
+        again once; bad input (PoisonlabError) in a task is raised here, cancelling the others."""
         try:
-            shared = ray.put(job)
+            shared = ray.put(context)
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
-            raise PoisonlabError(f"the model or data loader cannot be sent to Ray workers ({exc}); define it at "
+            raise PoisonlabError(f"the model, data or data loader cannot be sent to Ray workers ({exc}); define it at "
                                  "module level, importable on every node") from None
-        stacked = stacks(self.stack, self.model, gpu=gpus > 0)
-        task = ray.remote(_train).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)  # retried below, reported
-        groups = [tuple(group) for group in stack_groups(specs)] if stacked else [(spec,) for spec in specs]
-        token, attempts, running = uuid.uuid4().hex, dict.fromkeys(groups, 0), {}
+        task = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)  # retried below, reported
+        attempts, running = [0] * len(items), {}
 
-        def submit(group: tuple[RunSpec, ...]) -> None:
-            attempts[group] += 1
-            running[task.remote(shared, token, list(group), cpus, stacked)] = group
+        def submit(index: int) -> None:
+            attempts[index] += 1
+            running[task.remote(fn, shared, items[index], cpus)] = index
 
         try:
-            for group in groups:
-                submit(group)
-                for spec in group:
-                    report(Event("start", spec))
+            for index in range(len(items)):
+                submit(index)
+                on_event("start", index, None)
             while running:
                 (ready,), _ = ray.wait(list(running), num_returns=1)
-                group = running.pop(ready)
+                index = running.pop(ready)
                 try:
                     kind, detail = ray.get(ready)
                 except ray.exceptions.RayError as exc:  # the worker or its node died
@@ -156,14 +182,12 @@ class RayExecutor:
                 if kind == "bad-input":
                     raise PoisonlabError(detail)
                 if kind == "done":
-                    for spec, done, record in detail:
-                        report(Event(done, spec, record))
+                    on_event("done", index, detail)
                     continue
-                retry = attempts[group] < MAX_ATTEMPTS
+                retry = attempts[index] < MAX_ATTEMPTS
                 if retry:
-                    submit(group)
-                for spec in group:
-                    report(Event("retry" if retry else "failed", spec, detail))
+                    submit(index)
+                on_event("retry" if retry else "failed", index, detail)
         finally:
             for ref in running:  # interrupted or ended by bad input: stop the others' training
                 ray.cancel(ref, force=True)
