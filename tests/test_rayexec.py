@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ray
 import torch
@@ -191,6 +192,23 @@ def test_train_command_sends_runs_to_the_cluster(cluster, tmp_path, cli):
     assert sorted(r["percent"] for r in store.results(tmp_path)) == [0.0, 30.0]
     code, text = cli.text(*args)
     assert code == 0 and "0 runs trained, 2 already done" in text, text
+
+
+def test_certify_command_sends_groups_of_base_models_to_the_cluster(cluster, tmp_path, cli):
+    """certify --executor ray: groups of partitions as Ray tasks give the models this process trains (same items,
+    same seeds), saved by the caller; a rerun trains nothing."""
+    args = ("certify", "--dataset", "digits", "--partitions", "6", "--model", "logreg", "--method", "roe")
+    code, text = cli.text(*args, "--executor", "ray", "--address", cluster, "--cpus-per-run", "1", "--out",
+                          tmp_path / "ray")
+    assert code == 0, text
+    code, _ = cli.text(*args, "--out", tmp_path / "local")
+    assert code == 0
+    for i in range(6):
+        assert np.array_equal(np.load(tmp_path / "ray" / "partitions" / f"{i}.npy"),
+                              np.load(tmp_path / "local" / "partitions" / f"{i}.npy"))
+    code, text = cli.text(*args, "--executor", "ray", "--address", cluster, "--out", tmp_path / "ray")
+    assert code == 0 and "resuming: 6 of 6 base models already trained" in text
+    cli.fails(r"--cpus-per-run is only read with --executor ray", *args, "--cpus-per-run", "1", "--out", tmp_path / "x")
 
 
 def test_resources_and_addresses_are_checked_before_any_work(cluster, tmp_path, monkeypatch):

@@ -471,6 +471,7 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
             lr: float = 1e-3, augment: str = "none", attack_budgets: Sequence[int] | None = None,
             attacks: Sequence[str] = ("random", "biased", "confident"), ordinary_epochs: int | None = None,
             key: str = "poisonlab-dpa", budgets: Sequence[int] | None = None, jobs: int = 1,
+            executor: str = "local", address: str | None = None, cpus_per_run: int | None = None,
             out: str | Path | None = None, overwrite: bool = False,
             data_dir: str | Path | None = None) -> CertifyResult:
     """Certify every test prediction against training-set poisoning by partition aggregation (DPA, FA, ROE).
@@ -525,7 +526,13 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     budgets : sequence of int, optional
         Poison budgets B at which to report certified accuracy; default 0 .. the largest radius + 1.
     jobs : int
-        Base models trained at once in worker processes (1: in this process).
+        Worker processes that train groups of base models (1: in this process; on a CPU, CNN base models train
+        one thread per worker).
+    executor : {"local", "ray"}
+        "ray": groups of base models as Ray tasks of `cpus_per_run` CPUs on the cluster at `address` (default
+        $RAY_ADDRESS, else a local Ray instance started and stopped here).
+    address : str, optional
+    cpus_per_run : int, optional
     out : path, optional
         Folder of certify.json, certify.csv (per image), certified_accuracy.png and each base model's saved test
         predictions (an interrupted study resumes); default a temporary folder.
@@ -552,9 +559,15 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     custom = None if isinstance(model, str) else model
     human = humanlabels.one(kind, data.name, None if cifar_n is None else Path(cifar_n), data_dir, []) \
         if humanlabels.is_kind(kind) else None
+    check_choice(executor, sweeps.EXECUTORS, "executor")
+    ray = None
+    if executor == "ray":
+        from poisonlab.studies.rayexec import RayExecutor
+
+        ray = RayExecutor(address, cpus_per_run)
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-certify-") as folder:
         result = study(data, spec, Path(folder), model=custom, jobs=check_int(jobs, "jobs", low=1),
-                       budgets=budget_list, overwrite=overwrite, human=human)
+                       budgets=budget_list, overwrite=overwrite, human=human, ray=ray)
         attacked = guarantee.study(data, spec, Path(folder), result["doc"], attack_list, kinds=tuple(attacks),
                                    model=custom, jobs=jobs, ordinary_epochs=ordinary_epochs) if attack_list else None
     files = result["files"] + ([Path(out) / "attacks.json", Path(out) / "guarantee.png"] if attacked else [])

@@ -12,7 +12,7 @@ import typer
 from poisonlab.attacks import STRATEGIES
 from poisonlab.checks import check_choice
 from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JobsOpt, JsonOpt, OverwriteOpt, SeedOpt,
-                                  check_outputs, console, jobs_or_default, parse_percents, parse_seeds)
+                                  check_outputs, check_ray_flags, console, jobs_or_default, parse_percents, parse_seeds)
 from poisonlab.errors import PoisonlabError
 from poisonlab.files import check_output_folder
 from poisonlab.training import MODELS
@@ -59,6 +59,9 @@ def certify(
     seed: SeedOpt = 0,
     seeds: Annotated[str | None, typer.Option(help="Several seeds, comma-separated: one study per seed in <out>/seed-<s> (the partitions stay; the poisoning and the base models' seeds change) and seeds.json with each figure's mean and standard deviation.")] = None,
     jobs: JobsOpt = None,
+    executor: Annotated[str, typer.Option(help="Where the base models train: local (this machine, see --jobs) or ray (groups of base models as Ray tasks on a Ray cluster; needs Ray installed, as the ray extra of poisonlab does).")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster to send the base models to, HOST:PORT of its head node (with --executor ray).", show_default="$RAY_ADDRESS, else a local Ray instance")] = None,
+    cpus_per_run: Annotated[int | None, typer.Option("--cpus-per-run", min=1, help="CPUs each Ray task declares and trains on (with --executor ray).", show_default="4, or the largest node's CPUs when fewer")] = None,
     overwrite: OverwriteOpt = False,
     out: Annotated[Path | None, typer.Option("--out", help="Results folder.", show_default="runs/certify-<dataset>-k<partitions>")] = None,
     json_path: JsonOpt = None,
@@ -98,7 +101,8 @@ def certify(
         conflicts = [flag for flag, given in (("--poison", poison != "none"), ("--attack-budgets", attack_budgets))
                      if given]
         human = humanlabels.one(labels, dataset, cifar_n, data_dir, conflicts)
-    jobs = jobs_or_default(jobs)
+    check_ray_flags(executor, jobs, address=address, cpus_per_run=cpus_per_run)
+    jobs = 1 if executor == "ray" else jobs_or_default(jobs)
     budgets = parse_budgets(attack_budgets) if attack_budgets is not None else []
     kinds = tuple(k.strip() for k in attacks.split(",") if k.strip())
     for kind in kinds:
@@ -120,13 +124,18 @@ def certify(
                        kind=human.kind if human else poison, select=select, percent=percents[0], trigger=trigger,
                        target=datasets.resolve_class(target, data.classes) if target is not None else 0, seed=seed,
                        train=TrainConfig(max_epochs=epochs, batch_size=batch_size, lr=lr))
+    ray = None
+    if executor == "ray":
+        from poisonlab.studies.rayexec import RayExecutor
+
+        ray = RayExecutor(address, cpus_per_run)
     docs, files = {}, []
     for one in seed_list:
         folder = out / f"seed-{one}" if len(seed_list) > 1 else out
         if len(seed_list) > 1:
             console.print(f"seed {one}: {folder}")
         docs[one] = _one_seed(data, replace(base, seed=one), folder, budgets, kinds, ordinary_epochs, jobs, overwrite,
-                              human, files)
+                              human, ray, files)
     if len(seed_list) > 1:
         summary = across_seeds(docs)
         store.write_json(out / "seeds.json", summary)
@@ -143,11 +152,11 @@ def certify(
 
 
 def _one_seed(data, spec, out: Path, budgets: list[int], kinds: tuple[str, ...], ordinary_epochs: int | None,
-              jobs: int, overwrite: bool, human, files: list[Path]) -> dict:
+              jobs: int, overwrite: bool, human, ray, files: list[Path]) -> dict:
     """One seed's study (and its attacks), its figures printed and its files added to `files`; its certify.json."""
     from poisonlab.studies.certify import study
 
-    result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console, human=human)
+    result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console, human=human, ray=ray)
     doc = result["doc"]
     sizes = doc["partition_sizes"]
     console.print(f"{doc['dataset']}: {doc['base_models']} {doc['model']} base models on {doc['n_train']} items "

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from poisonlab.checks import MAX_SEED, check_seed
+from poisonlab.checks import MAX_SEED, check_choice, check_seed
 from poisonlab.errors import PoisonlabError
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)  # progress, notes and errors
@@ -122,3 +122,16 @@ def current_data(default: dict, dataset: str | None, run: Path | None, data_dir:
 def label_name(label: int, classes: list[str]) -> str:
     """A label with its class name when the name is not just the number."""
     return f"{label} ({classes[label]})" if 0 <= label < len(classes) and classes[label] != str(label) else str(label)
+
+
+def check_ray_flags(executor: str, jobs: int | None, **flags: object) -> None:
+    """Refuse the Ray-only flags (named by their keyword, e.g. cpus_per_run for --cpus-per-run) without
+    --executor ray, and --jobs with it."""
+    check_choice(executor, ("local", "ray"), "executor")  # studies.sweep.EXECUTORS, kept here so --help loads less
+    given = ["--" + name.replace("_", "-") for name, value in flags.items() if value is not None]
+    if given and executor != "ray":
+        raise PoisonlabError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} only read with --executor "
+                             f"ray; add --executor ray or leave {'it' if len(given) == 1 else 'them'} out")
+    if jobs is not None and executor == "ray":
+        raise PoisonlabError("--jobs sets the local executor's worker processes; with --executor ray each run is a "
+                             "Ray task and the cluster runs as many at once as it has room for (see --cpus-per-run)")

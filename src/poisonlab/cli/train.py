@@ -10,7 +10,7 @@ import typer
 
 from poisonlab.attacks import BIASED_RULES, KINDS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt,
-                                  console, parse_counts, parse_names, parse_percents, parse_seeds)
+                                  check_ray_flags, console, parse_counts, parse_names, parse_percents, parse_seeds)
 from poisonlab.checks import check_choice
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies import DEFAULT_PERCENTS, PRESET_NAMES, VAL_MODES
@@ -94,14 +94,7 @@ def train(
                                               ("--biased-rule", biased_rule is not None)) if given]
         sets = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), humanlabels.request(labels, dataset_list, poisoning))
         specs = sweep.plan_human(base, sizes, sets, seed_list)
-    ray_only = [flag for flag, value in (("--address", address), ("--cpus-per-run", cpus_per_run),
-                                         ("--gpus-per-run", gpus_per_run)) if value is not None]
-    if ray_only and executor != "ray":
-        raise PoisonlabError(f"{', '.join(ray_only)} {'is' if len(ray_only) == 1 else 'are'} only read with --executor "
-                             f"ray; add --executor ray or leave {'it' if len(ray_only) == 1 else 'them'} out")
-    if jobs is not None and executor == "ray":
-        raise PoisonlabError("--jobs sets the local executor's worker processes; with --executor ray each run is a "
-                             "Ray task and the cluster runs as many at once as it has room for (see --cpus-per-run)")
+    check_ray_flags(executor, jobs, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
     jobs = 1 if executor == "ray" else default_jobs() if jobs is None else jobs
     tracking = Tracking(tensorboard, mlflow)
     tracking.check()

@@ -33,12 +33,14 @@ from poisonlab.errors import PoisonlabError, RunsFailed
 from poisonlab.files import MAX_RECORD_BYTES, read_json
 from poisonlab.reporting.certifyplots import certified_plot
 from poisonlab.studies import surrogate
+from poisonlab.studies.rayexec import RayExecutor
 from poisonlab.training import TORCH_MODELS, fitting
 from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.models import ModelSpec
 from poisonlab.training.stacked import AUGMENTS, fit_on_own_items, rank_each, wide
 from poisonlab.training.parallel import pmap, stream
 
+RAY_GROUPS = 64  # groups of base models sent as Ray tasks
 STACK = 64  # partitions trained at once as one wide model on a GPU (on a CPU grouped convolutions are slower: 1)
 KINDS = ("none", "random", "biased", "backdoor")
 
@@ -183,19 +185,33 @@ def _stacked_rankings(x: np.ndarray, labels: np.ndarray, x_test: np.ndarray, num
             keep(n, ranking)
 
 
-def _group_rankings(context: tuple, group: tuple, send) -> None:
-    """Worker task of `_grouped_rankings`: train one group's models and send (n, rankings) for each."""
-    x_test, num_classes, model, spec = context
+def _train_group(context: tuple, group: tuple, send) -> None:
+    """Worker task: train one group's models (see `_groups`) and send (n, rankings) for the n-th as it finishes."""
+    x_test, num_classes, model, spec, stacked = context
     x, labels, todo = group
-    _stacked_rankings(x, labels, x_test, num_classes, model, spec, todo, lambda n, ranking: send((n, ranking)))
+    if stacked:
+        _stacked_rankings(x, labels, x_test, num_classes, model, spec, todo, lambda n, ranking: send((n, ranking)))
+        return
+    for n, item in enumerate(todo):
+        send((n, _partition_rankings((x, labels, x_test, model, spec.train, spec.seed, num_classes), item)))
+
+
+def _train_group_list(context: tuple, group: tuple) -> list[tuple[int, np.ndarray]]:
+    """Ray task: `_train_group`'s (n, rankings) pairs, all at the end."""
+    kept = []
+    _train_group(context, group, kept.append)
+    return kept
 
 
 def _grouped_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec: CertifySpec,
-                      todo: list[tuple[int, np.ndarray]], keep, jobs: int, console: Console) -> None:
-    """`_stacked_rankings` in `jobs` worker processes of one torch thread each (faster than one process of `jobs`
-    threads for small CNNs on a CPU): groups of consecutive models, each sent only its models' items, and every
-    model's rankings kept as soon as its worker sends them. A group whose worker failed is trained again once."""
-    size = max(1, math.ceil(len(todo) / (4 * jobs)))
+                      todo: list[tuple[int, np.ndarray]], keep, *, stacked: bool, console: Console, jobs: int = 1,
+                      ray: RayExecutor | None = None) -> None:
+    """Train groups of consecutive base models in `jobs` worker processes of `threads_per_job(jobs)` torch threads
+    (one thread each on 2 cores is faster than one process of 2 threads for small CNNs), or as Ray tasks of `ray`,
+    each group sent only its models' items, and `keep` every model's rankings as soon as it arrives (Ray: when its
+    group finishes). A group whose worker failed is trained again once; groups that failed twice raise RunsFailed
+    after the others are kept."""
+    size = max(1, math.ceil(len(todo) / (RAY_GROUPS if ray is not None else 4 * jobs)))
     starts = list(range(0, len(todo), size))
     groups = []
     for start in starts:
@@ -206,15 +222,23 @@ def _grouped_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec:
     failed = []
 
     def on_event(kind: str, index: int, detail) -> None:
-        if kind == "message":
+        named = f"models {todo[starts[index]][0]}-{todo[starts[index] + len(groups[index][2]) - 1][0]}"
+        if kind == "message":  # one model of a worker process's group
             keep(starts[index] + detail[0], detail[1])
+        elif kind == "done" and ray is not None:  # a Ray task's group
+            for n, ranking in detail:
+                keep(starts[index] + n, ranking)
         elif kind == "retry":
-            console.print(f"models {starts[index]}-{starts[index] + len(groups[index][2]) - 1}: failed ({detail}); "
-                          "training them again once")
+            console.print(f"{named}: failed ({detail}); training them again once")
         elif kind == "failed":
-            failed.append(f"models {starts[index]}-{starts[index] + len(groups[index][2]) - 1}: {detail}")
+            failed.append(f"{named}: {detail}")
 
-    stream(_group_rankings, groups, jobs, on_event=on_event, context=(data.x_test, data.num_classes, model, spec))
+    context = (data.x_test, data.num_classes, model, spec, stacked)
+    if ray is None:
+        stream(_train_group, groups, jobs, on_event=on_event, context=context)
+    else:
+        with ray.session() as (session, cpus, gpus):
+            ray.gather(session, _train_group_list, groups, context, cpus, gpus, on_event)
     if failed:
         raise RunsFailed(f"{len(failed)} of {len(groups)} groups of base models failed twice ({'; '.join(failed)}); "
                          "the trained ones stay saved: run it again to train the rest")
@@ -222,12 +246,13 @@ def _grouped_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec:
 
 def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | None = None, jobs: int = 1,
           budgets: list[int] | None = None, overwrite: bool = False, console: Console | None = None,
-          human: HumanLabels | None = None) -> dict:
+          human: HumanLabels | None = None, ray: RayExecutor | None = None) -> dict:
     """Train the base models (resuming), aggregate their votes and certify every test prediction by the spec's
     method, and by the other certificate the same models give (DPA and ROE, or FA and FA+ROE).
 
-    `human`: the CIFAR-10N labels a "cifar10n:KEY" kind trains on. Returns {"doc": certify.json's content, "votes":
-    (M, K), "predicted", "radius", "files": written paths}."""
+    `human`: the CIFAR-10N labels a "cifar10n:KEY" kind trains on; `ray`: train the base models in groups as tasks of
+    this Ray executor (its output folder on a filesystem the caller reads: the caller saves the rankings). Returns
+    {"doc": certify.json's content, "votes": (M, K), "predicted", "radius", "files": written paths}."""
     check_choice(spec.method, METHODS, "certification method")
     if not humanlabels.is_kind(spec.kind):
         check_choice(spec.kind, KINDS, "poisoning kind")
@@ -262,7 +287,8 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     started = time.perf_counter()
     if len(todo) < n_models:
         console.print(f"resuming: {n_models - len(todo)} of {n_models} base models already trained in {out}")
-    train_models(data, labels, spec, model, [(i, members[i]) for i in todo], folder, jobs=jobs, console=console)
+    train_models(data, labels, spec, model, [(i, members[i]) for i in todo], folder, jobs=jobs, console=console,
+                 ray=ray)
     saved = saved_rankings(folder, range(n_models), data)
     every = aggregate(saved, buckets, data.num_classes, spec.methods)
     first, y_test = classes(saved)[:, :n_test], data.y_test[:n_test]
@@ -308,9 +334,10 @@ def layout(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, np.ndarray, li
 
 def train_models(data: Dataset, labels: np.ndarray, spec: CertifySpec, model: ModelSpec | None,
                  todo: list[tuple[int, np.ndarray]], folder: Path, *, jobs: int, console: Console,
-                 what: str = "base models") -> None:
+                 what: str = "base models", ray: RayExecutor | None = None) -> None:
     """Train the base models `todo` ((number, items) pairs) on `labels` and save each one's test rankings to
-    `folder`/<number>.npy as soon as it is trained, with a progress bar."""
+    `folder`/<number>.npy as soon as it is trained, with a progress bar: CNNs stacked on a GPU, in groups in `jobs`
+    worker processes on a CPU, or in groups as tasks of the Ray executor `ray`."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
@@ -321,9 +348,11 @@ def train_models(data: Dataset, labels: np.ndarray, spec: CertifySpec, model: Mo
             bar.update(task, advance=1)
 
         base = model if model is not None else spec.model
-        if stackable(base, data) and jobs > 1 and len(todo) > 1 and pick_device().type == "cpu":
-            _grouped_rankings(data, labels, base, spec, todo, keep, jobs, console)
-        elif stackable(base, data):
+        stacked = stackable(base, data)
+        if todo and (ray is not None or (stacked and jobs > 1 and len(todo) > 1 and pick_device().type == "cpu")):
+            _grouped_rankings(data, labels, base, spec, todo, keep, stacked=stacked, console=console, jobs=jobs,
+                              ray=ray)
+        elif stacked:
             _stacked_rankings(data.x_train, labels, data.x_test, data.num_classes, base, spec, todo, keep)
         else:
             context = (data.x_train, labels, data.x_test, base, spec.train, spec.seed, data.num_classes)
