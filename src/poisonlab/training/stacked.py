@@ -114,18 +114,39 @@ class _Stack:
         self.steps = 0
 
     @torch.no_grad()
-    def adam(self, lr: torch.Tensor) -> None:
-        """One Adam step of every model (torch.optim.Adam's update, or Keras' by `adam_rule`), each at its own
-        learning rate `lr` (models,)."""
+    def adam(self, lr: torch.Tensor, active: torch.Tensor | None = None, taken: torch.Tensor | None = None) -> None:
+        """One Adam step (torch.optim.Adam's update, or Keras' by `adam_rule`) of every model, each at its own
+        learning rate `lr` (models,); with `active` (models,) bool, only of those models, each at its own step count
+        `taken` (models,), the others keeping their weights and moments."""
         self.steps += 1
-        (b1, b2), t = BETAS, self.steps
+        if active is not None and not bool(active.all()):
+            self._masked_adam(lr, active, taken)
+            return
+        (b1, b2), t = BETAS, self.steps if taken is None else int(taken[0])  # all active: one common step count
         bias2 = math.sqrt(1 - b2**t)
         for n, p in self.params.items():
             m, v = self.moments[n]
-            m.lerp_(p.grad, 1 - b1)
-            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            m.lerp_(grad, 1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
             step = (lr / (1 - b1**t)).view(-1, *[1] * (p.dim() - 1))
             p.sub_(step * m / adam_denominator(v, bias2, self.adam_rule))
+            p.grad = None
+
+    def _masked_adam(self, lr: torch.Tensor, active: torch.Tensor, taken: torch.Tensor) -> None:
+        """`adam` for the `active` models alone, each at its own step count `taken`."""
+        b1, b2 = BETAS
+        t = taken.clamp(min=1).double()
+        for n, p in self.params.items():
+            m, v = self.moments[n]
+            shape = (-1, *[1] * (p.dim() - 1))
+            on = active.view(shape)
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            m.copy_(torch.where(on, m.lerp(grad, 1 - b1), m))
+            v.copy_(torch.where(on, v * b2 + (1 - b2) * grad * grad, v))
+            step = (lr / (1 - b1**t)).float().view(shape)
+            bias2 = torch.sqrt(1 - b2**t).float().view(shape)
+            p.sub_(torch.where(on, step * m / adam_denominator(v, bias2, self.adam_rule), torch.zeros_like(p)))
             p.grad = None
 
     def keep(self, rows: torch.Tensor) -> None:
@@ -292,7 +313,7 @@ def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.
                 for n, b in stack.buffers.items():
                     b.copy_(torch.where(active.view(-1, *[1] * (b.dim() - 1)), b, done[n]))
         taken += active
-        _masked_adam(stack, lr, active, taken)
+        stack.adam(lr, active, taken)
     final = stack.state()
     for i, model in enumerate(models):
         model.load_state_dict({n: t[i] for n, t in final.items()})
@@ -329,26 +350,6 @@ def _moved(items: torch.Tensor, moves: list[np.ndarray]) -> torch.Tensor:
     n = torch.arange(m * b, device=items.device)[:, None, None, None]
     out = flat[n, torch.arange(c, device=items.device)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
     return out.reshape(m, b, c, h, w)
-
-
-@torch.no_grad()
-def _masked_adam(stack: _Stack, lr: torch.Tensor, active: torch.Tensor, steps: torch.Tensor) -> None:
-    """torch.optim.Adam's update for the models that took a step (`active`), each at its own step count `steps`;
-    the others (their own steps all taken) keep their weights and moments unchanged."""
-    b1, b2 = BETAS
-    t = steps.clamp(min=1).double()
-    for n, p in stack.params.items():
-        m, v = stack.moments[n]
-        shape = (-1, *[1] * (p.dim() - 1))
-        on = active.view(shape)
-        grad = p.grad if p.grad is not None else torch.zeros_like(p)
-        m.copy_(torch.where(on, m.lerp(grad, 1 - b1), m))
-        v.copy_(torch.where(on, v * b2 + (1 - b2) * grad * grad, v))
-        step = (lr / (1 - b1**t)).float().view(shape)
-        bias2 = torch.sqrt(1 - b2**t).float().view(shape)
-        p.sub_(torch.where(on, step * m / adam_denominator(v, bias2, stack.adam_rule), torch.zeros_like(p)))
-        p.grad = None
-
 
 
 def eval_chunk(n_models: int, device: torch.device) -> int:
