@@ -394,3 +394,21 @@ def test_certify_command_runs_one_study_per_seed_and_summarises_them(cli, tmp_pa
     assert "DPA over seeds 0,1: clean accuracy" in " ".join(text.split())
     code, text = cli.text(*args, "--seeds", "0,1")
     assert code == 0 and text.count("resuming: 4 of 4 base models already trained") == 2
+
+
+def test_stack_on_trains_the_cnn_base_models_as_one_wide_model_on_a_cpu_too(shared_data, tmp_path, cli):
+    """--stack on: 64 partitions at a time as one wide model on a CPU; each model still learns only from its own
+    items and seed (simplecnn's dropout masks too: from the stack's shared generator, they made two of three models
+    differ), so each model's test predictions match the one trained model by model (in fp32: bf16 rounds
+    differently)."""
+    data = datasets.load("mnist", shared_data, dataset_size=300, download=False, test_size=200)
+    spec = CertifySpec(partitions=3, model="simplecnn", train=TrainConfig(max_epochs=2, batch_size=16, precision="fp32"))
+    study(data, spec, tmp_path / "alone", stack="off")
+    study(data, spec, tmp_path / "wide", stack="on")
+    agree = [np.mean(np.load(tmp_path / "alone" / "partitions" / f"{i}.npy")[:, 0]
+                     == np.load(tmp_path / "wide" / "partitions" / f"{i}.npy")[:, 0]) for i in range(3)]
+    assert min(agree) > 0.95
+    cli.fails(r"base model 'logreg' cannot train stacked", "certify", "--dataset", "digits", "--partitions", "4",
+              "--model", "logreg", "--stack", "on", "--out", tmp_path / "x")
+    cli.fails(r"unknown stack mode 'wide'", "certify", "--dataset", "digits", "--partitions", "4", "--stack", "wide",
+              "--out", tmp_path / "y")

@@ -472,7 +472,7 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
             attacks: Sequence[str] = ("random", "biased", "confident"), ordinary_epochs: int | None = None,
             key: str = "poisonlab-dpa", budgets: Sequence[int] | None = None, jobs: int = 1,
             executor: str = "local", address: str | None = None, cpus_per_run: int | None = None,
-            out: str | Path | None = None, overwrite: bool = False,
+            stack: str = "auto", out: str | Path | None = None, overwrite: bool = False,
             data_dir: str | Path | None = None) -> CertifyResult:
     """Certify every test prediction against training-set poisoning by partition aggregation (DPA, FA, ROE).
 
@@ -533,6 +533,9 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
         $RAY_ADDRESS, else a local Ray instance started and stopped here).
     address : str, optional
     cpus_per_run : int, optional
+    stack : {"auto", "on", "off"}
+        Train CNN base models 64 at a time as one wide model: "auto" on a CUDA GPU (where it is faster), "on" on a
+        CPU too, "off" never.
     out : path, optional
         Folder of certify.json, certify.csv (per image), certified_accuracy.png and each base model's saved test
         predictions (an interrupted study resumes); default a temporary folder.
@@ -567,7 +570,7 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
         ray = RayExecutor(address, cpus_per_run)
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-certify-") as folder:
         result = study(data, spec, Path(folder), model=custom, jobs=check_int(jobs, "jobs", low=1),
-                       budgets=budget_list, overwrite=overwrite, human=human, ray=ray)
+                       budgets=budget_list, overwrite=overwrite, human=human, ray=ray, stack=stack)
         attacked = guarantee.study(data, spec, Path(folder), result["doc"], attack_list, kinds=tuple(attacks),
                                    model=custom, jobs=jobs, ordinary_epochs=ordinary_epochs) if attack_list else None
     files = result["files"] + ([Path(out) / "attacks.json", Path(out) / "guarantee.png"] if attacked else [])

@@ -15,7 +15,7 @@ from poisonlab.cli.common import (DATASET_HELP, DataDirOpt, DownloadOpt, JobsOpt
                                   check_outputs, check_ray_flags, console, jobs_or_default, parse_percents, parse_seeds)
 from poisonlab.errors import PoisonlabError
 from poisonlab.files import check_output_folder
-from poisonlab.training import MODELS
+from poisonlab.training import MODELS, STACK_MODES
 
 METHOD_CHOICES = ("dpa", "fa", "roe", "fa+roe")  # defences.certify.METHODS, kept here so that --help loads no numpy
 POISON_CHOICES = ("none", "random", "biased", "informed", "backdoor")
@@ -59,6 +59,7 @@ def certify(
     seed: SeedOpt = 0,
     seeds: Annotated[str | None, typer.Option(help="Several seeds, comma-separated: one study per seed in <out>/seed-<s> (the partitions stay; the poisoning and the base models' seeds change) and seeds.json with each figure's mean and standard deviation.")] = None,
     jobs: JobsOpt = None,
+    stack: Annotated[str, typer.Option(help="Train CNN base models 64 at a time as one wide model: auto (on a CUDA GPU, where it is faster), on or off.")] = "auto",
     executor: Annotated[str, typer.Option(help="Where the base models train: local (this machine, see --jobs) or ray (groups of base models as Ray tasks on a Ray cluster; needs Ray installed, as the ray extra of poisonlab does).")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster to send the base models to, HOST:PORT of its head node (with --executor ray).", show_default="$RAY_ADDRESS, else a local Ray instance")] = None,
     cpus_per_run: Annotated[int | None, typer.Option("--cpus-per-run", min=1, help="CPUs each Ray task declares and trains on (with --executor ray).", show_default="4, or the largest node's CPUs when fewer")] = None,
@@ -102,6 +103,7 @@ def certify(
                      if given]
         human = humanlabels.one(labels, dataset, cifar_n, data_dir, conflicts)
     check_ray_flags(executor, jobs, address=address, cpus_per_run=cpus_per_run)
+    check_choice(stack, STACK_MODES, "stack mode")
     jobs = 1 if executor == "ray" else jobs_or_default(jobs)
     budgets = parse_budgets(attack_budgets) if attack_budgets is not None else []
     kinds = tuple(k.strip() for k in attacks.split(",") if k.strip())
@@ -134,8 +136,8 @@ def certify(
         folder = out / f"seed-{one}" if len(seed_list) > 1 else out
         if len(seed_list) > 1:
             console.print(f"seed {one}: {folder}")
-        docs[one] = _one_seed(data, replace(base, seed=one), folder, budgets, kinds, ordinary_epochs, jobs, overwrite,
-                              human, ray, files)
+        docs[one] = _one_seed(data, replace(base, seed=one), folder, budgets, kinds, ordinary_epochs, overwrite,
+                              human, files, jobs=jobs, ray=ray, stack=stack)
     if len(seed_list) > 1:
         summary = across_seeds(docs)
         store.write_json(out / "seeds.json", summary)
@@ -152,11 +154,11 @@ def certify(
 
 
 def _one_seed(data, spec, out: Path, budgets: list[int], kinds: tuple[str, ...], ordinary_epochs: int | None,
-              jobs: int, overwrite: bool, human, ray, files: list[Path]) -> dict:
+              overwrite: bool, human, files: list[Path], **placement) -> dict:
     """One seed's study (and its attacks), its figures printed and its files added to `files`; its certify.json."""
     from poisonlab.studies.certify import study
 
-    result = study(data, spec, out, jobs=jobs, overwrite=overwrite, console=console, human=human, ray=ray)
+    result = study(data, spec, out, overwrite=overwrite, console=console, human=human, **placement)
     doc = result["doc"]
     sizes = doc["partition_sizes"]
     console.print(f"{doc['dataset']}: {doc['base_models']} {doc['model']} base models on {doc['n_train']} items "
@@ -171,8 +173,8 @@ def _one_seed(data, spec, out: Path, budgets: list[int], kinds: tuple[str, ...],
     if budgets:
         from poisonlab.studies import guarantee
 
-        guarantee.study(data, spec, out, doc, budgets, kinds=kinds, ordinary_epochs=ordinary_epochs, jobs=jobs,
-                        console=console)
+        guarantee.study(data, spec, out, doc, budgets, kinds=kinds, ordinary_epochs=ordinary_epochs,
+                        jobs=placement["jobs"], console=console)
         files += [out / "attacks.json", out / "guarantee.png"]
     if "backdoor" in doc:
         stamped = doc["backdoor"]

@@ -33,6 +33,7 @@ from poisonlab.errors import PoisonlabError, RunsFailed
 from poisonlab.files import MAX_RECORD_BYTES, read_json
 from poisonlab.reporting.certifyplots import certified_plot
 from poisonlab.studies import surrogate
+from poisonlab.studies.executors import stacks
 from poisonlab.studies.rayexec import RayExecutor
 from poisonlab.training import TORCH_MODELS, fitting
 from poisonlab.training.loop import TrainConfig, pick_device, settings
@@ -41,7 +42,7 @@ from poisonlab.training.stacked import AUGMENTS, fit_on_own_items, rank_each, wi
 from poisonlab.training.parallel import pmap, stream
 
 RAY_GROUPS = 64  # groups of base models sent as Ray tasks
-STACK = 64  # partitions trained at once as one wide model on a GPU (on a CPU grouped convolutions are slower: 1)
+STACK = 64  # partitions trained at once as one wide model when stacked (by default on a GPU only: see stacks)
 KINDS = ("none", "random", "biased", "backdoor")
 
 
@@ -161,10 +162,10 @@ def stackable(model: ModelSpec, data: Dataset) -> bool:
 
 
 def _stacked_rankings(x: np.ndarray, labels: np.ndarray, x_test: np.ndarray, num_classes: int, model: ModelSpec,
-                      spec: CertifySpec, todo: list[tuple[int, np.ndarray]], keep) -> None:
-    """Train the base models `todo` ((number, items of x) pairs) STACK at a time as one wide model on a GPU, one at
-    a time (the same procedure) on a CPU (model i seeded seed + i), and `keep(n, rankings)` the n-th one's test
-    rankings as it finishes (see `_fixed_ranking`)."""
+                      spec: CertifySpec, todo: list[tuple[int, np.ndarray]], keep, stack: str = "auto") -> None:
+    """Train the base models `todo` ((number, items of x) pairs) STACK at a time as one wide model when `stack` says
+    so ("auto": on a GPU), else one at a time (the same procedure; model i seeded seed + i), and `keep(n, rankings)`
+    the n-th one's test rankings as it finishes (see `_fixed_ranking`)."""
     device = pick_device()
     x_on, x_test_on = fitting.as_tensor(x, device), fitting.as_tensor(x_test, device)
     y = torch.from_numpy(labels).to(device)
@@ -175,7 +176,7 @@ def _stacked_rankings(x: np.ndarray, labels: np.ndarray, x_test: np.ndarray, num
             rest.append((n, item))
         else:
             keep(n, fixed)
-    size = STACK if device.type == "cuda" else 1
+    size = STACK if stacks(stack, model, gpu=device.type == "cuda") else 1
     for start in range(0, len(rest), size):
         group = rest[start : start + size]
         models = [fitting.build(model, x.shape[1:], num_classes, spec.seed + i).to(device) for _, (i, _) in group]
@@ -187,10 +188,11 @@ def _stacked_rankings(x: np.ndarray, labels: np.ndarray, x_test: np.ndarray, num
 
 def _train_group(context: tuple, group: tuple, send) -> None:
     """Worker task: train one group's models (see `_groups`) and send (n, rankings) for the n-th as it finishes."""
-    x_test, num_classes, model, spec, stacked = context
+    x_test, num_classes, model, spec, stacked, stack = context
     x, labels, todo = group
     if stacked:
-        _stacked_rankings(x, labels, x_test, num_classes, model, spec, todo, lambda n, ranking: send((n, ranking)))
+        _stacked_rankings(x, labels, x_test, num_classes, model, spec, todo, lambda n, ranking: send((n, ranking)),
+                          stack)
         return
     for n, item in enumerate(todo):
         send((n, _partition_rankings((x, labels, x_test, model, spec.train, spec.seed, num_classes), item)))
@@ -205,7 +207,7 @@ def _train_group_list(context: tuple, group: tuple) -> list[tuple[int, np.ndarra
 
 def _grouped_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec: CertifySpec,
                       todo: list[tuple[int, np.ndarray]], keep, *, stacked: bool, console: Console, jobs: int = 1,
-                      ray: RayExecutor | None = None) -> None:
+                      ray: RayExecutor | None = None, stack: str = "auto") -> None:
     """Train groups of consecutive base models in `jobs` worker processes of `threads_per_job(jobs)` torch threads
     (one thread each on 2 cores is faster than one process of 2 threads for small CNNs), or as Ray tasks of `ray`,
     each group sent only its models' items, and `keep` every model's rankings as soon as it arrives (Ray: when its
@@ -233,7 +235,7 @@ def _grouped_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec:
         elif kind == "failed":
             failed.append(f"{named}: {detail}")
 
-    context = (data.x_test, data.num_classes, model, spec, stacked)
+    context = (data.x_test, data.num_classes, model, spec, stacked, stack)
     if ray is None:
         stream(_train_group, groups, jobs, on_event=on_event, context=context)
     else:
@@ -246,12 +248,13 @@ def _grouped_rankings(data: Dataset, labels: np.ndarray, model: ModelSpec, spec:
 
 def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | None = None, jobs: int = 1,
           budgets: list[int] | None = None, overwrite: bool = False, console: Console | None = None,
-          human: HumanLabels | None = None, ray: RayExecutor | None = None) -> dict:
+          human: HumanLabels | None = None, ray: RayExecutor | None = None, stack: str = "auto") -> dict:
     """Train the base models (resuming), aggregate their votes and certify every test prediction by the spec's
     method, and by the other certificate the same models give (DPA and ROE, or FA and FA+ROE).
 
     `human`: the CIFAR-10N labels a "cifar10n:KEY" kind trains on; `ray`: train the base models in groups as tasks of
-    this Ray executor (its output folder on a filesystem the caller reads: the caller saves the rankings). Returns
+    this Ray executor (its output folder on a filesystem the caller reads: the caller saves the rankings); `stack`:
+    "auto" trains CNN base models STACK at a time as one wide model on a GPU, "on" on a CPU too, "off" never. Returns
     {"doc": certify.json's content, "votes": (M, K), "predicted", "radius", "files": written paths}."""
     check_choice(spec.method, METHODS, "certification method")
     if not humanlabels.is_kind(spec.kind):
@@ -288,7 +291,7 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     if len(todo) < n_models:
         console.print(f"resuming: {n_models - len(todo)} of {n_models} base models already trained in {out}")
     train_models(data, labels, spec, model, [(i, members[i]) for i in todo], folder, jobs=jobs, console=console,
-                 ray=ray)
+                 ray=ray, stack=stack)
     saved = saved_rankings(folder, range(n_models), data)
     every = aggregate(saved, buckets, data.num_classes, spec.methods)
     first, y_test = classes(saved)[:, :n_test], data.y_test[:n_test]
@@ -334,10 +337,11 @@ def layout(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, np.ndarray, li
 
 def train_models(data: Dataset, labels: np.ndarray, spec: CertifySpec, model: ModelSpec | None,
                  todo: list[tuple[int, np.ndarray]], folder: Path, *, jobs: int, console: Console,
-                 what: str = "base models", ray: RayExecutor | None = None) -> None:
+                 what: str = "base models", ray: RayExecutor | None = None, stack: str = "auto") -> None:
     """Train the base models `todo` ((number, items) pairs) on `labels` and save each one's test rankings to
-    `folder`/<number>.npy as soon as it is trained, with a progress bar: CNNs stacked on a GPU, in groups in `jobs`
-    worker processes on a CPU, or in groups as tasks of the Ray executor `ray`."""
+    `folder`/<number>.npy as soon as it is trained, with a progress bar: CNNs stacked on a GPU (`stack` "auto"; "on"
+    stacks them on a CPU too, "off" nowhere), in groups in `jobs` worker processes on a CPU, or in groups as tasks
+    of the Ray executor `ray`."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
@@ -349,11 +353,15 @@ def train_models(data: Dataset, labels: np.ndarray, spec: CertifySpec, model: Mo
 
         base = model if model is not None else spec.model
         stacked = stackable(base, data)
+        if stack == "on" and not stacked:
+            raise PoisonlabError(f"base model {spec.model!r} cannot train stacked (a Sequential CNN of common layers "
+                                 "on images can); use stack off or auto")
+        stacks(stack, base)  # a bad choice fails before any training
         if todo and (ray is not None or (stacked and jobs > 1 and len(todo) > 1 and pick_device().type == "cpu")):
             _grouped_rankings(data, labels, base, spec, todo, keep, stacked=stacked, console=console, jobs=jobs,
-                              ray=ray)
+                              ray=ray, stack=stack)
         elif stacked:
-            _stacked_rankings(data.x_train, labels, data.x_test, data.num_classes, base, spec, todo, keep)
+            _stacked_rankings(data.x_train, labels, data.x_test, data.num_classes, base, spec, todo, keep, stack)
         else:
             context = (data.x_train, labels, data.x_test, base, spec.train, spec.seed, data.num_classes)
             pmap(_partition_rankings, todo, jobs, context=context, on_result=keep, note=console.print,

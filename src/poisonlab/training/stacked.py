@@ -22,7 +22,7 @@ from poisonlab.training.models import UnitRange
 
 EVAL_ITEMS = 8192  # model-items per batched evaluation pass on a GPU (bounds the activations' memory)
 CHANNELWISE = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity, UnitRange)
-Forward = Callable[[dict, dict, torch.Tensor], torch.Tensor]
+Forward = Callable[..., torch.Tensor]  # (params, buffers, x[, noise]) -> (models, batch, classes)
 
 
 def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
@@ -57,19 +57,22 @@ def wide(skeleton: nn.Module) -> Forward | None:
     channels are block m of every activation, convolutions are grouped by model (the first one shares the input),
     batch norms run over all models' channels at once and linear layers are one batched matrix product. The input
     is (batch, C, H, W), one batch every model sees, or (models, batch, C, H, W), each model its own. Returns
-    outputs (models, batch, classes)."""
+    outputs (models, batch, classes). With `noise`, one torch.Generator per model, model m's dropout masks come from
+    noise[m] alone (else from torch's global generator, shared by the stack)."""
     layers = _leaves(skeleton)
     if layers is None or not _widens(layers):
         return None
 
-    def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+    def forward(params: dict, buffers: dict, x: torch.Tensor,
+                noise: list[torch.Generator] | None = None) -> torch.Tensor:
         n_models = next(iter(params.values())).shape[0]
         h, shared = x, True  # shared: still the one input all models see, (B, C, H, W); then (B, models*C, H, W)
         if x.dim() == 5:  # each model its own batch: model m's channels are block m from the start
             h, shared = x.transpose(0, 1).flatten(1, 2), False
         for name, layer in layers:
-            if shared and isinstance(layer, (nn.BatchNorm2d, nn.Flatten)) or (shared and isinstance(layer, nn.Conv2d)
-                                                                            and layer.groups > 1):
+            if shared and (isinstance(layer, (nn.BatchNorm2d, nn.Flatten))
+                           or (isinstance(layer, nn.Conv2d) and layer.groups > 1)
+                           or (isinstance(layer, nn.Dropout) and noise is not None)):
                 h, shared = h.repeat(1, n_models, 1, 1), False
             if isinstance(layer, nn.Conv2d):
                 bias = params.get(f"{name}.bias")
@@ -86,6 +89,8 @@ def wide(skeleton: nn.Module) -> Forward | None:
                 h = h.reshape(len(h), n_models, -1).transpose(0, 1)  # (models, B, features)
             elif isinstance(layer, nn.Linear):
                 h = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, params[f"{name}.weight"].transpose(1, 2))
+            elif isinstance(layer, nn.Dropout) and noise is not None and skeleton.training and layer.p > 0:
+                h = _own_dropout(h, layer.p, noise)
             elif isinstance(layer, nn.Dropout):
                 h = nn.functional.dropout(h, layer.p, skeleton.training)
             else:
@@ -93,6 +98,17 @@ def wide(skeleton: nn.Module) -> Forward | None:
         return h
 
     return forward
+
+
+def _own_dropout(h: torch.Tensor, p: float, noise: list[torch.Generator]) -> torch.Tensor:
+    """Dropout of wide activations h, (models, B, F) or (B, models*C, H, W), model m's mask drawn from noise[m]."""
+    if h.dim() == 3:
+        draws = [torch.rand(h.shape[1:], generator=g, device=h.device) for g in noise]
+        keep = torch.stack(draws) >= p
+    else:
+        shape = (h.shape[0], h.shape[1] // len(noise), *h.shape[2:])
+        keep = torch.stack([torch.rand(shape, generator=g, device=h.device) for g in noise], 1).flatten(1, 2) >= p
+    return h * keep / (1 - p)
 
 
 def vmapped(skeleton: nn.Module) -> Forward:
@@ -271,8 +287,9 @@ def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.
 
     Model i takes `config.max_epochs` * ceil(n_i / batch) Adam steps at a fixed learning rate, each on `batch`
     items drawn in turn from a stream of seeded permutations of its own items (seed seeds[i]; a partition smaller
-    than a batch repeats items): its training depends on its own items and seed alone, whichever models share the
-    stack, as a certificate over partitions needs. Returns the precision used.
+    than a batch repeats items), with dropout masks from a generator of its own seed: its training depends on its own
+    items and seed alone, whichever models share the stack, as a certificate over partitions needs. Returns the
+    precision used.
 
     Parameters
     ----------
@@ -295,6 +312,8 @@ def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.
     stack = _Stack(models, config.adam)
     steps = torch.tensor([config.max_epochs * math.ceil(len(m) / batch) for m in members], device=device)
     streams = [_Stream(m, seed) for m, seed in zip(members, seeds)]
+    noise = [torch.Generator(device=device).manual_seed(int(np.random.SeedSequence([seed, 5]).generate_state(1)[0]))
+             for seed in seeds]  # each model's dropout masks from its own seed, whichever models share the stack
     taken = torch.zeros(len(models), dtype=torch.long, device=device)
     lr = torch.full((len(models),), config.lr, device=device)
     skeleton.train()
@@ -304,7 +323,7 @@ def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.
         done = None if bool(active.all()) else {n: b.clone() for n, b in stack.buffers.items()}
         items = x[idx] if augment == "none" else _moved(x[idx], [s.moves(batch, augment) for s in streams])
         with autocast(precision, device):
-            out = batched(stack.params, stack.buffers, items)
+            out = batched(stack.params, stack.buffers, items, noise=noise)
         losses = nn.functional.cross_entropy(out.flatten(0, 1).float(), labels[idx].flatten(),
                                              reduction="none").view(len(models), batch)
         (losses.mean(1) * active).sum().backward()
