@@ -136,8 +136,9 @@ def certify(
         folder = out / f"seed-{one}" if len(seed_list) > 1 else out
         if len(seed_list) > 1:
             console.print(f"seed {one}: {folder}")
-        docs[one] = _one_seed(data, replace(base, seed=one), folder, budgets, kinds, ordinary_epochs, overwrite,
-                              human, files, jobs=jobs, ray=ray, stack=stack)
+        docs[one], written = _one_seed(data, replace(base, seed=one), folder, budgets, kinds, ordinary_epochs,
+                                       overwrite, human, jobs=jobs, ray=ray, stack=stack)
+        files += written
     if len(seed_list) > 1:
         summary = across_seeds(docs)
         store.write_json(out / "seeds.json", summary)
@@ -154,8 +155,8 @@ def certify(
 
 
 def _one_seed(data, spec, out: Path, budgets: list[int], kinds: tuple[str, ...], ordinary_epochs: int | None,
-              overwrite: bool, human, files: list[Path], **placement) -> dict:
-    """One seed's study (and its attacks), its figures printed and its files added to `files`; its certify.json."""
+              overwrite: bool, human, **placement) -> tuple[dict, list[Path]]:
+    """One seed's study (and its attacks), its figures printed; its certify.json and the files written."""
     from poisonlab.studies.certify import study
 
     result = study(data, spec, out, overwrite=overwrite, console=console, human=human, **placement)
@@ -169,7 +170,7 @@ def _one_seed(data, spec, out: Path, budgets: list[int], kinds: tuple[str, ...],
         console.print(f"{name.upper()}: clean accuracy {figures['clean_accuracy']:.4f}, median certified radius "
                       f"{figures['median_radius']:g}; certified accuracy "
                       + ", ".join(f"{row['accuracy']:.4f} at {row['budget']}" for row in shown))
-    files += result["files"]
+    files = result["files"]
     if budgets:
         from poisonlab.studies import guarantee
 
@@ -184,4 +185,4 @@ def _one_seed(data, spec, out: Path, budgets: list[int], kinds: tuple[str, ...],
                       + "; ".join(f"{name.upper()} {row['attack_success_rate']:.4f}, certified unaffected by every "
                                   f"stamped item {row['certified_unaffected']:.4f}"
                                   for name, row in stamped["methods"].items()))
-    return doc
+    return doc, files

@@ -273,6 +273,9 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     console = console or Console(stderr=True)
     if spec.kind == "backdoor":
         check_int(spec.target, "target", low=0, high=data.num_classes - 1)
+        if spec.select != "random":
+            raise PoisonlabError(f"a backdoor stamps items of other classes than the target at random; item selection "
+                                 f"{spec.select!r} chooses label flips: leave it at random")
     x_train, labels, mask = poisoned(data, spec, human)
     record, n_test = dataset_record(data), len(data.y_test)
     data = _with_triggered(data, x_train, spec)
@@ -293,8 +296,8 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     train_models(data, labels, spec, model, [(i, members[i]) for i in todo], folder, jobs=jobs, console=console,
                  ray=ray, stack=stack)
     saved = saved_rankings(folder, range(n_models), data)
-    every = aggregate(saved, buckets, data.num_classes, spec.methods)
-    first, y_test = classes(saved)[:, :n_test], data.y_test[:n_test]
+    every, chosen = aggregate(saved, buckets, data.num_classes, spec.methods), classes(saved)
+    first, y_test = chosen[:, :n_test], data.y_test[:n_test]  # the test images; a backdoor's triggered ones after
     certified = {name: tuple(a[:n_test] for a in arrays) for name, arrays in every.items()}
     top = max(int(radius.max(initial=0)) for _, radius, _ in certified.values())
     budgets = list(range(0, top + 2)) if budgets is None else budgets
@@ -302,9 +305,11 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
     sizes = np.array([len(m) for m in members])
     summary = {name: _summary(predicted, radius, y_test, budgets) for name, (predicted, radius, _) in
                certified.items()}
-    stamped = {"backdoor": _backdoor_summary({name: tuple(a[n_test:] for a in arrays) for name, arrays in
-                                              every.items()}, classes(saved)[:, n_test:], data.y_test[n_test:],
-                                             spec, int(mask.sum()))} if spec.kind == "backdoor" else {}
+    stamped = {}
+    if spec.kind == "backdoor":
+        triggered = {name: tuple(a[n_test:] for a in arrays) for name, arrays in every.items()}
+        stamped["backdoor"] = _backdoor_summary(triggered, chosen[:, n_test:], data.y_test[n_test:], spec,
+                                                int(mask.sum()))
     predicted, radius, votes = certified[spec.method]
     doc = {
         "dataset": data.name, "method": spec.method, "partitions": k, "spread": d, "base_models": n_models,
