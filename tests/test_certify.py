@@ -412,3 +412,8 @@ def test_stack_on_trains_the_cnn_base_models_as_one_wide_model_on_a_cpu_too(shar
               "--model", "logreg", "--stack", "on", "--out", tmp_path / "x")
     cli.fails(r"unknown stack mode 'wide'", "certify", "--dataset", "digits", "--partitions", "4", "--stack", "wide",
               "--out", tmp_path / "y")
+
+
+def test_the_local_executor_refuses_cluster_settings():
+    with pytest.raises(pl.PoisonlabError, match=r"the local executor takes no cluster address \(head:6379\)"):
+        pl.certify("digits", partitions=4, model="logreg", address="head:6379")

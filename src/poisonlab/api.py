@@ -467,8 +467,8 @@ class CertifyResult:
 
 def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcnn", method: str | None = None,
             spread: int = 1, kind: str = "none", rate: float = 0.0, select: str = "random",
-            target: int | str = 0, trigger: str = "patch", cifar_n: str | Path | None = None, seed: int = 0, epochs: int = 10, batch_size: int = 64,
-            lr: float = 1e-3, augment: str = "none", attack_budgets: Sequence[int] | None = None,
+            target: int | str = 0, trigger: str = "patch", cifar_n: str | Path | None = None, seed: int = 0,
+            epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, augment: str = "none", attack_budgets: Sequence[int] | None = None,
             attacks: Sequence[str] = ("random", "biased", "confident"), ordinary_epochs: int | None = None,
             key: str = "poisonlab-dpa", budgets: Sequence[int] | None = None, jobs: int = 1,
             executor: str = "local", address: str | None = None, cpus_per_run: int | None = None,
@@ -547,7 +547,7 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     """
     from poisonlab.attacks import humanlabels
     from poisonlab.studies import guarantee
-    from poisonlab.studies.certify import CertifySpec, study
+    from poisonlab.studies.certify import CertifySpec, placed, study
 
     seed, data = check_seed(seed), _data(data, data_dir)
     spread = check_int(spread, "spread", low=1)
@@ -562,12 +562,7 @@ def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcn
     custom = None if isinstance(model, str) else model
     human = humanlabels.one(kind, data.name, None if cifar_n is None else Path(cifar_n), data_dir, []) \
         if humanlabels.is_kind(kind) else None
-    check_choice(executor, sweeps.EXECUTORS, "executor")
-    ray = None
-    if executor == "ray":
-        from poisonlab.studies.rayexec import RayExecutor
-
-        ray = RayExecutor(address, cpus_per_run)
+    ray = placed(executor, address, cpus_per_run)
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-certify-") as folder:
         result = study(data, spec, Path(folder), model=custom, jobs=check_int(jobs, "jobs", low=1),
                        budgets=budget_list, overwrite=overwrite, human=human, ray=ray, stack=stack)

@@ -113,7 +113,7 @@ def certify(
         raise PoisonlabError("--attack-budgets attacks the clean labels; leave out --poison")
 
     from poisonlab import datasets, store
-    from poisonlab.studies.certify import CertifySpec, across_seeds
+    from poisonlab.studies.certify import CertifySpec, across_seeds, placed
     from poisonlab.training.loop import TrainConfig
 
     out = check_output_folder(out or Path("runs") / store.slug(f"certify-{dataset}-k{partitions}"))
@@ -126,11 +126,7 @@ def certify(
                        kind=human.kind if human else poison, select=select, percent=percents[0], trigger=trigger,
                        target=datasets.resolve_class(target, data.classes) if target is not None else 0, seed=seed,
                        train=TrainConfig(max_epochs=epochs, batch_size=batch_size, lr=lr))
-    ray = None
-    if executor == "ray":
-        from poisonlab.studies.rayexec import RayExecutor
-
-        ray = RayExecutor(address, cpus_per_run)
+    ray = placed(executor, address, cpus_per_run)
     docs, files = {}, []
     for one in seed_list:
         folder = out / f"seed-{one}" if len(seed_list) > 1 else out

@@ -35,11 +35,12 @@ from poisonlab.reporting.certifyplots import certified_plot
 from poisonlab.studies import surrogate
 from poisonlab.studies.executors import stacks
 from poisonlab.studies.rayexec import RayExecutor
+from poisonlab.studies.sweep import EXECUTORS, check_local
 from poisonlab.training import TORCH_MODELS, fitting
 from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.models import ModelSpec
 from poisonlab.training.stacked import AUGMENTS, fit_on_own_items, rank_each, wide
-from poisonlab.training.parallel import pmap, stream
+from poisonlab.training.parallel import stream
 
 RAY_GROUPS = 64  # groups of base models sent as Ray tasks
 STACK = 64  # partitions trained at once as one wide model when stacked (by default on a GPU only: see stacks)
@@ -332,6 +333,16 @@ def study(data: Dataset, spec: CertifySpec, out: Path, *, model: ModelSpec | Non
             "files": files}
 
 
+def placed(executor: str = "local", address: str | None = None, cpus_per_run: int | None = None) -> RayExecutor | None:
+    """Where the base models train: None for "local" (this machine, see `study`'s jobs), or a Ray executor on the
+    cluster at `address` whose tasks declare `cpus_per_run` CPUs, for "ray"."""
+    check_choice(executor, EXECUTORS, "executor")
+    if executor == "ray":
+        return RayExecutor(address, cpus_per_run)
+    check_local(address, cpus_per_run)
+    return None
+
+
 def layout(data: Dataset, spec: CertifySpec) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """The (k*d, d) buckets -> models map, every training item's bucket (N,) and every base model's items."""
     k, d = spec.partitions, spec.spread
@@ -345,8 +356,8 @@ def train_models(data: Dataset, labels: np.ndarray, spec: CertifySpec, model: Mo
                  what: str = "base models", ray: RayExecutor | None = None, stack: str = "auto") -> None:
     """Train the base models `todo` ((number, items) pairs) on `labels` and save each one's test rankings to
     `folder`/<number>.npy as soon as it is trained, with a progress bar: CNNs stacked on a GPU (`stack` "auto"; "on"
-    stacks them on a CPU too, "off" nowhere), in groups in `jobs` worker processes on a CPU, or in groups as tasks
-    of the Ray executor `ray`."""
+    stacks them on a CPU too, "off" nowhere), in groups in `jobs` worker processes (not for stacks on a GPU), or in
+    groups as tasks of the Ray executor `ray`."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
@@ -362,15 +373,14 @@ def train_models(data: Dataset, labels: np.ndarray, spec: CertifySpec, model: Mo
             raise PoisonlabError(f"base model {spec.model!r} cannot train stacked (a Sequential CNN of common layers "
                                  "on images can); use stack off or auto")
         stacks(stack, base)  # a bad choice fails before any training
-        if todo and (ray is not None or (stacked and jobs > 1 and len(todo) > 1 and pick_device().type == "cpu")):
+        if not todo:
+            return
+        if ray is not None or (jobs > 1 and len(todo) > 1 and not (stacked and pick_device().type == "cuda")):
             _grouped_rankings(data, labels, base, spec, todo, keep, stacked=stacked, console=console, jobs=jobs,
                               ray=ray, stack=stack)
-        elif stacked:
-            _stacked_rankings(data.x_train, labels, data.x_test, data.num_classes, base, spec, todo, keep, stack)
-        else:
-            context = (data.x_train, labels, data.x_test, base, spec.train, spec.seed, data.num_classes)
-            pmap(_partition_rankings, todo, jobs, context=context, on_result=keep, note=console.print,
-                 label=lambda item: f"model {item[0]}")
+        else:  # in this process: one group of every model
+            _train_group((data.x_test, data.num_classes, base, spec, stacked, stack), (data.x_train, labels, todo),
+                         lambda pair: keep(*pair))
 
 
 def saved_rankings(folder: Path, numbers, data: Dataset) -> list[np.ndarray]:

@@ -147,12 +147,17 @@ def placed(jobs: int = 1, kind: str = "local", address: str | None = None, cpus_
         from poisonlab.studies.rayexec import RayExecutor  # imports Ray only when it runs
 
         return RayExecutor(address, cpus_per_run, gpus_per_run, stack, model)
+    check_local(address, cpus_per_run, gpus_per_run)
+    return executors.executor(jobs, stack, model)
+
+
+def check_local(address: str | None = None, cpus_per_run: int | None = None, gpus_per_run: float | None = None) -> None:
+    """Refuse Ray cluster settings given to the local executor."""
     given = [f"{what} ({value})" for what, value in (("cluster address", address), ("CPUs per run", cpus_per_run),
                                                      ("GPUs per run", gpus_per_run)) if value is not None]
     if given:
         raise PoisonlabError(f"the local executor takes no {', '.join(given)}; choose the ray executor or leave "
                              f"{'it' if len(given) == 1 else 'them'} out")
-    return executors.executor(jobs, stack, model)
 
 
 def describe(spec: RunSpec) -> str:
