@@ -30,6 +30,7 @@ from poisonlab.reporting.tracking import Tracking
 from poisonlab.studies import DEFAULT_PERCENTS, PRESET_NAMES, executors, flipstudy, presets
 from poisonlab.studies.flip import FLIP_TRAINING
 from poisonlab.studies import sweep as sweeps
+from poisonlab.studies.defence import check_defence
 from poisonlab.studies.run import RunSpec, run
 from poisonlab.training.loop import PRECISIONS, TrainConfig
 from poisonlab.training.fitting import as_features
@@ -92,9 +93,10 @@ def _training(epochs: int, batch_size: int, **settings) -> TrainConfig:
 
 def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec | None, epochs: int | None,
           batch_size: int | None, val: str | None, precision: str, select: str | None = None,
-          biased_rule: str | None = None, preset: str | None = None) -> RunSpec:
+          biased_rule: str | None = None, preset: str | None = None, defence: str = "none") -> RunSpec:
     """The RunSpec of one run on `data` (the model recorded by name), every setting checked; a setting left None is
     the preset's, else poisonlab's default."""
+    check_defence(defence)
     check_choice(kind, KINDS, "kind")
     for value, choices, what in ((select, STRATEGIES, "item selection"), (val, ("split", "test"), "val"),
                                  (biased_rule, BIASED_RULES, "biased_rule"), (preset, PRESET_NAMES, "preset")):
@@ -105,7 +107,8 @@ def _spec(data: Dataset, kind: str, rate: float, seed: int, model: ModelSpec | N
         preset, model=None if model is None else model_name(model), select=None if select is None else [select],
         biased_rule=biased_rule, val=val, epochs=None if epochs is None else check_int(epochs, "epochs", low=1),
         batch_size=None if batch_size is None else check_int(batch_size, "batch_size", low=1), precision=precision)
-    return replace(base, dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, select=selects[0])
+    return replace(base, dataset=data.name, kind=kind, percent=_percent(rate), seed=seed, select=selects[0],
+                   defence=defence)
 
 
 def _savable(model: ModelSpec, data: Dataset) -> None:
@@ -147,7 +150,8 @@ def _result(record: dict, model, y_train: np.ndarray) -> RunResult:
 def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed: int = 0, model: ModelSpec | None = None,
           epochs: int | None = None, batch_size: int | None = None, val: str | None = None, precision: str = "auto",
           select: str | None = None, biased_rule: str | None = None, preset: str | None = None,
-          data_dir: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None) -> RunResult:
+          defence: str = "none", data_dir: str | Path | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> RunResult:
     """Poison a share of the training labels, train, and evaluate on the untouched test set.
 
     Parameters
@@ -184,6 +188,12 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
         "original" (inputs /255), select "last", biased_rule "code", val "test", 100 epochs, batches of 256, Keras'
         plateau rule (the cut at the 5th epoch without a gain of 1e-4) and Adam epsilon (1e-7). ``run.json``
         records the preset and every resulting setting.
+    defence : str
+        What the run does against its poisoned labels (torch models): "none"; a training remedy, "gce"
+        (generalized cross-entropy), "sce" (symmetric cross-entropy), "elr" (early-learning regularisation),
+        "coteach" or "coteach:P" (co-teaching with a peer network, forgetting P % of each batch, default 20); or
+        "clean:METHOD" / "relabel:METHOD" (drop, or relabel, the items detector METHOD flags before training; METHOD
+        one of cl, knn, knn-pixels, loss, ensemble). ``run.json`` records it under ``defence``.
     on_epoch : callable, optional
         Called with each epoch's row (epoch, train_loss, train_accuracy, lr, val_accuracy).
 
@@ -192,7 +202,8 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
     RunResult
     """
     seed, data = check_seed(seed), _data(data, data_dir)
-    spec = _spec(data, kind, rate, seed, model, epochs, batch_size, val, precision, select, biased_rule, preset)
+    spec = _spec(data, kind, rate, seed, model, epochs, batch_size, val, precision, select, biased_rule, preset,
+                 defence)
     record, fitted = run(spec, data, model=None if model is None or isinstance(model, str) else model,
                          on_epoch=on_epoch)
     return _result(record, fitted, data.y_train)
@@ -219,7 +230,7 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
           seeds: Sequence[int] = (0,), model: ModelSpec | None = None, epochs: int | None = None,
           batch_size: int | None = None, val: str | None = None, precision: str = "auto",
           select: str | Sequence[str] | None = None, biased_rule: str | None = None, preset: str | None = None,
-          jobs: int = 1, stack: str = "auto", out: str | Path | None = None, overwrite: bool = False,
+          defences: Sequence[str] = ("none",), jobs: int = 1, stack: str = "auto", out: str | Path | None = None, overwrite: bool = False,
           data_dir: str | Path | None = None, executor: str = "local", address: str | None = None,
           cpus_per_run: int | None = None, gpus_per_run: float | None = None,
           tracking: Tracking | dict | None = None) -> SweepResult:
@@ -246,6 +257,9 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     select : str or sequence of str, optional
         Item selections (random, first, last, margin, confident; see `train`), one curve each; default the preset's,
         else random.
+    defences : sequence of str
+        Defences (see `train`'s `defence`), one curve each; default ("none",). The results' ``defence`` column says
+        which.
     out : path, optional
         Results folder: every run is saved there (run.json, weights, results.sqlite/csv) and finished runs are
         reused on the next call, unless they were made on other data (another name, size, shape or fingerprint of
@@ -280,8 +294,9 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     kind_list = check_nonempty(kinds, "kinds")
     for kind in kind_list:
         check_choice(kind, KINDS, "kind")
+    defence_list = [check_defence(name) for name in check_nonempty(defences, "defences")]
     specs = sweeps.plan(base, [data.name], [0], kind_list, [_percent(r) for r in check_nonempty(rates, "rates")],
-                        seed_list, selects)
+                        seed_list, selects, defence_list)
     custom = None if model is None or isinstance(model, str) else model
     if out is None and (jobs, executor, address, cpus_per_run, gpus_per_run) == (1, "local", None, None, None) \
             and not executors.stacks(stack, base.model if custom is None else custom) and not tracking:

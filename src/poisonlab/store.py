@@ -32,9 +32,10 @@ CSV_FILE = "results.csv"
 COLUMNS = (
     "run_dir", "dataset", "dataset_size", "kind", "percent", "seed", "model", "val", "num_classes", "n_train",
     "n_poisoned", "test_accuracy", "best_val_accuracy", "epochs_run", "train_seconds", "created", "select",
-    "attack_success_rate", "preset", "biased_rule",
+    "attack_success_rate", "preset", "biased_rule", "defence",
 )
-ADDED_COLUMNS = {"select": "'random'", "attack_success_rate": "NULL", "preset": "NULL", "biased_rule": "NULL"}  # columns newer than the table: name -> default
+ADDED_COLUMNS = {"select": "'random'", "attack_success_rate": "NULL", "preset": "NULL", "biased_rule": "NULL",
+                 "defence": "'none'"}  # columns newer than the table: name -> default
 
 
 def atomic_write(path: Path, data: bytes | str, mode: int | None = None) -> None:
@@ -227,6 +228,7 @@ def _row(run: dict, run_dir: str) -> dict:
         "train_seconds": run["timings"]["train_s"], "created": run["created"], "select": cfg.get("select", "random"),
         "attack_success_rate": run["metrics"].get("attack_success_rate"), "preset": cfg.get("preset"),
         "biased_rule": cfg.get("biased_rule", "readme") if cfg["kind"] == "biased" else None,
+        "defence": cfg.get("defence", "none"),
     }
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from poisonlab import __version__
-from poisonlab.cli import backdoor, certify, detect, flip, report, train, validate
+from poisonlab.cli import backdoor, certify, defend, detect, flip, report, train, validate
 from poisonlab.cli.common import console
 from poisonlab.cli.manifest import manifest_app
 from poisonlab.cli.monitor import monitor_app
@@ -35,7 +35,7 @@ def _root(
     """How much does poisoned (mislabelled) training data hurt a model, and can we catch it?"""
 
 
-for command in (train.train, train.analyse, train.demo, flip.flip, flip.budget, backdoor.backdoor, detect.detect,
+for command in (train.train, train.analyse, train.demo, flip.flip, flip.budget, backdoor.backdoor, detect.detect, defend.defend,
                 certify.certify, validate.validate, report.report):
     app.command()(command)
 app.add_typer(manifest_app, name="manifest")

@@ -52,6 +52,13 @@ def parse_names(text: str | None, what: str) -> list[str]:
     return names
 
 
+def parse_defences(text: str) -> list[str]:
+    """Comma-separated defence names (see studies.defence), each checked."""
+    from poisonlab.studies.defence import check_defence
+
+    return [check_defence(name) for name in parse_names(text, "defences")]
+
+
 def parse_percents(text: str) -> list[float]:
     """Poison percents in 0..100, each once; a one-line warning when every one but 0 is below 1 (fractions meant?)."""
     from poisonlab.attacks.flips import check_percent

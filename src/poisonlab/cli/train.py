@@ -10,7 +10,8 @@ import typer
 
 from poisonlab.attacks import BIASED_RULES, KINDS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt,
-                                  check_ray_flags, console, parse_counts, parse_names, parse_percents, parse_seeds)
+                                  check_ray_flags, console, parse_counts, parse_defences, parse_names, parse_percents,
+                                  parse_seeds)
 from poisonlab.checks import check_choice
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies import DEFAULT_PERCENTS, PRESET_NAMES, VAL_MODES
@@ -48,6 +49,7 @@ def train(
     val: Annotated[str | None, typer.Option(help="split: hold out 10% of the poisoned training data; test: validate on the clean test set (as the original experiment did).", show_default="split, or the preset's")] = None,
     labels: Annotated[str | None, typer.Option(help="Real human label noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels file for --labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
+    defence: Annotated[str, typer.Option("--defence", "--defences", help="What each run does against its poisoned labels, comma-separated (one curve each): none; a robust training remedy: gce (generalized cross-entropy), sce (symmetric cross-entropy), elr (early-learning regularisation), coteach[:P] (co-teaching, two networks exchanging their small-loss items, forgetting P % (default 20)); or clean:METHOD / relabel:METHOD (drop, or relabel, the items detector METHOD flags, then train): METHOD one of cl, knn, knn-pixels, loss, ensemble.")] = "none",
     precision: Annotated[str, typer.Option(help="Training arithmetic: auto (bfloat16 where the CPU or GPU supports it, else fp32), bf16 or fp32.")] = "auto",
     jobs: Annotated[int | None, typer.Option(min=1, help="Runs trained at once in worker processes, sharing the cores (local executor).", show_default=JOBS_DEFAULT_TEXT)] = None,
     executor: Annotated[str, typer.Option(help="Where runs train: local (this machine, see --jobs) or ray (one Ray task per run, or per stacked group, on a Ray cluster; needs Ray installed, as the ray extra of poisonlab does).")] = "local",
@@ -79,6 +81,7 @@ def train(
         if value is not None:
             check_choice(value, choices, what)
     check_choice(stack, STACK_MODES, "stack mode")
+    defence_list = parse_defences(defence)
     base, select_list = presets.resolve(preset, model=model, select=select_list, biased_rule=biased_rule, val=val,
                                         epochs=epochs, batch_size=batch_size, precision=precision)
     dataset_list, sizes = parse_names(dataset, "datasets"), parse_counts(dataset_size, "dataset size")
@@ -86,14 +89,15 @@ def train(
     if labels is None:
         if cifar_n is not None:
             raise PoisonlabError("--cifar-n is only read with --labels; add --labels cifar10n:KEY or leave out --cifar-n")
-        sets, specs = [], sweep.plan(base, dataset_list, sizes, kind_list, parse_percents(percents), seed_list, select_list)
+        sets, specs = [], sweep.plan(base, dataset_list, sizes, kind_list, parse_percents(percents), seed_list, select_list,
+                                        defence_list)
     else:
         poisoning = [name for name, given in (("--kinds", kinds is not None), ("--biased", biased),
                                               ("--percents", percents != DEFAULT_PERCENTS_TEXT),
                                               ("--select", select is not None),
                                               ("--biased-rule", biased_rule is not None)) if given]
         sets = humanlabels.read(humanlabels.labels_file(cifar_n, data_dir), humanlabels.request(labels, dataset_list, poisoning))
-        specs = sweep.plan_human(base, sizes, sets, seed_list)
+        specs = sweep.plan_human(base, sizes, sets, seed_list, defence_list)
     check_ray_flags(executor, jobs, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
     jobs = 1 if executor == "ray" else default_jobs() if jobs is None else jobs
     tracking = Tracking(tensorboard, mlflow)

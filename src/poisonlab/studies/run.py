@@ -21,7 +21,7 @@ from poisonlab.datasets import Dataset, dataset_record
 from poisonlab.errors import PoisonlabError
 from poisonlab import store
 from poisonlab.store import slug
-from poisonlab.studies import surrogate
+from poisonlab.studies import defence, surrogate
 from poisonlab.training import fitting, metrics, models
 from poisonlab.training.loop import TrainConfig, pick_device, settings
 
@@ -45,29 +45,32 @@ class RunSpec:
     select: str = "random"
     biased_rule: str = "readme"
     preset: str | None = None
+    defence: str = "none"
 
     def __post_init__(self) -> None:
+        defence.check_defence(self.defence)
         if self.kind != "biased":  # the rule of biased poisoning means nothing to other runs
             object.__setattr__(self, "biased_rule", "readme")
 
     def to_dict(self) -> dict:
-        """The config recorded in run.json; `select`, `biased_rule` and `preset` only when not the default, so older
-        runs stay reusable."""
+        """The config recorded in run.json; `select`, `biased_rule`, `preset` and `defence` only when not the default,
+        so older runs stay reusable."""
         config = settings(self)
-        for key, default in (("select", "random"), ("biased_rule", "readme"), ("preset", None)):
+        for key, default in (("select", "random"), ("biased_rule", "readme"), ("preset", None), ("defence", "none")):
             if config[key] == default:
                 del config[key]
         return config
 
     def folder(self) -> Path:
-        """models/[b_]{dataset}[_{size}][_{model}][_valtest][_{select}][_coderule]/{percent}/seed{S} relative to the
-        output folder; human labels: models/{dataset}[_{size}][_{model}][_valtest]_{source}-{key}/seed{S}."""
+        """models/[b_]{dataset}[_{size}][_{model}][_valtest][_{select}][_coderule][_{defence}]/{percent}/seed{S}
+        relative to the output folder; human labels: models/{dataset}[_{size}][_{model}][_valtest][_{defence}]_{source}-{key}/seed{S}."""
         name = ("b_" if self.kind == "biased" else "") + slug(self.dataset)
         name += f"_{self.dataset_size}" if self.dataset_size else ""
         name += f"_{slug(self.model)}" if self.model != DEFAULT_MODEL else ""
         name += "_valtest" if self.val == "test" else ""
         name += f"_{self.select}" if self.select != "random" else ""
         name += f"_{self.biased_rule}rule" if self.biased_rule != "readme" else ""
+        name += f"_{slug(self.defence)}" if self.defence != "none" else ""
         if humanlabels.is_kind(self.kind):
             return Path("models") / f"{name}_{slug(self.kind)}" / f"seed{self.seed}"
         return Path("models") / name / f"{self.percent:g}" / f"seed{self.seed}"
@@ -110,7 +113,9 @@ def poisoned_labels(spec: RunSpec, data: Dataset, human: HumanLabels | None) -> 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A run's inputs: its training labels and poison mask, the fit/validation split and the validation data."""
+    """A run's inputs: its poisoned training labels and poison mask, the fit/validation split and the validation
+    data; `trained` the labels it trains on (the poisoned ones, or relabelled by a cleaning defence, whose record is
+    `cleaning`)."""
 
     labels: np.ndarray
     mask: np.ndarray
@@ -118,16 +123,24 @@ class Prepared:
     fit_idx: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+    trained: np.ndarray
+    cleaning: dict | None = None
 
 
 def prepare(spec: RunSpec, data: Dataset, human: HumanLabels | None = None) -> Prepared:
-    """Poison the labels of `spec` and split off its validation data (held-out poisoned items, or the clean test set)."""
+    """Poison the labels of `spec`, clean them when its defence says so (the dropped items leave both the fit and the
+    validation part), and split off its validation data (held-out training items, or the clean test set)."""
     labels, mask, chosen = poisoned_labels(spec, data, human)
+    trained, keep, cleaning = labels, np.ones(len(labels), bool), None
+    if defence.cleans(spec.defence):
+        trained, keep, cleaning = defence.clean(spec.defence, data.x_train, labels, mask, data.num_classes, spec.seed)
     if spec.val == "split":
         fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
-        return Prepared(labels, mask, chosen, fit_idx, data.x_train[val_idx], labels[val_idx])
+        val_idx = val_idx[keep[val_idx]]
+        return Prepared(labels, mask, chosen, fit_idx[keep[fit_idx]], data.x_train[val_idx], trained[val_idx],
+                        trained, cleaning)
     if spec.val == "test":
-        return Prepared(labels, mask, chosen, np.arange(len(labels)), data.x_test, data.y_test)
+        return Prepared(labels, mask, chosen, np.flatnonzero(keep), data.x_test, data.y_test, trained, cleaning)
     raise PoisonlabError(f"unknown validation mode '{spec.val}'; choose split or test")
 
 
@@ -153,6 +166,7 @@ def _record(spec: RunSpec, data: Dataset, prep: Prepared, human: HumanLabels | N
                   "val_label": "held-out 10% of the poisoned training data" if spec.val == "split"
                   else "clean test set (test data used for model selection, as the original experiment did)"},
         "training": training,
+        **({"defence": prep.cleaning or defence.settings(spec.defence)} if spec.defence != "none" else {}),
         "metrics": metrics.summary(data.y_test, predicted, data.num_classes),
         "model": {"name": spec.model, "parameters": models.count_parameters(fitted) if isinstance(fitted, torch.nn.Module) else None},
         "timings": timings,
@@ -168,15 +182,18 @@ def run(spec: RunSpec, data: Dataset, *, model: models.ModelSpec | None = None, 
     fitted = fitting.build(spec.model if model is None else model, data.x_train.shape[1:], data.num_classes, spec.seed)
     device = pick_device() if isinstance(fitted, torch.nn.Module) else torch.device("cpu")
     t1 = time.perf_counter()
-    training = fitting.fit(fitted, data.x_train[prep.fit_idx], prep.labels[prep.fit_idx], prep.x_val, prep.y_val,
-                           config=spec.train, seed=spec.seed, device=device, on_epoch=on_epoch)
+    training = fitting.fit(fitted, data.x_train[prep.fit_idx], prep.trained[prep.fit_idx], prep.x_val, prep.y_val,
+                           config=spec.train, seed=spec.seed, device=device, on_epoch=on_epoch,
+                           remedy=defence.remedy(spec.defence))
     timings = {"prepare_s": round(t1 - t0, 3), "train_s": round(time.perf_counter() - t1, 3)}
     return _record(spec, data, prep, human, fitted, training, timings, device), fitted
 
 
 def stack_key(spec: RunSpec) -> RunSpec:
-    """What the runs trained together as one stack share: everything but the labels (kind, percent, selection)."""
-    return replace(spec, kind="random", percent=0.0, select="random", biased_rule="readme")
+    """What the runs trained together as one stack share: everything but the labels (kind, percent, selection); a
+    run whose defence cleans its labels trains on items of its own, alone."""
+    return spec if defence.cleans(spec.defence) else replace(spec, kind="random", percent=0.0, select="random",
+                                                                biased_rule="readme")
 
 
 def run_stacked(specs: list[RunSpec], data: Dataset, *, model: models.ModelSpec | None = None,
@@ -196,9 +213,10 @@ def run_stacked(specs: list[RunSpec], data: Dataset, *, model: models.ModelSpec 
                              "model; only torch models train stacked: train it one run at a time")
     device = pick_device()
     t1 = time.perf_counter()
-    trainings = fitting.fit_stacked(built, data.x_train[preps[0].fit_idx], [p.labels[p.fit_idx] for p in preps],
+    trainings = fitting.fit_stacked(built, data.x_train[preps[0].fit_idx], [p.trained[p.fit_idx] for p in preps],
                                     preps[0].x_val, [p.y_val for p in preps], config=spec0.train, seed=spec0.seed,
-                                    device=device, on_epoch=on_epoch and (lambda i, row: on_epoch(specs[i], row)))
+                                    device=device, on_epoch=on_epoch and (lambda i, row: on_epoch(specs[i], row)),
+                                    remedy=defence.remedy(spec0.defence))
     share = (time.perf_counter() - t1) / len(specs)  # each run's share of the stack's training time
     prepare_s = (t1 - t0) / len(specs)
     return [(_record(s, data, p, human.get(s.kind), m, t, {"prepare_s": round(prepare_s, 3), "train_s": round(share, 3)},

@@ -25,19 +25,21 @@ from poisonlab.training.parallel import check_jobs
 def plan(
     base: RunSpec, datasets_: Iterable[str], sizes: Iterable[int], kinds: Iterable[str],
     percents: Iterable[float], seeds: Iterable[int], selects: Iterable[str] = ("random",),
+    defences: Iterable[str] = ("none",),
 ) -> list[RunSpec]:
-    """Every run of the sweep, in dataset, size, kind, item selection, percent, seed order."""
+    """Every run of the sweep, in dataset, size, kind, item selection, defence, percent, seed order."""
     return [
-        replace(base, dataset=d, dataset_size=n, kind=k, select=c, percent=float(p), seed=s)
-        for d, n, k, c, p, s in itertools.product(datasets_, sizes, kinds, selects, percents, seeds)
+        replace(base, dataset=d, dataset_size=n, kind=k, select=c, defence=f, percent=float(p), seed=s)
+        for d, n, k, c, f, p, s in itertools.product(datasets_, sizes, kinds, selects, defences, percents, seeds)
     ]
 
 
-def plan_human(base: RunSpec, sizes: Iterable[int], sets: Iterable[HumanLabels], seeds: Iterable[int]) -> list[RunSpec]:
+def plan_human(base: RunSpec, sizes: Iterable[int], sets: Iterable[HumanLabels], seeds: Iterable[int],
+               defences: Iterable[str] = ("none",)) -> list[RunSpec]:
     """Every CIFAR-10 run on human labels: kind "cifar10n:KEY", percent the measured noise rate of the items used."""
     return [
-        replace(base, dataset="cifar10", dataset_size=n, kind=h.kind, percent=h.percent(n), seed=s)
-        for n, h, s in itertools.product(sizes, sets, seeds)
+        replace(base, dataset="cifar10", dataset_size=n, kind=h.kind, percent=h.percent(n), defence=f, seed=s)
+        for n, h, f, s in itertools.product(sizes, sets, defences, seeds)
     ]
 
 
@@ -164,4 +166,5 @@ def describe(spec: RunSpec) -> str:
     """A run's short label, e.g. "mnist_1000 random 10% seed0"."""
     return (f"{spec.dataset}{'_' + str(spec.dataset_size) if spec.dataset_size else ''} {spec.kind}"
             f"{' (' + spec.biased_rule + ' rule)' if spec.biased_rule != 'readme' else ''}"
-            f"{' ' + spec.select if spec.select != 'random' else ''} {spec.percent:g}% seed{spec.seed}")
+            f"{' ' + spec.select if spec.select != 'random' else ''} {spec.percent:g}% seed{spec.seed}"
+            f"{' ' + spec.defence if spec.defence != 'none' else ''}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -9,10 +10,9 @@ import torch
 from torch import nn
 
 from poisonlab.errors import PoisonlabError
-from poisonlab.training import models
+from poisonlab.training import models, remedies
 from poisonlab.training.loop import TrainConfig, eval_batch, fit_torch, pick_device, seed_everything, to_tensor
 from poisonlab.training.stacked import fit_torch_stacked
-
 
 
 def as_features(x: np.ndarray) -> np.ndarray:
@@ -38,18 +38,25 @@ def build(model: models.ModelSpec, shape: tuple[int, ...], num_classes: int, see
 
 def fit(model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None, *,
         config: TrainConfig = TrainConfig(), seed: int = 0, device: torch.device | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> dict:
-    """Fit `model` on (x, y); torch: early stopping on (x_val, y_val) when given, else `config.max_epochs` epochs.
+        on_epoch: Callable[[dict], None] | None = None, remedy: str = "none") -> dict:
+    """Fit `model` on (x, y); torch: early stopping on (x_val, y_val) when given, else `config.max_epochs` epochs,
+    with the training `remedy` (see `remedies`; co-teaching trains a peer network beside `model`).
 
     Returns the training record: history, best epoch, best validation accuracy, epochs run."""
     y = np.asarray(y, dtype=np.int64)
     if x_val is None:
         x_val, y_val = x[:0], y[:0]
+    if isinstance(model, nn.Module) and remedies.peers(remedy) > 1:
+        return fit_stacked([model], x, [y], x_val, [y_val], config=config, seed=seed, device=device,
+                           on_epoch=on_epoch and (lambda _, row: on_epoch(row)), remedy=remedy)[0]
     if isinstance(model, nn.Module):
         device = device or pick_device()
         model.to(device, memory_format=torch.channels_last)
         return fit_torch(model, as_tensor(x, device), torch.from_numpy(y).to(device), as_tensor(x_val, device),
-                         np.asarray(y_val), config, seed, on_epoch)
+                         np.asarray(y_val), config, seed, on_epoch, remedy)
+    if remedy != "none":
+        raise PoisonlabError(f"the {remedy} defence trains torch models only, not {type(model).__name__}; choose a "
+                             "torch model or defence none")
     if len(np.unique(y)) < 2:
         raise PoisonlabError(f"{type(model).__name__} cannot train on a single class (all labels equal); use a torch model")
     model.fit(as_features(x), y)
@@ -60,16 +67,39 @@ def fit(model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None, y_
 def fit_stacked(models: list[nn.Module], x: np.ndarray, ys: list[np.ndarray], x_val: np.ndarray,
                 y_vals: list[np.ndarray], *, config: TrainConfig = TrainConfig(), seed: int = 0,
                 device: torch.device | None = None, on_epoch: Callable[[int, dict], None] | None = None,
-                forward: str = "auto") -> list[dict]:
+                forward: str = "auto", remedy: str = "none") -> list[dict]:
     """Fit torch `models` (one architecture, equal initial weights) in one stacked pass, model i on labels ys[i] (N,)
-    with validation labels y_vals[i] (V,) of the shared x_val (`forward`: see `stacked.fit_torch_stacked`); returns
-    each model's training record."""
+    with validation labels y_vals[i] (V,) of the shared x_val (`forward`: see `stacked.fit_torch_stacked`), each with
+    the training `remedy` (co-teaching: each model beside a peer network of its own); returns each model's training
+    record."""
     device = device or pick_device()
+    n = len(models)
+    if remedies.peers(remedy) > 1:  # model i and its peer are rows 2i and 2i+1 of the stack
+        models = [m for model in models for m in (model, peer(model, seed))]
+        ys, y_vals = [y for y in ys for _ in (0, 1)], [y for y in y_vals for _ in (0, 1)]
+    step = len(models) // n
     for model in models:
         model.to(device, memory_format=torch.channels_last)
     labels = torch.from_numpy(np.stack(ys).astype(np.int64)).to(device)
-    return fit_torch_stacked(models, as_tensor(x, device), labels, as_tensor(x_val, device),
-                             np.stack(y_vals).reshape(len(models), len(x_val)), config, seed, on_epoch, forward)
+
+    def each(i: int, row: dict) -> None:
+        if on_epoch and i % step == 0:  # the peers' epochs are not the runs'
+            on_epoch(i // step, row)
+
+    records = fit_torch_stacked(models, as_tensor(x, device), labels, as_tensor(x_val, device),
+                                np.stack(y_vals).reshape(len(models), len(x_val)), config, seed, each, forward, remedy)
+    return records[::step]
+
+
+def peer(model: nn.Module, seed: int) -> nn.Module:
+    """A copy of torch `model` with fresh initial weights drawn from `seed` (a co-teaching peer)."""
+    twin = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(np.random.SeedSequence([seed, 7]).generate_state(1)[0]))
+        for layer in twin.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+    return twin
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from poisonlab.checks import check_choice
+from poisonlab.training import remedies
 
 PRECISIONS = ("auto", "bf16", "fp32")
 PLATEAUS = ("torch", "keras")  # learning-rate cut rules (see Plateau)
@@ -170,19 +171,22 @@ def fit_torch(
     config: TrainConfig,
     seed: int,
     on_epoch: Callable[[dict], None] | None = None,
+    remedy: str = "none",
 ) -> dict:
     """Train with Adam; stop after `patience` epochs without a better validation accuracy; keep the best weights.
 
     With an empty validation set it trains exactly `max_epochs` epochs at a fixed rate and keeps the last weights.
     Forward passes run in `config.precision` (bf16 autocast or fp32); validation and the kept weights are fp32.
     History rows: epoch, train_loss and train_accuracy (means over the epoch's batches, as they were seen), lr and,
-    when validating, val_accuracy."""
+    when validating, val_accuracy. `remedy` (see `remedies`; one network only) replaces cross-entropy."""
+    if remedies.peers(remedy) > 1:
+        raise ValueError(f"remedy {remedy!r} trains two networks; train it with fit_torch_stacked")
     generator = torch.Generator().manual_seed(seed)
     precision = resolve_precision(config.precision, x.device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=BETAS, eps=TORCH_EPS, foreach=True)
     steps = 0
     plateau, stopper, one = Plateau(1, config), Stopper(1, config.patience), np.zeros(1, dtype=np.int64)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = remedies.make(remedy, 1, len(x))
     best_state, history = None, []
     for epoch in range(1, config.max_epochs + 1):
         model.train()
@@ -192,7 +196,7 @@ def fit_torch(
             idx = order[start : start + config.batch_size]
             with autocast(precision, x.device):
                 out = model(x[idx])
-                loss = loss_fn(out, y[idx])
+            loss = loss_fn(out.unsqueeze(0), y[idx].unsqueeze(0), idx, epoch).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             steps += 1

@@ -18,6 +18,7 @@ from torch.func import functional_call, vmap
 
 from poisonlab.training.loop import (BETAS, Plateau, Stopper, TrainConfig, adam_denominator, autocast, eval_batch,
                                     resolve_precision)
+from poisonlab.training import remedies
 from poisonlab.training.models import UnitRange
 
 EVAL_ITEMS = 8192  # model-items per batched evaluation pass on a GPU (bounds the activations' memory)
@@ -186,6 +187,7 @@ def fit_torch_stacked(
     seed: int,
     on_epoch: Callable[[int, dict], None] | None = None,
     forward: str = "auto",
+    remedy: str = "none",
 ) -> list[dict]:
     """Train `models` (same architecture, on x's device) at once, model i on labels ys[i]; load each one's best weights.
 
@@ -199,6 +201,8 @@ def fit_torch_stacked(
     config, seed : as for `fit_torch`: Adam, plateau cuts, early stopping, precision; the seed fixes the batch order.
     on_epoch : called with (model index, epoch row) after each epoch of each model still training.
     forward : "wide" (one wide network; common Sequential CNNs only), "vmap" (any module) or "auto" (wide if it can).
+    remedy : a `remedies` name replacing cross-entropy; co-teaching pairs models 2j and 2j+1, and a pair stops
+        training when its first model's early stopping says so.
 
     Returns
     -------
@@ -218,6 +222,9 @@ def fit_torch_stacked(
     generator = torch.Generator().manual_seed(seed)
     active = np.arange(n_models)
     histories: list[list[dict]] = [[] for _ in models]
+    loss_fn, paired = remedies.make(remedy, n_models, len(x)), remedies.peers(remedy) > 1
+    if paired and n_models % 2:
+        raise ValueError(f"remedy {remedy!r} trains models in pairs; give an even number of models, not {n_models}")
 
     @torch.no_grad()
     def predict(items: torch.Tensor) -> np.ndarray:
@@ -238,8 +245,7 @@ def fit_torch_stacked(
             idx = order[start : start + config.batch_size]
             with autocast(precision, device):
                 out = batched(stack.params, stack.buffers, x[idx])
-            losses = nn.functional.cross_entropy(out.flatten(0, 1).float(), labels[:, idx].flatten(),
-                                                 reduction="none").view(len(active), len(idx))
+            losses = loss_fn(out, labels[:, idx], idx, epoch)
             losses.mean(1).sum().backward()  # each model's gradient is that of its own mean loss
             stack.adam(lr)
             total += losses.detach().sum(1)
@@ -256,6 +262,8 @@ def fit_torch_stacked(
         acc = (predict(x_val) == y_vals[active]).mean(1)
         plateau.step(acc, active)
         improved, stop = stopper.step(epoch, acc, active)
+        if paired:  # a pair stops with its first model
+            stop = np.repeat(stop[::2], 2)
         if improved.any():
             rows_better = torch.from_numpy(np.flatnonzero(improved)).to(device)
             into = torch.from_numpy(active[improved]).to(device)
@@ -268,7 +276,9 @@ def fit_torch_stacked(
         if stop.all():
             break
         if stop.any():
-            stack.keep(torch.from_numpy(np.flatnonzero(~stop)).to(device))
+            rows = torch.from_numpy(np.flatnonzero(~stop)).to(device)
+            stack.keep(rows)
+            loss_fn.keep(rows)
             active = active[~stop]
     final = best if len(x_val) else stack.state()
     for i, model in enumerate(models):

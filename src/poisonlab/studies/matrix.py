@@ -1,0 +1,137 @@
+"""The attack x defence matrix: every (attack, percent, defence, seed) run of one dataset through the sweep engine,
+and the share of the damage each defence recovers.
+
+A cell's recovery, per seed, is (defended - poisoned) / (clean - poisoned) in test accuracy: the poisoned run is the
+same attack and percent with no defence, the clean run percent 0 with no defence (the baseline every matrix has).
+1 means the defence gave back all the accuracy the poison took, 0 nothing, below 0 it made things worse."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from poisonlab.attacks import informed
+from poisonlab.attacks.humanlabels import HumanLabels
+from poisonlab.checks import check_choice
+from poisonlab.errors import PoisonlabError
+from poisonlab.studies import defence, sweep
+from poisonlab.studies.run import RunSpec
+
+FLIP_ATTACKS = {"random": ("random", "random"), "biased": ("biased", "random"),
+                **{f"informed:{s}": ("random", s) for s in informed.INFORMED}}  # attack -> (kind, select)
+CLEAN = "clean"  # the attack name of percent-0 runs
+MIN_DAMAGE = 0.005  # a poison costing less test accuracy than this leaves nothing to recover: no recovery figure
+
+
+def check_attack(name: str) -> str:
+    """`name` when it names a matrix attack: a label-flip attack of FLIP_ATTACKS or a human label set cifar10n:KEY."""
+    if isinstance(name, str) and name.startswith("cifar10n:"):
+        return name
+    if name == "targeted":
+        raise PoisonlabError("targeted flips are not in the matrix yet (they are a flip study); run `poisonlab flip` "
+                             "for them and leave targeted out of the attacks")
+    check_choice(name, FLIP_ATTACKS, "attack")
+    return name
+
+
+def attack_of(spec: RunSpec) -> str:
+    """The matrix attack a run belongs to (CLEAN for percent 0 label-flip runs)."""
+    if spec.kind.startswith("cifar10n:"):
+        return spec.kind
+    if spec.percent == 0:
+        return CLEAN
+    return next(name for name, (kind, select) in FLIP_ATTACKS.items() if (kind, select) == (spec.kind, spec.select))
+
+
+def plan(base: RunSpec, attacks: Iterable[str], percents: Iterable[float], defences: Iterable[str],
+         seeds: Iterable[int], human: Iterable[HumanLabels] = ()) -> list[RunSpec]:
+    """Every run of the matrix on `base`'s dataset and size: the clean baseline (percent 0, no defence) per seed,
+    every defence at percent 0 when 0 is among `percents`, every (label-flip attack, percent > 0, defence, seed),
+    and every (human label set, defence, seed) (the set's own noise rate as its percent)."""
+    attacks, percents, defences, seeds = list(attacks), list(percents), list(defences), list(seeds)
+    for name in defences:
+        defence.check_defence(name)
+    sets = {h.kind: h for h in human}
+    specs = [replace(base, kind="random", percent=0.0, defence="none", seed=s) for s in seeds]
+    if 0 in percents:
+        specs += [replace(base, kind="random", percent=0.0, defence=f, seed=s) for f in defences if f != "none"
+                  for s in seeds]
+    for attack in attacks:
+        if check_attack(attack).startswith("cifar10n:"):
+            if attack not in sets:
+                raise ValueError(f"attack {attack} needs its label set passed as `human`")
+            rate = sets[attack].percent(base.dataset_size)
+            specs += [replace(base, kind=attack, percent=rate, defence=f, seed=s) for f in defences for s in seeds]
+            continue
+        kind, select = FLIP_ATTACKS[attack]
+        specs += [replace(base, kind=kind, select=select, percent=float(p), defence=f, seed=s)
+                  for p in percents if p > 0 for f in defences for s in seeds]
+    return list(dict.fromkeys(specs))
+
+
+def _cost(record: dict) -> float:
+    """Seconds a run's defence and training took: training, plus a cleaning defence's detection."""
+    return record["timings"]["train_s"] + record.get("defence", {}).get("seconds", 0.0)
+
+
+def summarise(specs: list[RunSpec], records: list[dict]) -> list[dict]:
+    """One row per (attack, percent, defence) of the matrix's runs (`records` in `specs` order): seeds, test
+    accuracy mean and std, the share of the damage recovered (mean, std and per seed; None where the poison did
+    not cost MIN_DAMAGE), and the defence's time relative to plain training (per epoch, and in all)."""
+    acc = {(attack_of(s), s.percent, s.defence, s.seed): r for s, r in zip(specs, records)}
+    clean = {seed: r["metrics"]["accuracy"] for (a, _, f, seed), r in acc.items() if a == CLEAN and f == "none"}
+    rows: dict[tuple, dict] = {}
+    for (attack, percent, name, seed), record in acc.items():
+        row = rows.setdefault((attack, percent, name), {"attack": attack, "percent": percent, "defence": name,
+                                                        "accuracies": [], "recoveries": [], "epoch_ratios": [],
+                                                        "cost_ratios": []})
+        row["accuracies"].append(record["metrics"]["accuracy"])
+        plain = acc.get((attack, percent, "none", seed))
+        if plain is None:
+            continue
+        poisoned = plain["metrics"]["accuracy"]
+        damage = clean[seed] - poisoned if seed in clean else 0.0
+        if attack != CLEAN and damage >= MIN_DAMAGE:
+            row["recoveries"].append((record["metrics"]["accuracy"] - poisoned) / damage)
+        per_epoch = [r["timings"]["train_s"] / max(1, r["training"].get("epochs_run") or 1) for r in (record, plain)]
+        if per_epoch[1] > 0:
+            row["epoch_ratios"].append(per_epoch[0] / per_epoch[1])
+            row["cost_ratios"].append(_cost(record) / max(_cost(plain), 1e-9))
+    return [_figures(row) for row in rows.values()]
+
+
+def _figures(row: dict) -> dict:
+    """A summary row's lists as its figures."""
+    acc, rec = np.array(row.pop("accuracies")), row.pop("recoveries")
+    epoch, cost = row.pop("epoch_ratios"), row.pop("cost_ratios")
+    mean = lambda values: round(float(np.mean(values)), 4) if len(values) else None  # noqa: E731
+    return {**row, "seeds": len(acc), "accuracy": mean(acc), "accuracy_std": round(float(acc.std()), 4),
+            "recovered": mean(rec), "recovered_std": round(float(np.std(rec)), 4) if rec else None,
+            "recovered_seeds": [round(v, 4) for v in rec], "epoch_time_ratio": mean(epoch),
+            "time_ratio": mean(cost)}
+
+
+def best(rows: list[dict], attack: str, percent: float) -> dict | None:
+    """The defence of a cell (attack, percent) that recovers most on average, or None when none has a figure."""
+    scored = [r for r in rows if r["attack"] == attack and math.isclose(r["percent"], percent)
+              and r["defence"] != "none" and r["recovered"] is not None]
+    return max(scored, key=lambda r: r["recovered"], default=None)
+
+
+def study(base: RunSpec, attacks: list[str], percents: list[float], defences: list[str], seeds: list[int],
+          out: Path, *, human: Iterable[HumanLabels] = (), **execute) -> dict:
+    """Plan the matrix on `base` (dataset, size, model, training settings), train every run not yet under `out`
+    (`execute`: the settings of `sweep.execute`: data_dir, download, console, jobs, stack, executor, ...), and
+    summarise it; returns the matrix.json document (settings, runs trained, and its `cells`)."""
+    human = list(human)
+    specs = plan(base, attacks, percents, defences, seeds, human)
+    done = sweep.execute(specs, out, human=human, **execute)
+    return {"dataset": base.dataset, "dataset_size": base.dataset_size, "model": base.model,
+            "train": base.train.to_dict(), "attacks": attacks, "percents": percents, "defences": defences,
+            "seeds": seeds, "runs": len(specs), "trained": done["trained"],
+            "recovery": "(defended - poisoned) / (clean - poisoned) test accuracy, per seed",
+            "cells": summarise(specs, done["records"])}

@@ -1,0 +1,145 @@
+"""Training remedies for noisy or poisoned labels: robust losses and co-teaching, as per-item losses of a stack.
+
+Every remedy is one small callable that the training loops (`loop.fit_torch`, `stacked.fit_torch_stacked`) call on
+each batch in place of cross-entropy: given the outputs of M models (M, B, K), their labels (M, B), the batch's item
+indices (B,) and the epoch, it returns per-item losses (M, B) whose mean over the batch is each model's objective.
+
+- ``gce``: generalized cross-entropy (Zhang & Sabuncu, NeurIPS 2018), (1 - p_y^q) / q, between cross-entropy (q -> 0)
+  and the noise-tolerant mean absolute error (q = 1).
+- ``sce``: symmetric cross-entropy (Wang et al., ICCV 2019), alpha * CE + beta * reverse CE, the reverse term
+  -sum_k p_k log y_k with log 0 taken as log 1e-4.
+- ``elr``: early-learning regularisation (Liu et al., NeurIPS 2020): CE + lambda * log(1 - <p, t>), t a per-item
+  running average of the model's own predictions, which keeps the model near what it learned before memorising
+  the wrong labels.
+- ``coteach``: co-teaching (Han et al., NeurIPS 2018): two networks, each trained on the share of the batch its peer
+  finds easiest (smallest loss), the share dropped growing from 0 to the forget rate over the first epochs.
+  ``coteach:P`` sets the forget rate to P percent (default 20).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from poisonlab.checks import check_choice
+from poisonlab.errors import PoisonlabError
+
+REMEDIES = ("none", "gce", "sce", "elr", "coteach")
+GCE_Q = 0.7  # GCE's exponent (the paper's choice for CIFAR)
+SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO = 0.1, 1.0, math.log(1e-4)  # SCE's weights (the paper's CIFAR-10 ones), log 0
+ELR_BETA, ELR_LAMBDA = 0.7, 3.0  # ELR's target momentum and regularisation weight (the paper's CIFAR-10 ones)
+COTEACH_FORGET, COTEACH_WARMUP = 0.2, 10  # co-teaching's default forget rate and the epochs it takes to reach it
+
+
+def check_remedy(name: str) -> str:
+    """`name` if it names a remedy (``coteach:P`` with 0 <= P < 100 included), else a one-line error naming the choices."""
+    if not isinstance(name, str):
+        raise PoisonlabError(f"defence must be a string, got {name!r}")
+    base, _, rate = name.partition(":")
+    if base == "coteach" and rate:
+        try:
+            percent = float(rate)
+        except ValueError:
+            percent = math.nan
+        if not 0 <= percent < 100:
+            raise PoisonlabError(f"co-teaching's forget rate must be a percent in [0, 100), got {rate!r}; "
+                                 "write e.g. coteach:40")
+        return name
+    check_choice(name, REMEDIES, "defence")
+    return name
+
+
+def peers(name: str) -> int:
+    """Networks one run of remedy `name` trains: 2 for co-teaching, else 1."""
+    return 2 if name.partition(":")[0] == "coteach" else 1
+
+
+def settings(name: str) -> dict:
+    """The remedy's settings as run.json records them."""
+    base, _, rate = name.partition(":")
+    if base == "gce":
+        return {"name": base, "q": GCE_Q}
+    if base == "sce":
+        return {"name": base, "alpha": SCE_ALPHA, "beta": SCE_BETA, "log_zero": SCE_LOG_ZERO}
+    if base == "elr":
+        return {"name": base, "beta": ELR_BETA, "lambda": ELR_LAMBDA}
+    if base == "coteach":
+        return {"name": base, "forget_rate": float(rate) / 100 if rate else COTEACH_FORGET,
+                "warmup_epochs": COTEACH_WARMUP}
+    return {"name": base}
+
+
+class Remedy:
+    """Per-item losses of a stack of models; this base class is plain cross-entropy."""
+
+    def __call__(self, out: torch.Tensor, labels: torch.Tensor, items: torch.Tensor, epoch: int) -> torch.Tensor:
+        """Per-item losses (M, B) of outputs `out` (M, B, K) against `labels` (M, B) for items `items` (B,)."""
+        return nn.functional.cross_entropy(out.flatten(0, 1).float(), labels.flatten(), reduction="none").view(labels.shape)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only the state of the models at `rows` (models that stopped leave the stack)."""
+
+
+class _GCE(Remedy):
+    def __call__(self, out, labels, items, epoch):
+        p = out.float().softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        return (1 - p.clamp_min(1e-7) ** GCE_Q) / GCE_Q
+
+
+class _SCE(Remedy):
+    def __call__(self, out, labels, items, epoch):
+        p = out.float().softmax(-1).clamp(1e-7, 1.0).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        return SCE_ALPHA * super().__call__(out, labels, items, epoch) - SCE_BETA * SCE_LOG_ZERO * (1 - p)
+
+
+class _ELR(Remedy):
+    def __init__(self, n_models: int, n_items: int) -> None:
+        self.shape, self.targets = (n_models, n_items), None
+
+    def __call__(self, out, labels, items, epoch):
+        p = out.float().softmax(-1).clamp(1e-4, 1 - 1e-4)
+        if self.targets is None:
+            self.targets = torch.zeros(*self.shape, p.shape[-1], device=p.device)
+        with torch.no_grad():
+            seen = p / p.sum(-1, keepdim=True)
+            self.targets[:, items] = ELR_BETA * self.targets[:, items] + (1 - ELR_BETA) * seen
+        regulariser = (1 - (self.targets[:, items] * p).sum(-1)).log()
+        return super().__call__(out, labels, items, epoch) + ELR_LAMBDA * regulariser
+
+    def keep(self, rows):
+        if self.targets is not None:
+            self.targets = self.targets[rows]
+
+
+class _CoTeach(Remedy):
+    """Models 2j and 2j+1 of the stack are peers; a model left alone picks its own small-loss items."""
+
+    def __init__(self, forget: float) -> None:
+        self.forget = forget
+
+    def __call__(self, out, labels, items, epoch):
+        losses = super().__call__(out, labels, items, epoch)
+        n_models, batch = losses.shape
+        kept = max(1, round(batch * (1 - self.forget * min(epoch / COTEACH_WARMUP, 1.0))))
+        with torch.no_grad():
+            easiest = losses.argsort(dim=1, stable=True)[:, :kept]
+            chosen = torch.zeros_like(losses).scatter_(1, easiest, batch / kept)
+            if n_models % 2 == 0:  # each model learns from the items its peer finds easiest
+                chosen = chosen.view(-1, 2, batch).flip(1).reshape(n_models, batch)
+        return losses * chosen
+
+
+def make(name: str, n_models: int = 1, n_items: int = 0) -> Remedy:
+    """The remedy `name` for a stack of `n_models` models training on `n_items` items (their indices 0..n_items-1)."""
+    base, _, rate = check_remedy(name).partition(":")
+    if base == "gce":
+        return _GCE()
+    if base == "sce":
+        return _SCE()
+    if base == "elr":
+        return _ELR(n_models, n_items)
+    if base == "coteach":
+        return _CoTeach(settings(name)["forget_rate"])
+    return Remedy()
