@@ -1,0 +1,50 @@
+"""A run's defence: names checked in one place, and a cleaning defence on real MNIST dropping mostly poisoned items."""
+
+import numpy as np
+import pytest
+
+from poisonlab import datasets
+from poisonlab.attacks import flips
+from poisonlab.errors import PoisonlabError
+from poisonlab.studies import defence
+from poisonlab.studies.run import RunSpec, prepare
+
+
+@pytest.mark.parametrize("name", defence.DEFENCES + ("coteach:35",))
+def test_every_listed_defence_is_accepted(name):
+    assert defence.check_defence(name) == name
+    assert defence.cleans(name) == (":" in name and not name.startswith("coteach"))
+
+
+@pytest.mark.parametrize("name, words", [("semi", "choose one of"), ("clean:spectral", "clean:METHOD"),
+                                         ("relabel:", "clean:METHOD"), ("coteach:150", "forget rate"),
+                                         (None, "choose one of")])
+def test_unknown_defences_are_one_line_errors(name, words):
+    with pytest.raises(PoisonlabError, match=words) as info:
+        defence.check_defence(name)
+    assert "\n" not in str(info.value)
+    with pytest.raises(PoisonlabError):
+        RunSpec(dataset="mnist", defence=name)
+
+
+@pytest.fixture(scope="module")
+def mnist(shared_data):
+    return datasets.load("mnist", shared_data, dataset_size=2000)
+
+
+def test_clean_loss_drops_mostly_poisoned_items_from_both_fit_and_validation(mnist):
+    spec = RunSpec(dataset="mnist", dataset_size=2000, percent=30, defence="clean:loss")
+    prep = prepare(spec, mnist)
+    _, mask = flips.apply("random", mnist.y_train, 10, 30, 0)
+    assert np.array_equal(prep.mask, mask)  # the poison record is the attack's, not the cleaning's
+    record = prep.cleaning
+    assert record["n_kept"] < 2000 and record["detection"]["recall"] > 0.6, record
+    assert mask[prep.fit_idx].mean() < 0.6 * mask.mean()  # the items trained on are far cleaner than the poisoned set
+    assert len(prep.fit_idx) + len(prep.y_val) == record["n_kept"]
+
+
+def test_relabel_keeps_every_item_and_changes_flagged_labels(mnist):
+    prep = prepare(RunSpec(dataset="mnist", dataset_size=2000, percent=30, defence="relabel:cl"), mnist)
+    assert len(prep.fit_idx) + len(prep.y_val) == 2000
+    assert (prep.trained != prep.labels).any() and prep.cleaning["action"] == "relabel"
+    assert (prep.trained == mnist.y_train).mean() > (prep.labels == mnist.y_train).mean()  # labels more often right

@@ -1,0 +1,114 @@
+"""Training remedies: each loss against its formula, co-teaching's exchange of small-loss items, and on real MNIST
+at 40 % random flips, robust training beating plain training."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from poisonlab import datasets
+from poisonlab.errors import PoisonlabError
+from poisonlab.studies.run import RunSpec, run
+from poisonlab.training import remedies
+
+
+@pytest.fixture()
+def batch():
+    g = torch.Generator().manual_seed(0)
+    out = torch.randn(3, 16, 10, generator=g) * 3
+    labels = torch.randint(0, 10, (3, 16), generator=g)
+    return out, labels, torch.arange(16)
+
+
+def _p_label(out, labels):
+    return out.softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+
+def test_cross_entropy_gce_and_sce_follow_their_formulas(batch):
+    out, labels, items = batch
+    p = _p_label(out, labels)
+    ce = remedies.make("none")(out, labels, items, 1)
+    assert ce.shape == (3, 16) and torch.allclose(ce, -p.log(), atol=1e-5)
+    gce = remedies.make("gce")(out, labels, items, 1)
+    assert torch.allclose(gce, (1 - p ** remedies.GCE_Q) / remedies.GCE_Q, atol=1e-5)
+    sce = remedies.make("sce")(out, labels, items, 1)
+    reverse = -math.log(1e-4) * (1 - p)
+    assert torch.allclose(sce, remedies.SCE_ALPHA * -p.log() + remedies.SCE_BETA * reverse, atol=1e-4)
+    assert (gce <= 1 / remedies.GCE_Q).all()  # bounded, unlike cross-entropy: a wrong label's pull is limited
+
+
+def test_elr_keeps_a_running_target_per_model_and_item(batch):
+    out, labels, items = batch
+    elr = remedies.make("elr", n_models=3, n_items=40)
+    first = elr(out, labels, items + 10, 1)
+    p = out.softmax(-1).clamp(1e-4, 1 - 1e-4)
+    target = (1 - remedies.ELR_BETA) * p / p.sum(-1, keepdim=True)
+    assert torch.allclose(elr.targets[:, 10:26], target, atol=1e-6)
+    assert (elr.targets[:, :10] == 0).all() and (elr.targets[:, 26:] == 0).all()
+    regulariser = (1 - (target * p).sum(-1)).log()
+    assert torch.allclose(first, -_p_label(out, labels).log() + remedies.ELR_LAMBDA * regulariser, atol=1e-4)
+    elr.keep(torch.tensor([2]))
+    assert elr.targets.shape == (1, 40, 10)
+
+
+def test_coteaching_trains_each_model_on_its_peers_easiest_items():
+    g = torch.Generator().manual_seed(1)
+    out, labels = torch.randn(2, 20, 10, generator=g), torch.randint(0, 10, (2, 20), generator=g)
+    coteach = remedies.make("coteach:50")
+    ce = remedies.make("none")(out, labels, torch.arange(20), 1)
+    assert torch.allclose(coteach(out, labels, torch.arange(20), 0), ce)  # epoch 0: nothing forgotten yet
+    late = coteach(out, labels, torch.arange(20), remedies.COTEACH_WARMUP)
+    for me, peer in ((0, 1), (1, 0)):
+        easiest = set(ce[peer].argsort()[:10].tolist())
+        assert set(late[me].nonzero().flatten().tolist()) == easiest
+        assert torch.isclose(late[me].mean(), ce[me, sorted(easiest)].mean())  # the mean over the kept half
+
+
+@pytest.mark.parametrize("name", ["coteach:100", "coteach:x", "coteach:-1", "focal", 3])
+def test_unknown_remedies_are_one_line_errors(name):
+    with pytest.raises(PoisonlabError) as info:
+        remedies.check_remedy(name)
+    assert "\n" not in str(info.value)
+
+
+def test_settings_are_recorded_per_remedy():
+    assert remedies.settings("coteach:40") == {"name": "coteach", "forget_rate": 0.4,
+                                               "warmup_epochs": remedies.COTEACH_WARMUP}
+    assert remedies.settings("gce")["q"] == remedies.GCE_Q
+    assert remedies.peers("coteach") == 2 and remedies.peers("elr") == 1
+
+
+@pytest.fixture(scope="module")
+def mnist(shared_data):
+    return datasets.load("mnist", shared_data, dataset_size=2000)
+
+
+@pytest.fixture(scope="module")
+def at_40(mnist) -> dict[str, dict]:
+    """run.json of plain training, GCE and co-teaching on MNIST-2000 with 40 % random flips."""
+    return {name: run(RunSpec(dataset="mnist", dataset_size=2000, percent=40, defence=name), mnist)[0]
+            for name in ("none", "gce", "coteach:40")}
+
+
+@pytest.mark.parametrize("name", ["gce", "coteach:40"])
+def test_a_remedy_beats_plain_training_at_40_percent_random_flips_on_real_mnist(at_40, name):
+    plain, defended = at_40["none"]["metrics"]["accuracy"], at_40[name]["metrics"]["accuracy"]
+    assert defended >= plain + 0.015, (name, plain, defended)
+    assert at_40[name]["config"]["defence"] == name and at_40[name]["defence"]["name"] == name.split(":")[0]
+    assert "defence" not in at_40["none"]["config"]  # older runs' configs stay equal
+
+
+def test_coteaching_runs_stack_in_pairs(mnist):
+    from poisonlab.training import fitting
+    from poisonlab.training.loop import TrainConfig
+
+    models = [fitting.build("smallcnn", mnist.x_train.shape[1:], 10, 0) for _ in range(2)]
+    ys = [mnist.y_train[:600], np.roll(mnist.y_train[:600], 1)]
+    seen = []
+    records = fitting.fit_stacked(models, mnist.x_train[:600], ys, mnist.x_train[600:800],
+                                  [mnist.y_train[600:800]] * 2, config=TrainConfig(max_epochs=2), seed=0,
+                                  remedy="coteach", on_epoch=lambda i, row: seen.append(i))
+    assert len(records) == 2 and all(r["stack_size"] == 4 for r in records)  # two runs, each beside its peer
+    assert sorted(set(seen)) == [0, 1]  # the peers' epochs are not reported as runs
+    assert records[0]["best_val_accuracy"] > records[1]["best_val_accuracy"]  # true labels beat shifted ones
