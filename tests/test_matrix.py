@@ -99,3 +99,14 @@ def replace_flag(args: list, flag: str, value: str) -> list:
 def test_a_defence_changes_the_run_folder_but_not_older_runs():
     assert replace(BASE, defence="coteach:40").folder().parts[1] == "mnist_1000_coteach-40"
     assert BASE.folder().parts[1] == "mnist_1000"
+
+
+def test_the_report_shows_the_matrix_and_keeps_defended_runs_on_their_own_curves(defended):
+    from poisonlab.reporting import html
+
+    out, _ = defended
+    made = html.build(out, out / "report.html")
+    page = (out / "report.html").read_text()
+    assert made["matrices"] == 1 and "Attack x defence: mnist first 1500" in made["sections"]
+    assert "clean:loss" in page and "share of the damage recovered" in page and "data:image/png;base64" in page
+    assert "gce defence" in page  # the defended runs' curve is named apart from plain training's

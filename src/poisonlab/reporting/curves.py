@@ -27,7 +27,7 @@ def size_name(size: int) -> str:
 
 def series_parts(row: dict) -> list[str]:
     """What sets a result row's curve apart, in legend order: kind, item selection, size, model, validation, biased
-    rule, preset (the settings left at their defaults are not named)."""
+    rule, preset, defence (the settings left at their defaults are not named)."""
     parts = [row["kind"], size_name(row["dataset_size"])]
     if row.get("select", "random") != "random":
         parts.insert(1, f"{row['select']} items")
@@ -39,6 +39,8 @@ def series_parts(row: dict) -> list[str]:
         parts.append(f"{row['biased_rule']} rule")
     if row.get("preset"):
         parts.append(f"{row['preset']} preset")
+    if row.get("defence", "none") != "none":
+        parts.append(f"{row['defence']} defence")
     return parts
 
 

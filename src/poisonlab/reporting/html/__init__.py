@@ -36,6 +36,9 @@ def build(out: Path, path: Path) -> dict:
     for i, (folder, doc) in enumerate(study.certifications):
         parts.append((f"certify-{i}", f"Certified: {doc['dataset']}, {doc['partitions']} partitions",
                       studies.certify_section(folder, doc)))
+    for i, (folder, doc) in enumerate(study.matrices):
+        size = f" first {doc['dataset_size']}" if doc["dataset_size"] else ""
+        parts.append((f"matrix-{i}", f"Attack x defence: {doc['dataset']}{size}", studies.matrix_section(folder, doc)))
     parts += [("models", "Models", studies.models_section(study)),
               ("provenance", "Configuration and provenance", sections.provenance_section(study)
                + note(f"Report made by poisonlab {__version__} on Python {platform.python_version()}."))]
@@ -45,5 +48,5 @@ def build(out: Path, path: Path) -> dict:
     store.atomic_write(path, html)
     return {"path": path, "sections": [title for _, title, _ in parts], "runs": len(study.rows),
             "flips": len(study.flips), "detections": len(study.detections), "backdoors": len(study.backdoors),
-            "certifications": len(study.certifications),
+            "certifications": len(study.certifications), "matrices": len(study.matrices),
             "bytes": len(html.encode())}

@@ -19,6 +19,7 @@ FLIP_KEYS = {"dataset", "classes", "source", "target", "model", "select", "n", "
 DETECT_KEYS = {"dataset", "n_train", "seed", "detector", "retrain", "rows"}
 CERTIFY_KEYS = {"dataset", "method", "partitions", "model", "n_train", "n_test", "poison", "clean_accuracy",
                 "median_radius", "base_accuracy_mean", "certified_accuracy", "partition_sizes", "status"}
+MATRIX_KEYS = {"dataset", "dataset_size", "model", "attacks", "percents", "defences", "seeds", "runs", "cells"}
 BACKDOOR_KEYS = {"dataset", "name", "target_name", "trigger", "clean_label", "model", "n_train", "n_test", "seeds",
                  "asr_goal", "smallest_percent_reaching_goal", "runs", "summary"}
 
@@ -34,6 +35,7 @@ class Study:
     detections: list[tuple[Path, dict]] = field(default_factory=list)
     backdoors: list[tuple[Path, dict]] = field(default_factory=list)
     certifications: list[tuple[Path, dict]] = field(default_factory=list)
+    matrices: list[tuple[Path, dict]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -65,7 +67,7 @@ def dataset_order(name: str) -> tuple[int, str]:
 def group_key(row: dict) -> tuple:
     """Runs that share everything but percent and seed."""
     return (row["dataset"], row["dataset_size"], row["kind"], row["model"], row["val"], row.get("select", "random"),
-            row["num_classes"])
+            row["num_classes"], row.get("defence", "none"))
 
 
 def provenance(out: Path, rows: list[dict]) -> list[dict]:
@@ -120,14 +122,16 @@ def sweep_rows(out: Path) -> list[dict]:
 
 
 def collect(out: Path) -> Study:
-    """Read the results tables (see `sweep_rows`) and every flip.json, detect.json and backdoor.json under `out`."""
+    """Read the results tables (see `sweep_rows`) and every flip.json, detect.json, backdoor.json, certify.json and
+    matrix.json under `out`."""
     if not out.is_dir():
         raise PoisonlabError(f"results folder {out} does not exist; give the folder that `poisonlab train` wrote")
     rows = sweep_rows(out)
     study = Study(out, rows, provenance(out, rows))
     for name, needed, bucket in (("flip.json", FLIP_KEYS, study.flips), ("detect.json", DETECT_KEYS, study.detections),
                                  ("backdoor.json", BACKDOOR_KEYS, study.backdoors),
-                                 ("certify.json", CERTIFY_KEYS, study.certifications)):
+                                 ("certify.json", CERTIFY_KEYS, study.certifications),
+                                 ("matrix.json", MATRIX_KEYS, study.matrices)):
         for path in sorted(out.glob(f"**/{name}")):
             doc = load_json(path)
             missing = sorted(needed - set(doc)) if doc is not None else ["(not readable JSON)"]
@@ -135,7 +139,7 @@ def collect(out: Path) -> Study:
                 study.skipped.append(f"{path}: missing {', '.join(missing)}")
             else:
                 bucket.append((path.parent, doc))
-    if not (study.rows or study.flips or study.detections or study.backdoors or study.certifications):
+    if not (study.rows or study.flips or study.detections or study.backdoors or study.certifications or study.matrices):
         raise PoisonlabError(f"nothing to report in {out}: no runs, flip.json, detect.json, backdoor.json or "
                              "certify.json; run `poisonlab train`, `flip`, `detect`, `backdoor` or `certify` into that "
                              "folder first")
