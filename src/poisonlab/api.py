@@ -191,7 +191,8 @@ def train(data: Dataset | str, *, kind: str = "random", rate: float = 0.0, seed:
     defence : str
         What the run does against its poisoned labels (torch models): "none"; a training remedy, "gce"
         (generalized cross-entropy), "sce" (symmetric cross-entropy), "elr" (early-learning regularisation),
-        "coteach" or "coteach:P" (co-teaching with a peer network, forgetting P % of each batch, default 20); or
+        "coteach" or "coteach:P" (co-teaching with a peer network, forgetting P % of each batch, default 20), "semi"
+        (suspected items keep their image, not their label: pseudo-labels on shifted copies); or
         "clean:METHOD" / "relabel:METHOD" (drop, or relabel, the items detector METHOD flags before training; METHOD
         one of cl, knn, knn-pixels, loss, ensemble). ``run.json`` records it under ``defence``.
     on_epoch : callable, optional

@@ -39,7 +39,8 @@ from poisonlab.studies.sweep import EXECUTORS, check_local
 from poisonlab.training import TORCH_MODELS, fitting
 from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.models import ModelSpec
-from poisonlab.training.stacked import AUGMENTS, fit_on_own_items, rank_each, wide
+from poisonlab.training.augment import AUGMENTS
+from poisonlab.training.stacked import fit_on_own_items, rank_each, wide
 from poisonlab.training.parallel import stream
 
 RAY_GROUPS = 64  # groups of base models sent as Ray tasks

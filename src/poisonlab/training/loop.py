@@ -13,6 +13,7 @@ from torch import nn
 
 from poisonlab.checks import check_choice
 from poisonlab.training import remedies
+from poisonlab.training.augment import shifted
 
 PRECISIONS = ("auto", "bf16", "fp32")
 PLATEAUS = ("torch", "keras")  # learning-rate cut rules (see Plateau)
@@ -186,7 +187,7 @@ def fit_torch(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=BETAS, eps=TORCH_EPS, foreach=True)
     steps = 0
     plateau, stopper, one = Plateau(1, config), Stopper(1, config.patience), np.zeros(1, dtype=np.int64)
-    loss_fn = remedies.make(remedy, 1, len(x))
+    loss_fn, shifts = remedies.make(remedy, 1, len(x)), np.random.default_rng([seed, 11])  # shifts: of `view`
     best_state, history = None, []
     for epoch in range(1, config.max_epochs + 1):
         model.train()
@@ -196,7 +197,12 @@ def fit_torch(
             idx = order[start : start + config.batch_size]
             with autocast(precision, x.device):
                 out = model(x[idx])
-            loss = loss_fn(out.unsqueeze(0), y[idx].unsqueeze(0), idx, epoch).mean()
+
+            def view(idx: torch.Tensor = idx) -> torch.Tensor:
+                with autocast(precision, x.device):
+                    return model(shifted(x[idx], shifts)).unsqueeze(0)
+
+            loss = loss_fn(out.unsqueeze(0), y[idx].unsqueeze(0), idx, epoch, view).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             steps += 1

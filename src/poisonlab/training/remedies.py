@@ -14,23 +14,33 @@ indices (B,) and the epoch, it returns per-item losses (M, B) whose mean over th
 - ``coteach``: co-teaching (Han et al., NeurIPS 2018): two networks, each trained on the share of the batch its peer
   finds easiest (smallest loss), the share dropped growing from 0 to the forget rate over the first epochs.
   ``coteach:P`` sets the forget rate to P percent (default 20).
+- ``semi``: a semi-supervised step in the manner of DivideMix and FixMatch: after a warm-up, a two-component Gaussian
+  mixture on each item's loss of the previous epoch splits the items into clean and suspected; clean items keep their
+  label, suspected ones keep only their image, trained towards the model's own confident prediction (at least
+  SEMI_THRESHOLD) on a randomly shifted copy of it; unconfident suspected items are left out of the step.
+
+A remedy that needs a second view of the batch asks the trainer for it through `view()`: the models' outputs on
+randomly shifted copies of the batch's images (feature rows unchanged).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from poisonlab.checks import check_choice
 from poisonlab.errors import PoisonlabError
 
-REMEDIES = ("none", "gce", "sce", "elr", "coteach")
+REMEDIES = ("none", "gce", "sce", "elr", "coteach", "semi")
 GCE_Q = 0.7  # GCE's exponent (the paper's choice for CIFAR)
 SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO = 0.1, 1.0, math.log(1e-4)  # SCE's weights (the paper's CIFAR-10 ones), log 0
 ELR_BETA, ELR_LAMBDA = 0.7, 3.0  # ELR's target momentum and regularisation weight (the paper's CIFAR-10 ones)
 COTEACH_FORGET, COTEACH_WARMUP = 0.2, 10  # co-teaching's default forget rate and the epochs it takes to reach it
+SEMI_WARMUP, SEMI_THRESHOLD = 5, 0.95  # plain epochs before the first split; confidence a pseudo-label needs
 
 
 def check_remedy(name: str) -> str:
@@ -68,14 +78,22 @@ def settings(name: str) -> dict:
     if base == "coteach":
         return {"name": base, "forget_rate": float(rate) / 100 if rate else COTEACH_FORGET,
                 "warmup_epochs": COTEACH_WARMUP}
+    if base == "semi":
+        return {"name": base, "warmup_epochs": SEMI_WARMUP, "threshold": SEMI_THRESHOLD, "split": "gmm on losses",
+                "augment": "shift"}
     return {"name": base}
+
+
+View = Callable[[], torch.Tensor]  # () -> the models' outputs (M, B, K) on shifted copies of the batch
 
 
 class Remedy:
     """Per-item losses of a stack of models; this base class is plain cross-entropy."""
 
-    def __call__(self, out: torch.Tensor, labels: torch.Tensor, items: torch.Tensor, epoch: int) -> torch.Tensor:
-        """Per-item losses (M, B) of outputs `out` (M, B, K) against `labels` (M, B) for items `items` (B,)."""
+    def __call__(self, out: torch.Tensor, labels: torch.Tensor, items: torch.Tensor, epoch: int,
+                 view: View | None = None) -> torch.Tensor:
+        """Per-item losses (M, B) of outputs `out` (M, B, K) against `labels` (M, B) for items `items` (B,) at
+        `epoch` (1, 2, ...); `view` gives the outputs on shifted copies of the batch when a remedy needs them."""
         return nn.functional.cross_entropy(out.flatten(0, 1).float(), labels.flatten(), reduction="none").view(labels.shape)
 
     def keep(self, rows: torch.Tensor) -> None:
@@ -83,13 +101,13 @@ class Remedy:
 
 
 class _GCE(Remedy):
-    def __call__(self, out, labels, items, epoch):
+    def __call__(self, out, labels, items, epoch, view=None):
         p = out.float().softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         return (1 - p.clamp_min(1e-7) ** GCE_Q) / GCE_Q
 
 
 class _SCE(Remedy):
-    def __call__(self, out, labels, items, epoch):
+    def __call__(self, out, labels, items, epoch, view=None):
         p = out.float().softmax(-1).clamp(1e-7, 1.0).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         return SCE_ALPHA * super().__call__(out, labels, items, epoch) - SCE_BETA * SCE_LOG_ZERO * (1 - p)
 
@@ -98,7 +116,7 @@ class _ELR(Remedy):
     def __init__(self, n_models: int, n_items: int) -> None:
         self.shape, self.targets = (n_models, n_items), None
 
-    def __call__(self, out, labels, items, epoch):
+    def __call__(self, out, labels, items, epoch, view=None):
         p = out.float().softmax(-1).clamp(1e-4, 1 - 1e-4)
         if self.targets is None:
             self.targets = torch.zeros(*self.shape, p.shape[-1], device=p.device)
@@ -119,7 +137,7 @@ class _CoTeach(Remedy):
     def __init__(self, forget: float) -> None:
         self.forget = forget
 
-    def __call__(self, out, labels, items, epoch):
+    def __call__(self, out, labels, items, epoch, view=None):
         losses = super().__call__(out, labels, items, epoch)
         n_models, batch = losses.shape
         kept = max(1, round(batch * (1 - self.forget * min(epoch / COTEACH_WARMUP, 1.0))))
@@ -129,6 +147,48 @@ class _CoTeach(Remedy):
             if n_models % 2 == 0:  # each model learns from the items its peer finds easiest
                 chosen = chosen.view(-1, 2, batch).flip(1).reshape(n_models, batch)
         return losses * chosen
+
+
+class _Semi(Remedy):
+    def __init__(self, n_models: int, n_items: int) -> None:
+        self.losses = torch.zeros(n_models, n_items)
+        self.clean: torch.Tensor | None = None
+        self.split_at = 0
+
+    def __call__(self, out, labels, items, epoch, view=None):
+        losses = super().__call__(out, labels, items, epoch)
+        self.losses = self.losses.to(losses.device)
+        self.losses[:, items] = losses.detach()
+        if epoch <= SEMI_WARMUP or view is None:
+            return losses
+        if self.split_at != epoch:  # the split of this epoch, from the losses of the last one
+            self.clean, self.split_at = _clean_share(self.losses) > 0.5, epoch
+        clean = self.clean[:, items]
+        with torch.no_grad():
+            confidence, guess = out.float().softmax(-1).max(-1)
+            taught = ~clean & (confidence >= SEMI_THRESHOLD)
+        if not bool(taught.any()):
+            return losses * clean
+        guessed = super().__call__(view(), guess, items, epoch)
+        return torch.where(clean, losses, guessed * taught)
+
+    def keep(self, rows):
+        self.losses = self.losses[rows.to(self.losses.device)]
+        if self.clean is not None:
+            self.clean = self.clean[rows.to(self.clean.device)]
+
+
+def _clean_share(losses: torch.Tensor) -> torch.Tensor:
+    """Per model (row of `losses`, (M, N)), each item's probability of the low-loss component of a two-component
+    Gaussian mixture fitted to its min-max scaled losses."""
+    from sklearn.mixture import GaussianMixture
+
+    shares = []
+    for row in losses.float().cpu().numpy():
+        scaled = ((row - row.min()) / max(float(row.max() - row.min()), 1e-12)).reshape(-1, 1)
+        gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(scaled)
+        shares.append(gmm.predict_proba(scaled)[:, int(gmm.means_.argmin())])
+    return torch.from_numpy(np.stack(shares)).to(losses.device)
 
 
 def make(name: str, n_models: int = 1, n_items: int = 0) -> Remedy:
@@ -142,4 +202,6 @@ def make(name: str, n_models: int = 1, n_items: int = 0) -> Remedy:
         return _ELR(n_models, n_items)
     if base == "coteach":
         return _CoTeach(settings(name)["forget_rate"])
+    if base == "semi":
+        return _Semi(n_models, n_items)
     return Remedy()

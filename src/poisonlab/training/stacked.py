@@ -19,6 +19,7 @@ from torch.func import functional_call, vmap
 from poisonlab.training.loop import (BETAS, Plateau, Stopper, TrainConfig, adam_denominator, autocast, eval_batch,
                                     resolve_precision)
 from poisonlab.training import remedies
+from poisonlab.training.augment import moved, moves, shifted
 from poisonlab.training.models import UnitRange
 
 EVAL_ITEMS = 8192  # model-items per batched evaluation pass on a GPU (bounds the activations' memory)
@@ -223,6 +224,7 @@ def fit_torch_stacked(
     active = np.arange(n_models)
     histories: list[list[dict]] = [[] for _ in models]
     loss_fn, paired = remedies.make(remedy, n_models, len(x)), remedies.peers(remedy) > 1
+    shifts = np.random.default_rng([seed, 11])  # the shifts of a remedy's second view of a batch
     if paired and n_models % 2:
         raise ValueError(f"remedy {remedy!r} trains models in pairs; give an even number of models, not {n_models}")
 
@@ -245,7 +247,12 @@ def fit_torch_stacked(
             idx = order[start : start + config.batch_size]
             with autocast(precision, device):
                 out = batched(stack.params, stack.buffers, x[idx])
-            losses = loss_fn(out, labels[:, idx], idx, epoch)
+
+            def view(idx: torch.Tensor = idx) -> torch.Tensor:
+                with autocast(precision, device):
+                    return batched(stack.params, stack.buffers, shifted(x[idx], shifts))
+
+            losses = loss_fn(out, labels[:, idx], idx, epoch, view)
             losses.mean(1).sum().backward()  # each model's gradient is that of its own mean loss
             stack.adam(lr)
             total += losses.detach().sum(1)
@@ -287,10 +294,6 @@ def fit_torch_stacked(
             for i in range(n_models)]
 
 
-AUGMENTS = ("none", "shift", "shift+flip")  # random translations by up to SHIFT pixels, and left-right mirroring
-SHIFT = 2
-
-
 def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.ndarray], labels: torch.Tensor,
                      config: TrainConfig, seeds: list[int], *, augment: str = "none") -> str:
     """Train `models` (one Sequential CNN architecture, on x's device) at once, model i only on items members[i].
@@ -310,7 +313,7 @@ def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.
     config : max_epochs, batch_size, lr and precision are used (no validation, no plateau cuts)
     seeds : M ints
     augment : {"none", "shift", "shift+flip"}
-        Each drawn item moved by up to SHIFT pixels each way (edges reflected) and, with flip, mirrored left-right
+        Each drawn item moved by up to augment.SHIFT pixels each way (edges reflected) and, with flip, mirrored left-right
         half the time, from the model's own seeded stream.
     """
     device, batch = x.device, config.batch_size
@@ -331,7 +334,7 @@ def fit_on_own_items(models: list[nn.Module], x: torch.Tensor, members: list[np.
         active = step < steps
         idx = torch.from_numpy(np.stack([s.next(batch) for s in streams])).to(device)  # (M, batch)
         done = None if bool(active.all()) else {n: b.clone() for n, b in stack.buffers.items()}
-        items = x[idx] if augment == "none" else _moved(x[idx], [s.moves(batch, augment) for s in streams])
+        items = x[idx] if augment == "none" else moved(x[idx], [s.moves(batch, augment) for s in streams])
         with autocast(precision, device):
             out = batched(stack.params, stack.buffers, items, noise=noise)
         losses = nn.functional.cross_entropy(out.flatten(0, 1).float(), labels[idx].flatten(),
@@ -356,29 +359,14 @@ class _Stream:
         self.items, self.rng, self.queue = np.asarray(items), np.random.default_rng([seed, 3]), np.empty(0, np.int64)
 
     def moves(self, batch: int, augment: str) -> np.ndarray:
-        """(batch, 3) offsets in 0..2*SHIFT (rows, columns) and a mirror flag for the next batch's items."""
-        offsets = self.rng.integers(0, 2 * SHIFT + 1, size=(batch, 2))
-        mirror = self.rng.integers(0, 2, size=(batch, 1)) if augment == "shift+flip" else np.zeros((batch, 1), int)
-        return np.concatenate([offsets, mirror], 1)
+        """The next batch's moves (see `augment.moves`)."""
+        return moves(self.rng, batch, augment)
 
     def next(self, batch: int) -> np.ndarray:
         while len(self.queue) < batch:
             self.queue = np.concatenate([self.queue, self.rng.permutation(self.items)])
         taken, self.queue = self.queue[:batch], self.queue[batch:]
         return taken
-
-
-def _moved(items: torch.Tensor, moves: list[np.ndarray]) -> torch.Tensor:
-    """Items (M, B, C, H, W) each shifted (edges reflected) and mirrored as `moves` (M arrays (B, 3)) say."""
-    m, b, c, h, w = items.shape
-    flat = nn.functional.pad(items.reshape(m * b, c, h, w), (SHIFT,) * 4, mode="reflect")
-    move = torch.from_numpy(np.concatenate(moves)).to(items.device)  # (M*B, 3)
-    rows = move[:, :1] + torch.arange(h, device=items.device)
-    cols = torch.arange(w, device=items.device).expand(m * b, w)
-    cols = move[:, 1:2] + torch.where(move[:, 2:3].bool(), w - 1 - cols, cols)
-    n = torch.arange(m * b, device=items.device)[:, None, None, None]
-    out = flat[n, torch.arange(c, device=items.device)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
-    return out.reshape(m, b, c, h, w)
 
 
 def eval_chunk(n_models: int, device: torch.device) -> int:
