@@ -27,7 +27,7 @@ def test_plan_always_has_the_clean_baseline_and_every_cell():
 
 @pytest.mark.parametrize("attacks, defences, words", [(["targeted"], ["none"], "poisonlab flip"),
                                                       (["label-noise"], ["none"], "unknown attack"),
-                                                      (["random"], ["semi"], "unknown defence")])
+                                                      (["random"], ["dividemix"], "unknown defence")])
 def test_plan_refuses_what_the_matrix_cannot_run(attacks, defences, words):
     with pytest.raises(PoisonlabError, match=words):
         matrix.plan(BASE, attacks, [20], defences, [0])
@@ -86,7 +86,7 @@ def test_defend_resumes_and_refuses_bad_input_in_one_line(defended, cli):
     out, args = defended
     code, text = cli.text(*args)
     assert code == 0 and "(0 trained now)" in text
-    cli.fails("unknown defence 'semi'", *replace_flag(args, "--defences", "none,semi"))
+    cli.fails("unknown defence 'dividemix'", *replace_flag(args, "--defences", "none,dividemix"))
     cli.fails("poisonlab flip", *replace_flag(args, "--attacks", "targeted"))
     cli.fails("one --dataset-size", *replace_flag(args, "--dataset-size", "1000,2000"))
 

@@ -10,7 +10,7 @@ import typer
 from poisonlab.attacks import POISONS, STRATEGIES
 from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, JsonOpt, SeedOpt,
                                   check_outputs, console, jobs_or_default, parse_counts, parse_names, parse_percents)
-from poisonlab.defences import BACKDOOR_METHODS, DETECTION_METHODS, DETECTOR_MODELS
+from poisonlab.defences import BACKDOOR_METHODS, DETECTION_METHODS, DETECTOR_MODELS, GRADIENT_METHODS
 from poisonlab.checks import check_choice
 from poisonlab.files import check_output_folder
 from poisonlab.training import MODELS
@@ -28,7 +28,7 @@ def detect(
     n: Annotated[str, typer.Option("--n", help="Targeted: numbers of flipped labels (the first of the class), comma-separated.")] = "100",
     labels: Annotated[str | None, typer.Option(help="Real human noise instead of poisoning: cifar10n:KEY[,KEY] with KEY aggre, worse, random1, random2, random3 (needs --dataset cifar10).")] = None,
     cifar_n: Annotated[Path | None, typer.Option("--cifar-n", help="CIFAR-10N labels.", show_default="<data-dir>/cifar_n/cifar10n_labels.npz")] = None,
-    method: Annotated[str | None, typer.Option(help=f"Detection methods, comma-separated: {', '.join(DETECTION_METHODS + BACKDOOR_METHODS)} (spectral signatures and activation clustering read a smallcnn's activations).", show_default=f"{','.join(DETECTION_METHODS)}, and {','.join(BACKDOOR_METHODS)} with --poison backdoor")] = None,
+    method: Annotated[str | None, typer.Option(help=f"Detection methods, comma-separated: {', '.join(DETECTION_METHODS + GRADIENT_METHODS + BACKDOOR_METHODS)} (influence: TracIn self-influence, grad: gradient magnitude, gradclust: gradient clustering, on the last layer of a smallcnn trained on every item; spectral signatures and activation clustering read a smallcnn's activations).", show_default=f"{','.join(DETECTION_METHODS)}, and {','.join(BACKDOOR_METHODS)} with --poison backdoor")] = None,
     dataset_size: Annotated[int | None, typer.Option("--dataset-size", "--dataset_size", min=0, help="Use the first N training items (0 = all).", show_default=f"{DEFAULT_SIZE}, or all of a smaller set")] = None,
     seed: SeedOpt = 0,
     detector_model: Annotated[str, typer.Option("--detector-model", help=f"Model of the out-of-fold pass and the ensemble: {', '.join(DETECTOR_MODELS)} (auto: smallcnn on images, logreg on PCA-50 of feature rows).")] = "auto",

@@ -1,5 +1,6 @@
 """Defences: label-issue detectors and their one evaluator, integrity manifests, audit log, monitors and validation."""
 
 DETECTION_METHODS = ("cl", "knn", "knn-pixels", "loss", "ensemble")  # the label-flip detectors, detect's default
+GRADIENT_METHODS = ("influence", "grad", "gradclust")  # last-layer gradients over training: TracIn, norm, clusters
 BACKDOOR_METHODS = ("spectral", "ac")  # on penultimate activations: spectral signatures, activation clustering
 DETECTOR_MODELS = ("auto", "logreg", "smallcnn", "simplecnn")  # auto: smallcnn on images, logreg on feature rows

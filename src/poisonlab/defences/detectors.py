@@ -13,6 +13,8 @@ from cleanlab.rank import get_label_quality_scores
 from sklearn.neighbors import NearestNeighbors
 
 from poisonlab.defences.activations import Activations, cluster_scores, penultimate_pass, spectral_scores
+from poisonlab.defences import gradients
+from poisonlab.defences.gradients import Gradients, gradient_pass, mixture_flags
 from poisonlab.defences.folds import DetectorConfig, OutOfFold, cross_entropy, model_inputs, out_of_fold, train_model
 from poisonlab.checks import check_probabilities
 from poisonlab.errors import PoisonlabError
@@ -112,6 +114,34 @@ def activation_clustering(x: np.ndarray, labels: np.ndarray, num_classes: int, s
     return Detection("ac", scores, flagged, labels.copy(), time.perf_counter() - started + acts.seconds)
 
 
+def self_influence(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
+                   config: DetectorConfig = DetectorConfig(), grads: Gradients | None = None) -> Detection:
+    """TracIn self-influence: each item's squared last-layer gradient summed over the epochs of a model trained on
+    every item; flag the high component of a two-component mixture of the scores."""
+    grads = grads or gradient_pass(x, labels, num_classes, seed, config)
+    started = time.perf_counter()
+    return Detection("influence", grads.self_influence, mixture_flags(grads.self_influence), grads.predicted,
+                     time.perf_counter() - started + grads.seconds)
+
+
+def gradient_magnitude(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
+                       config: DetectorConfig = DetectorConfig(), grads: Gradients | None = None) -> Detection:
+    """Each item's last-layer gradient norm at the last epoch; flag the high component of a mixture of them."""
+    grads = grads or gradient_pass(x, labels, num_classes, seed, config)
+    started = time.perf_counter()
+    return Detection("grad", grads.norms, mixture_flags(grads.norms), grads.predicted,
+                     time.perf_counter() - started + grads.seconds)
+
+
+def gradient_clustering(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
+                        config: DetectorConfig = DetectorConfig(), grads: Gradients | None = None) -> Detection:
+    """Per class, 2-means on the last epoch's last-layer gradients; flag the cluster of larger gradients."""
+    grads = grads or gradient_pass(x, labels, num_classes, seed, config)
+    started = time.perf_counter()
+    scores, flagged = gradients.cluster_scores(grads.last, grads.norms, labels, seed)
+    return Detection("gradclust", scores, flagged, grads.predicted, time.perf_counter() - started + grads.seconds)
+
+
 def neighbour_votes(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int,
                     num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Share of each item's k nearest neighbours (same group, itself excluded) whose label differs, and their majority label."""
@@ -135,9 +165,11 @@ def _seconds(started: float, oof: OutOfFold) -> float:
 METHODS: dict[str, Callable[..., Detection]] = {
     "cl": confident_learning, "knn": knn_features, "knn-pixels": knn_pixels, "loss": loss_ranking,
     "ensemble": ensemble_disagreement, "spectral": spectral_signatures, "ac": activation_clustering,
+    "influence": self_influence, "grad": gradient_magnitude, "gradclust": gradient_clustering,
 }
 SHARED = ("cl", "knn", "loss")
 ON_ACTIVATIONS = ("spectral", "ac")
+ON_GRADIENTS = ("influence", "grad", "gradclust")
 
 
 def check_methods(names: list[str]) -> None:
@@ -158,17 +190,20 @@ def given_probabilities(x: np.ndarray, labels: np.ndarray, pred_probs: np.ndarra
 
 def run(names: list[str], x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
         config: DetectorConfig = DetectorConfig(), pred_probs: np.ndarray | None = None) -> list[Detection]:
-    """Run the named methods, computing the shared out-of-fold pass once for those that use it (or taking `pred_probs`)
-    and the penultimate-activation pass once for spectral and ac."""
+    """Run the named methods, computing the shared out-of-fold pass once for those that use it (or taking `pred_probs`),
+    the penultimate-activation pass once for spectral and ac, and the gradient pass once for influence, grad and
+    gradclust."""
     check_methods(names)
     config = config.for_items(x)
     if len(labels) < max(config.folds, config.members, 2 * config.k):
         raise PoisonlabError(f"{len(labels)} items are too few for {config.folds} folds, {config.members} ensemble members "
                              f"and k={config.k} neighbours; use more items or fewer folds")
-    oof = acts = None
+    oof = acts = grads = None
     if set(names) & set(SHARED):
         oof = out_of_fold(x, labels, num_classes, seed, config) if pred_probs is None else given_probabilities(x, labels, pred_probs)
     if set(names) & set(ON_ACTIVATIONS):
         acts = penultimate_pass(x, labels, num_classes, seed, config)
-    shared = {**dict.fromkeys(SHARED, oof), **dict.fromkeys(ON_ACTIVATIONS, acts)}
+    if set(names) & set(ON_GRADIENTS):
+        grads = gradient_pass(x, labels, num_classes, seed, config)
+    shared = {**dict.fromkeys(SHARED, oof), **dict.fromkeys(ON_ACTIVATIONS, acts), **dict.fromkeys(ON_GRADIENTS, grads)}
     return [METHODS[n](x, labels, num_classes, seed, config, *([shared[n]] if n in shared else [])) for n in names]

@@ -15,7 +15,7 @@ from poisonlab.reporting.detectplots import changed_percent, quality_plot, recov
 
 CSV_COLUMNS = ("kind", "setting", "percent", "rate", "changed_percent", "n_poisoned", "method", "precision", "recall", "f1", "roc_auc",
                "flagged", "true_poisoned", "seconds", "clean_accuracy", "poisoned_accuracy", "accuracy_after", "recovered",
-               "poisoned_asr", "asr_after")
+               "poisoned_asr", "asr_after", "precision_at_n")
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -32,12 +32,12 @@ def print_row(row: dict, n_train: int, clean_accuracy: float | None, then: str, 
     table = Table(title=f"{row['kind']} {row['setting']}: {row['n_poisoned']} of {n_train} {'items stamped' if row['kind'].startswith('backdoor') else 'labels wrong'} "
                         f"({changed_percent(row):.1f}%)", caption=caption, box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False)
-    for column in ("method", "prec", "recall", "F1", "AUC", "flagged", "sec",
+    for column in ("method", "prec", "recall", "F1", "AUC", "P@n", "flagged", "sec",
                    *(("after", "gain") if then != "none" else ()), *(("ASR after",) if then != "none" and backdoor else ())):
         table.add_column(column, justify="left" if column == "method" else "right")
     for m in row["methods"]:
         table.add_row(m["method"], _num(m["precision"]), _num(m["recall"]), _num(m["f1"]), _num(m["roc_auc"]),
-                      str(m["flagged"]), f"{m['seconds']:.1f}",
+                      _num(m.get("precision_at_n")), str(m["flagged"]), f"{m['seconds']:.1f}",
                       *((f"{m['accuracy_after']:.4f}", f"{100 * (m['accuracy_after'] - row['poisoned_accuracy']):+.1f}")
                         if then != "none" else ()),
                       *((f"{m['asr_after']:.3f}",) if then != "none" and backdoor else ()))

@@ -2,7 +2,8 @@
 
 Names: ``none``; the training remedies of `training.remedies` (``gce``, ``sce``, ``elr``, ``coteach[:P]``); and
 ``clean:METHOD`` (drop the items detector METHOD flags) or ``relabel:METHOD`` (give them its suggested label), with
-METHOD one of the label-flip detectors (``cl``, ``knn``, ``knn-pixels``, ``loss``, ``ensemble``)."""
+METHOD one of the label-flip detectors (``cl``, ``knn``, ``knn-pixels``, ``loss``, ``ensemble``) or the gradient ones
+(``influence``, ``grad``, ``gradclust``)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import time
 
 import numpy as np
 
-from poisonlab.defences import DETECTION_METHODS, detectors
+from poisonlab.defences import DETECTION_METHODS, GRADIENT_METHODS, detectors
 from poisonlab.defences.cleaning import ACTIONS, cleaned
 from poisonlab.defences.evaluate import score
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import remedies
 
-DEFENCES = (*remedies.REMEDIES, *(f"{a}:{m}" for a in ACTIONS for m in DETECTION_METHODS))
+CLEANERS = DETECTION_METHODS + GRADIENT_METHODS  # the detectors a cleaning defence may use
+DEFENCES = (*remedies.REMEDIES, *(f"{a}:{m}" for a in ACTIONS for m in CLEANERS))
 
 
 def check_defence(name: object) -> str:
@@ -24,7 +26,7 @@ def check_defence(name: object) -> str:
     if isinstance(name, str) and name.partition(":")[0] in ACTIONS:
         if name not in DEFENCES:
             raise PoisonlabError(f"unknown defence {name!r}; a cleaning defence is clean:METHOD or relabel:METHOD "
-                                 f"with METHOD one of {', '.join(DETECTION_METHODS)}")
+                                 f"with METHOD one of {', '.join(CLEANERS)}")
         return name
     if isinstance(name, str) and name.startswith("coteach:"):
         return remedies.check_remedy(name)  # its own line about the forget rate

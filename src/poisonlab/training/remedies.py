@@ -162,7 +162,8 @@ class _Semi(Remedy):
         if epoch <= SEMI_WARMUP or view is None:
             return losses
         if self.split_at != epoch:  # the split of this epoch, from the losses of the last one
-            self.clean, self.split_at = _clean_share(self.losses) > 0.5, epoch
+            share = low_loss_share(self.losses.float().cpu().numpy())
+            self.clean, self.split_at = torch.from_numpy(share > 0.5).to(self.losses.device), epoch
         clean = self.clean[:, items]
         with torch.no_grad():
             confidence, guess = out.float().softmax(-1).max(-1)
@@ -178,17 +179,17 @@ class _Semi(Remedy):
             self.clean = self.clean[rows.to(self.clean.device)]
 
 
-def _clean_share(losses: torch.Tensor) -> torch.Tensor:
-    """Per model (row of `losses`, (M, N)), each item's probability of the low-loss component of a two-component
-    Gaussian mixture fitted to its min-max scaled losses."""
+def low_loss_share(losses: np.ndarray) -> np.ndarray:
+    """Each item's probability (M, N) of the low-loss component of a two-component Gaussian mixture fitted to its row's
+    min-max scaled values, per row of `losses` (M, N) (one row per model; or suspicion scores of one detector)."""
     from sklearn.mixture import GaussianMixture
 
     shares = []
-    for row in losses.float().cpu().numpy():
+    for row in np.atleast_2d(np.asarray(losses, dtype=np.float64)):
         scaled = ((row - row.min()) / max(float(row.max() - row.min()), 1e-12)).reshape(-1, 1)
         gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(scaled)
         shares.append(gmm.predict_proba(scaled)[:, int(gmm.means_.argmin())])
-    return torch.from_numpy(np.stack(shares)).to(losses.device)
+    return np.stack(shares)
 
 
 def make(name: str, n_models: int = 1, n_items: int = 0) -> Remedy:
