@@ -63,6 +63,8 @@ def validate(
     threshold: Annotated[float, typer.Option(min=0.0, max=1e6, help="Flag an image whose robust z-score exceeds this.")] = 6.0,
     top: Annotated[int, typer.Option("--top", min=0, help="List at most this many outliers (0 = all).")] = 20,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the isolation forest and its PCA.")] = 0,
+    leaks: Annotated[bool, typer.Option("--leaks", help="Also check train/test segregation: test items that are byte-for-byte training items (exit 1) or near copies of one (warnings; see --near).")] = False,
+    near: Annotated[float, typer.Option(min=0.0, max=1.0, help="With --leaks: a near copy lies closer to its nearest training item than this share of that item's distance to its own nearest neighbour (PCA-50 of the pixels).")] = 0.5,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the full result to this file.")] = None,
     data_dir: DataDirOpt = None,
     download: DownloadOpt = True,
@@ -80,6 +82,10 @@ def validate(
     if write_schema is not None:
         write_json(write_schema, observed.to_dict())
     result = run_checks(data, expected, threshold, seed)
+    if leaks:
+        from poisonlab.defences.leaks import leaks as find_leaks
+
+        result["leaks"] = find_leaks(data.x_train, data.x_test, near=near, seed=seed)
     if json_path is not None:
         write_json(json_path, {"data": described, "schema_source": source, "schema": expected.to_dict(),
                                "observed": observed.to_dict(), **result})
@@ -93,5 +99,21 @@ def validate(
                   f"{seconds['isolation_forest']:.1f}s)")
     if write_schema is not None:
         console.print(f"observed schema written to {write_schema}")
-    if failed:
+    if leaks:
+        print_leaks(result["leaks"], top)
+    if failed or (leaks and result["leaks"]["exact"]):
         raise typer.Exit(1)
+
+
+def print_leaks(found: dict, top: int) -> None:
+    """The segregation check's verdict and its first `top` pairs."""
+    exact, near = found["exact"], found["near"]
+    console.print(f"train/test segregation: {'FAILED, ' if exact else ''}{len(exact)} of {found['n_test']} test items "
+                  f"are training items byte for byte; {len(near)} more are near copies (ratio < "
+                  f"{found['near_threshold']:g}; warnings); {found['seconds']:.1f}s")
+    if exact or near:
+        listing = Table("test item", "training item", "kind", "distance ratio")
+        pairs = [(p, "exact", "0") for p in exact] + [(p, "near", f"{p['ratio']:.3f}") for p in near]
+        for pair, kind, ratio in pairs[: top or None]:
+            listing.add_row(str(pair["test"]), str(pair["train"]), kind, ratio)
+        console.print(listing)
