@@ -36,6 +36,7 @@ def detect(
     detector_epochs: Annotated[int, typer.Option("--detector-epochs", min=1, help="Epochs of a torch detector model.")] = 5,
     neighbours: Annotated[int, typer.Option(min=1, help="k of the kNN methods.")] = 10,
     members: Annotated[int, typer.Option(min=2, help="Ensemble models, on disjoint subsets.")] = 5,
+    trusted: Annotated[int, typer.Option(min=0, help="The correlation screen's clean reference: the first N test items, data the attacker did not touch (0: compare every pixel-class correlation with all of them instead).")] = 0,
     jobs: Annotated[int | None, typer.Option(help="Fold and ensemble models trained at once in worker processes, sharing the cores.", show_default=JOBS_DEFAULT_TEXT)] = None,
     then: Annotated[str, typer.Option(help="none; clean: drop the flagged items and retrain; relabel: give them the method's suggested label and retrain.")] = "none",
     model: Annotated[str, typer.Option(help=f"Model retrained after --then: {', '.join(MODELS)}.")] = "smallcnn",
@@ -79,6 +80,7 @@ def detect(
     else:
         sets = human_sets(data, keys, humanlabels.labels_file(cifar_n, data_dir))
     doc = detection.study(data, sets, names, config=config, seed=seed, then=then, model=model, epochs=epochs,
+                          trusted=trusted,
                           on_row=lambda row, clean: print_row(row, len(data.y_train), clean, then, console))
     doc = {"dataset": dataset, "dataset_size": dataset_size or 0, **doc}
     paths = write_outputs(doc, out, json_path)

@@ -2,5 +2,5 @@
 
 DETECTION_METHODS = ("cl", "knn", "knn-pixels", "loss", "ensemble")  # the label-flip detectors, detect's default
 GRADIENT_METHODS = ("influence", "grad", "gradclust")  # last-layer gradients over training: TracIn, norm, clusters
-BACKDOOR_METHODS = ("spectral", "ac")  # on penultimate activations: spectral signatures, activation clustering
+BACKDOOR_METHODS = ("spectral", "ac", "correlation")  # spectral signatures, activation clustering, pixel correlations
 DETECTOR_MODELS = ("auto", "logreg", "smallcnn", "simplecnn")  # auto: smallcnn on images, logreg on feature rows

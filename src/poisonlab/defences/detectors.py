@@ -13,7 +13,7 @@ from cleanlab.rank import get_label_quality_scores
 from sklearn.neighbors import NearestNeighbors
 
 from poisonlab.defences.activations import Activations, cluster_scores, penultimate_pass, spectral_scores
-from poisonlab.defences import gradients
+from poisonlab.defences import correlation, gradients
 from poisonlab.defences.gradients import Gradients, gradient_pass, mixture_flags
 from poisonlab.defences.folds import DetectorConfig, OutOfFold, cross_entropy, model_inputs, out_of_fold, train_model
 from poisonlab.checks import check_probabilities
@@ -142,6 +142,16 @@ def gradient_clustering(x: np.ndarray, labels: np.ndarray, num_classes: int, see
     return Detection("gradclust", scores, flagged, grads.predicted, time.perf_counter() - started + grads.seconds)
 
 
+def correlation_screen(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
+                       config: DetectorConfig = DetectorConfig(),
+                       trusted: tuple[np.ndarray, np.ndarray] | None = None) -> Detection:
+    """Pixels whose correlation with a class is unexpected (against all pairs, or a `trusted` clean subset's
+    correlations), and the items of that class that light them up (see `correlation`)."""
+    started = time.perf_counter()
+    scores, flagged = correlation.correlation_scores(x, labels, num_classes, trusted=trusted)
+    return Detection("correlation", scores, flagged, labels.copy(), time.perf_counter() - started)
+
+
 def neighbour_votes(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int,
                     num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Share of each item's k nearest neighbours (same group, itself excluded) whose label differs, and their majority label."""
@@ -166,6 +176,7 @@ METHODS: dict[str, Callable[..., Detection]] = {
     "cl": confident_learning, "knn": knn_features, "knn-pixels": knn_pixels, "loss": loss_ranking,
     "ensemble": ensemble_disagreement, "spectral": spectral_signatures, "ac": activation_clustering,
     "influence": self_influence, "grad": gradient_magnitude, "gradclust": gradient_clustering,
+    "correlation": correlation_screen,
 }
 SHARED = ("cl", "knn", "loss")
 ON_ACTIVATIONS = ("spectral", "ac")
@@ -189,10 +200,11 @@ def given_probabilities(x: np.ndarray, labels: np.ndarray, pred_probs: np.ndarra
 
 
 def run(names: list[str], x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
-        config: DetectorConfig = DetectorConfig(), pred_probs: np.ndarray | None = None) -> list[Detection]:
+        config: DetectorConfig = DetectorConfig(), pred_probs: np.ndarray | None = None,
+        trusted: tuple[np.ndarray, np.ndarray] | None = None) -> list[Detection]:
     """Run the named methods, computing the shared out-of-fold pass once for those that use it (or taking `pred_probs`),
     the penultimate-activation pass once for spectral and ac, and the gradient pass once for influence, grad and
-    gradclust."""
+    gradclust; `trusted` (x, labels) clean items are the correlation screen's reference."""
     check_methods(names)
     config = config.for_items(x)
     if len(labels) < max(config.folds, config.members, 2 * config.k):
@@ -206,4 +218,5 @@ def run(names: list[str], x: np.ndarray, labels: np.ndarray, num_classes: int, s
     if set(names) & set(ON_GRADIENTS):
         grads = gradient_pass(x, labels, num_classes, seed, config)
     shared = {**dict.fromkeys(SHARED, oof), **dict.fromkeys(ON_ACTIVATIONS, acts), **dict.fromkeys(ON_GRADIENTS, grads)}
-    return [METHODS[n](x, labels, num_classes, seed, config, *([shared[n]] if n in shared else [])) for n in names]
+    extra = {**shared, "correlation": trusted}
+    return [METHODS[n](x, labels, num_classes, seed, config, *([extra[n]] if n in extra else [])) for n in names]

@@ -44,7 +44,8 @@ def retrained_accuracy(data: Dataset, labels: np.ndarray, keep: np.ndarray, mode
 
 
 def check_one(data: Dataset, item: LabelSet, names: list[str], config: DetectorConfig, seed: int, then: str,
-              retrain: tuple[object, int], clean_accuracy: float | None) -> dict:
+              retrain: tuple[object, int], clean_accuracy: float | None,
+              trusted: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Detect on one label set, score each method, and (with `then`) retrain on the cleaned labels (for a backdoor
     set also measuring the attack success rate before and after)."""
     row = {"kind": item.kind, "setting": item.setting, "percent": item.percent, "n_poisoned": int(item.mask.sum()),
@@ -53,7 +54,7 @@ def check_one(data: Dataset, item: LabelSet, names: list[str], config: DetectorC
         row["poisoned_accuracy"], row["poisoned_asr"] = retrained_accuracy(
             data, item.labels, np.ones(len(item.labels), bool), *retrain, seed, item)
     x = data.x_train if item.x is None else item.x
-    for detection in detectors.run(names, x, item.labels, data.num_classes, seed, config):
+    for detection in detectors.run(names, x, item.labels, data.num_classes, seed, config, trusted=trusted):
         result = {"method": detection.method, **score(detection, item.mask), "accuracy_after": None, "recovered": None,
                   "asr_after": None}
         if then != "none":
@@ -66,9 +67,10 @@ def check_one(data: Dataset, item: LabelSet, names: list[str], config: DetectorC
 
 
 def study(data: Dataset, sets: list[LabelSet], names: list[str], *, config: DetectorConfig = DetectorConfig(),
-          seed: int = 0, then: str = "none", model="smallcnn", epochs: int = 10,
+          seed: int = 0, then: str = "none", model="smallcnn", epochs: int = 10, trusted: int = 0,
           on_row: Callable[[dict, float | None], None] | None = None) -> dict:
     """Check every label set with every method; with `then` also the clean-label, poisoned and cleaned accuracies.
+    The first `trusted` test items are the correlation screen's clean reference.
 
     Returns the detect.json document (rows per label set, methods per row)."""
     check_choice(then, THEN, "action after detection")
@@ -78,14 +80,15 @@ def study(data: Dataset, sets: list[LabelSet], names: list[str], *, config: Dete
     started = time.perf_counter()
     retrain = (model, epochs)
     everything = np.ones(len(data.y_train), bool)
+    reference = (data.x_test[:trusted], data.y_test[:trusted]) if trusted else None
     clean_accuracy = None if then == "none" else retrained_accuracy(data, data.y_train, everything, *retrain, seed)[0]
     rows = []
     for item in sets:
-        rows.append(check_one(data, item, names, config, seed, then, retrain, clean_accuracy))
+        rows.append(check_one(data, item, names, config, seed, then, retrain, clean_accuracy, reference))
         if on_row:
             on_row(rows[-1], clean_accuracy)
     return {"n_train": len(data.y_train), "n_test": len(data.y_test), "seed": seed, "methods": names,
-            "detector": config.to_dict(), "then": then,
+            "detector": {**config.to_dict(), **({"trusted_test_items": trusted} if trusted else {})}, "then": then,
             "retrain": {"model": model_name(model), "epochs": epochs,
                         "val": "held-out 10% of the (cleaned) training data"},
             "clean_accuracy": clean_accuracy, "rows": rows, "seconds": time.perf_counter() - started}

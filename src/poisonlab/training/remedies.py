@@ -26,6 +26,7 @@ randomly shifted copies of the batch's images (feature rows unchanged).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -182,12 +183,15 @@ class _Semi(Remedy):
 def low_loss_share(losses: np.ndarray) -> np.ndarray:
     """Each item's probability (M, N) of the low-loss component of a two-component Gaussian mixture fitted to its row's
     min-max scaled values, per row of `losses` (M, N) (one row per model; or suspicion scores of one detector)."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     shares = []
     for row in np.atleast_2d(np.asarray(losses, dtype=np.float64)):
         scaled = ((row - row.min()) / max(float(row.max() - row.min()), 1e-12)).reshape(-1, 1)
-        gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(scaled)
+        with warnings.catch_warnings():  # ten steps are enough to split; a degenerate row need not converge
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(scaled)
         shares.append(gmm.predict_proba(scaled)[:, int(gmm.means_.argmin())])
     return np.stack(shares)
 
