@@ -152,3 +152,22 @@ def test_detect_rows_store_rate_as_a_fraction_and_old_files_still_read():
     assert changed_percent({"rate": 20.0}) == 20.0  # detect.json of earlier releases: the percent under "rate"
     old = json.loads(next(Path(__file__).resolve().parents[1].glob("docs/detect_cifar10_50000/detect.json")).read_text())
     assert all(changed_percent(row) > 1 for row in old["rows"])  # percents, read as percents
+
+
+def test_then_parses_a_cleaning_action_and_a_remedy():
+    from poisonlab.studies.detection import check_then
+
+    assert check_then("clean+gce") == ("clean", "gce") and check_then("relabel") == ("relabel", "none")
+    for bad, words in (("none+gce", "retrains nothing"), ("clean+focal", "unknown defence"), ("purge", "unknown action")):
+        with pytest.raises(PoisonlabError, match=words):
+            check_then(bad)
+
+
+def test_cleaning_then_robust_training_beats_the_poisoned_model_on_real_mnist(shared_data, tmp_path, cli):
+    code = cli.code("detect", "--dataset", "mnist", "--dataset-size", "2000", "--data-dir", shared_data,
+                    "--no-download", "--percents", "40", "--method", "loss", "--then", "clean+gce", "--epochs", "20",
+                    "--out", tmp_path)
+    assert code == 0
+    doc = json.loads((tmp_path / "detect.json").read_text())
+    row = doc["rows"][0]
+    assert doc["then"] == "clean+gce" and row["methods"][0]["accuracy_after"] >= row["poisoned_accuracy"] + 0.01, row

@@ -38,7 +38,7 @@ def detect(
     members: Annotated[int, typer.Option(min=2, help="Ensemble models, on disjoint subsets.")] = 5,
     trusted: Annotated[int, typer.Option(min=0, help="The correlation screen's clean reference: the first N test items, data the attacker did not touch (0: compare every pixel-class correlation with all of them instead).")] = 0,
     jobs: Annotated[int | None, typer.Option(help="Fold and ensemble models trained at once in worker processes, sharing the cores.", show_default=JOBS_DEFAULT_TEXT)] = None,
-    then: Annotated[str, typer.Option(help="none; clean: drop the flagged items and retrain; relabel: give them the method's suggested label and retrain.")] = "none",
+    then: Annotated[str, typer.Option(help="none; clean: drop the flagged items and retrain; relabel: give them the method's suggested label and retrain; clean+REMEDY, relabel+REMEDY: retrain with a training remedy (gce, sce, elr, coteach[:P], semi; see train --defence).")] = "none",
     model: Annotated[str, typer.Option(help=f"Model retrained after --then: {', '.join(MODELS)}.")] = "smallcnn",
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs of a retrained torch model (best of a 10% validation split).")] = 10,
     out: Annotated[Path | None, typer.Option("--out", help="Results folder.", show_default="runs/detect-<dataset>")] = None,
@@ -62,7 +62,8 @@ def detect(
     config = DetectorConfig(detector_model, folds, detector_epochs, neighbours, members, jobs_or_default(jobs))
     for kind in kinds:
         check_choice(kind, POISONS, "poisoning kind")
-    check_choice(then, detection.THEN, "--then")
+    check_choice(then.partition("+")[0], detection.THEN, "--then")
+    detection.check_then(then)
     check_choice(model, MODELS, "model")
     selects = parse_names(select, "item selections")
     for name in selects:
