@@ -148,3 +148,18 @@ def test_every_module_the_readme_cites_exists():
             break
         else:
             raise AssertionError(f"README cites {dotted}, which does not exist")
+
+
+def test_defend_measures_the_damage_each_defence_recovers(shared_data, tmp_path):
+    data = pl.load_dataset("mnist", data_dir=shared_data, size=1000)
+    result = pl.defend(data, attacks=["random"], rates=[0.5], defences=["none", "gce"], epochs=3, out=tmp_path)
+    frame = result.frame()
+    assert list(zip(frame["attack"], frame["defence"])) == [("clean", "none"), ("random", "none"), ("random", "gce")]
+    gce = frame[frame["defence"] == "gce"].iloc[0]
+    assert gce["recovered"] == pytest.approx((gce["accuracy"] - frame["accuracy"][1]) / (frame["accuracy"][0]
+                                                                                         - frame["accuracy"][1]), abs=1e-3)
+    assert (tmp_path / "matrix.csv").is_file() and len(result.records) == 3
+    assert pl.defend(data, attacks=["random"], rates=[0.5], defences=["none", "gce"], epochs=3,
+                     out=tmp_path).doc["trained"] == 0  # resumed
+    with pytest.raises(pl.PoisonlabError, match="command line"):
+        pl.defend(data, attacks=["cifar10n:worse"])

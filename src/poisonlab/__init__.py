@@ -21,7 +21,8 @@ _EXPORTS = {
     "score": "poisonlab.api", "results": "poisonlab.api", "backdoor": "poisonlab.api", "BackdoorResult": "poisonlab.api", "RunResult": "poisonlab.api", "SweepResult": "poisonlab.api",
     "FlipResult": "poisonlab.api", "Detection": "poisonlab.defences.detectors", "TrainConfig": "poisonlab.training.loop",
     "load_model": "poisonlab.training.saving", "PoisonlabError": "poisonlab.errors",
-    "certify": "poisonlab.api", "CertifyResult": "poisonlab.api", "Tracking": "poisonlab.reporting.tracking",
+    "certify": "poisonlab.api", "CertifyResult": "poisonlab.api", "defend": "poisonlab.api",
+    "DefendResult": "poisonlab.api", "Tracking": "poisonlab.reporting.tracking",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

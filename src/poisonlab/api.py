@@ -310,6 +310,78 @@ def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds:
     return SweepResult(done["records"], None if out is None else Path(out))
 
 
+@dataclass(frozen=True)
+class DefendResult:
+    """An attack x defence matrix: matrix.json's content (settings and `cells`, one per attack, percent and defence),
+    every run's run.json record, and the folder they are saved in."""
+
+    doc: dict
+    records: list[dict]
+    out: Path | None
+
+    def frame(self):
+        """One row per cell (attack, percent, defence): seeds, accuracy and its std, the share of the damage recovered
+        and its std, and the time relative to plain training (a pandas DataFrame, the columns of matrix.csv)."""
+        import pandas as pd
+
+        from poisonlab.reporting.matrixplots import CSV_COLUMNS
+
+        return pd.DataFrame(self.doc["cells"], columns=list(CSV_COLUMNS))
+
+
+def defend(data: Dataset | str, *, attacks: Sequence[str] = ("random",), rates: Sequence[float] = (0.0, 0.2, 0.4),
+           defences: Sequence[str] = ("none", "gce", "sce", "elr", "coteach", "semi", "clean:cl", "clean:loss"),
+           seeds: Sequence[int] = (0,), model: ModelSpec | None = None, epochs: int | None = None,
+           batch_size: int | None = None, jobs: int = 1, stack: str = "auto", out: str | Path | None = None,
+           overwrite: bool = False, data_dir: str | Path | None = None) -> DefendResult:
+    """Train every (attack, rate, defence, seed) and measure the share of the damage each defence recovers, as
+    `poisonlab defend` does; resumable when `out` is given.
+
+    Parameters
+    ----------
+    data : Dataset or str
+        The data, or a built-in dataset name.
+    attacks : sequence of {"random", "biased", "informed:margin", "informed:confident"}
+        Label-flip attacks, each at every rate above 0 (human label sets: the command line's cifar10n:KEY).
+    rates : sequence of float in [0, 1]
+        Poison rates; 0 trains every defence on clean labels. The clean run without defence, the baseline of the
+        recovery, is always trained.
+    defences : sequence of str
+        Defences (see `train`'s `defence`).
+    seeds, model, epochs, batch_size, jobs, stack, overwrite
+        As in `sweep`.
+    out : path, optional
+        Results folder (runs, results table, matrix.json, matrix.csv, matrix.png); a temporary one when None.
+
+    Returns
+    -------
+    DefendResult
+        ``.doc`` (matrix.json), ``.records`` and ``.frame()``; per cell, ``recovered`` is (defended - poisoned) /
+        (clean - poisoned) test accuracy, mean over seeds (None where the poison cost under half a point).
+    """
+    from poisonlab.reporting.matrixplots import write_outputs
+    from poisonlab.studies import matrix
+
+    seed_list, data = _seeds(seeds), _data(data, data_dir)
+    base = _spec(data, "random", 0.0, 0, model, epochs, batch_size, None, "auto")
+    attack_list = [matrix.check_attack(a) for a in check_nonempty(attacks, "attacks")]
+    if any(a.startswith("cifar10n:") for a in attack_list):
+        raise PoisonlabError("human label sets are an attack of the command line (poisonlab defend --attacks "
+                             "cifar10n:KEY); give label-flip attacks here")
+    defence_list = [check_defence(name) for name in check_nonempty(defences, "defences")]
+    percents = [_percent(r) for r in check_nonempty(rates, "rates")]
+    custom = None if model is None or isinstance(model, str) else model
+    _savable(base.model if custom is None else custom, data)
+    with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-defend-") as folder:
+        specs = matrix.plan(base, attack_list, percents, defence_list, seed_list)
+        done = sweeps.execute(specs, Path(folder), overwrite=overwrite, loader=partial(_given, data), model=custom,
+                              jobs=jobs, stack=stack, data=dataset_record(data))
+        doc = matrix.document(base, attack_list, percents, defence_list, seed_list, specs, done)
+        if out is not None:
+            write_outputs(doc, Path(out))
+    return DefendResult(doc, done["records"], None if out is None else Path(out))
+
+
 def _tracking(tracking: Tracking | dict | None) -> Tracking | None:
     """`tracking` as a checked Tracking (a dict gives its fields: tensorboard, mlflow, experiment), or None."""
     if tracking is None or isinstance(tracking, Tracking):

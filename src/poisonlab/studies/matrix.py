@@ -130,6 +130,12 @@ def study(base: RunSpec, attacks: list[str], percents: list[float], defences: li
     human = list(human)
     specs = plan(base, attacks, percents, defences, seeds, human)
     done = sweep.execute(specs, out, human=human, **execute)
+    return document(base, attacks, percents, defences, seeds, specs, done)
+
+
+def document(base: RunSpec, attacks: list[str], percents: list[float], defences: list[str], seeds: list[int],
+             specs: list[RunSpec], done: dict) -> dict:
+    """matrix.json of the runs `specs`, trained as `done` (sweep.execute's result) says."""
     return {"dataset": base.dataset, "dataset_size": base.dataset_size, "model": base.model,
             "train": base.train.to_dict(), "attacks": attacks, "percents": percents, "defences": defences,
             "seeds": seeds, "runs": len(specs), "trained": done["trained"],
