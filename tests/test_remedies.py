@@ -9,6 +9,7 @@ import torch
 
 from poisonlab import datasets
 from poisonlab.errors import PoisonlabError
+from poisonlab.mixture import low_share
 from poisonlab.studies.run import RunSpec, run
 from poisonlab.training import remedies
 
@@ -67,7 +68,7 @@ def test_coteaching_trains_each_model_on_its_peers_easiest_items():
 
 def test_semi_splits_items_by_their_losses_and_teaches_suspected_ones_its_confident_guess():
     losses = np.concatenate([np.linspace(0, 0.2, 80), np.linspace(2, 2.5, 20)])  # 80 easy items, 20 hard ones
-    assert (remedies.low_loss_share(losses)[0] > 0.5).tolist() == [True] * 80 + [False] * 20
+    assert (low_share(losses)[0] > 0.5).tolist() == [True] * 80 + [False] * 20
     semi = remedies.make("semi", n_models=1, n_items=4)
     out = torch.tensor([[[9.0, 0, 0], [0, 9.0, 0], [0, 0, -5.0], [9.0, 0, 0]]])  # item 2 unsure, 3 sure of class 0
     labels = torch.tensor([[0, 1, 2, 2]])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonlab.training.fitting import as_features
-from poisonlab.training.remedies import low_loss_share
+from poisonlab.mixture import low_share
 
 Z = 8.0  # robust z of a (pixel, class) correlation above which the pair is unexpected
 SEPARATED = 10.0  # Ashman's D a class's high-score group must reach (clean MNIST classes: 2.3-5.0; a trigger's class: 45 and more)
@@ -70,7 +70,7 @@ def correlation_scores(x: np.ndarray, labels: np.ndarray, num_classes: int, *,
         members = np.flatnonzero(labels == c)
         if len(members) < 4:
             continue
-        high = low_loss_share(scores[members][None])[0] < 0.5
+        high = low_share(scores[members][None])[0] < 0.5
         if 0 < high.sum() < len(high) and separation(scores[members][high], scores[members][~high]) > SEPARATED:
             flagged[members[high]] = True
     return scores, flagged

@@ -21,7 +21,7 @@ from poisonlab.defences.folds import BATCH_SIZE, DetectorConfig
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting
 from poisonlab.training.loop import TrainConfig
-from poisonlab.training.remedies import low_loss_share
+from poisonlab.mixture import low_share
 
 CLUSTER_COMPONENTS = 10  # gradient clustering reduces each class's gradients to 10 dimensions before 2-means
 
@@ -83,7 +83,7 @@ def mixture_flags(scores: np.ndarray) -> np.ndarray:
     """Items in the high component of a two-component Gaussian mixture of the scores (on MNIST-5000 with 20 % flips,
     F1 of self-influence 0.921 random, 0.876 margin, 0.684 confident; the same mixture on log(1 + scores): 0.874,
     0.766, 0.512)."""
-    return low_loss_share(scores[None])[0] < 0.5
+    return low_share(scores[None])[0] < 0.5
 
 
 def cluster_scores(gradients: np.ndarray, norms: np.ndarray, labels: np.ndarray,

@@ -1,4 +1,5 @@
-"""Training remedies for noisy or poisoned labels: robust losses and co-teaching, as per-item losses of a stack.
+"""Training remedies for noisy or poisoned labels: robust losses, co-teaching and a semi-supervised step, as per-item
+losses of a stack of models.
 
 Every remedy is one small callable that the training loops (`loop.fit_torch`, `stacked.fit_torch_stacked`) call on
 each batch in place of cross-entropy: given the outputs of M models (M, B, K), their labels (M, B), the batch's item
@@ -26,15 +27,14 @@ randomly shifted copies of the batch's images (feature rows unchanged).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 from poisonlab.checks import check_choice
 from poisonlab.errors import PoisonlabError
+from poisonlab.mixture import low_share
 
 REMEDIES = ("none", "gce", "sce", "elr", "coteach", "semi")
 GCE_Q = 0.7  # GCE's exponent (the paper's choice for CIFAR)
@@ -163,7 +163,7 @@ class _Semi(Remedy):
         if epoch <= SEMI_WARMUP or view is None:
             return losses
         if self.split_at != epoch:  # the split of this epoch, from the losses of the last one
-            share = low_loss_share(self.losses.float().cpu().numpy())
+            share = low_share(self.losses.float().cpu().numpy())
             self.clean, self.split_at = torch.from_numpy(share > 0.5).to(self.losses.device), epoch
         clean = self.clean[:, items]
         with torch.no_grad():
@@ -178,22 +178,6 @@ class _Semi(Remedy):
         self.losses = self.losses[rows.to(self.losses.device)]
         if self.clean is not None:
             self.clean = self.clean[rows.to(self.clean.device)]
-
-
-def low_loss_share(losses: np.ndarray) -> np.ndarray:
-    """Each item's probability (M, N) of the low-loss component of a two-component Gaussian mixture fitted to its row's
-    min-max scaled values, per row of `losses` (M, N) (one row per model; or suspicion scores of one detector)."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.mixture import GaussianMixture
-
-    shares = []
-    for row in np.atleast_2d(np.asarray(losses, dtype=np.float64)):
-        scaled = ((row - row.min()) / max(float(row.max() - row.min()), 1e-12)).reshape(-1, 1)
-        with warnings.catch_warnings():  # ten steps are enough to split; a degenerate row need not converge
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(scaled)
-        shares.append(gmm.predict_proba(scaled)[:, int(gmm.means_.argmin())])
-    return np.stack(shares)
 
 
 def make(name: str, n_models: int = 1, n_items: int = 0) -> Remedy:
