@@ -118,6 +118,18 @@ def test_a_remedy_beats_plain_training_at_40_percent_random_flips_on_real_mnist(
     assert "defence" not in at_40["none"]["config"]  # older runs' configs stay equal
 
 
+@pytest.fixture(scope="module")
+def biased_20(mnist) -> dict[str, float]:
+    """Test accuracy of plain training, SCE and ELR on MNIST-2000 with 20 % biased flips."""
+    return {name: run(RunSpec(dataset="mnist", dataset_size=2000, kind="biased", percent=20, defence=name),
+                      mnist)[0]["metrics"]["accuracy"] for name in ("none", "sce", "elr")}
+
+
+@pytest.mark.parametrize("name", ["sce", "elr"])
+def test_sce_and_elr_beat_plain_training_at_20_percent_biased_flips_on_real_mnist(biased_20, name):
+    assert biased_20[name] >= biased_20["none"] + 0.015, biased_20
+
+
 def test_coteaching_runs_stack_in_pairs(mnist):
     from poisonlab.training import fitting
     from poisonlab.training.loop import TrainConfig
