@@ -1,6 +1,8 @@
 """A run's defence: names checked in one place, and a cleaning defence on real MNIST dropping mostly poisoned items."""
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 import pytest
 
 from poisonlab import datasets
@@ -48,3 +50,22 @@ def test_relabel_keeps_every_item_and_changes_flagged_labels(mnist):
     assert len(prep.fit_idx) + len(prep.y_val) == 2000
     assert (prep.trained != prep.labels).any() and prep.cleaning["action"] == "relabel"
     assert (prep.trained == mnist.y_train).mean() > (prep.labels == mnist.y_train).mean()  # labels more often right
+
+
+@given(st.text(max_size=20) | st.none() | st.integers() | st.floats())
+def test_any_defence_name_is_accepted_or_refused_in_one_line(name):
+    try:
+        assert defence.check_defence(name) == name
+    except PoisonlabError as exc:
+        assert "\n" not in str(exc)
+
+
+@given(st.text(max_size=20))
+def test_any_then_is_parsed_or_refused_in_one_line(then):
+    from poisonlab.studies.detection import check_then
+
+    try:
+        action, remedy = check_then(then)
+        assert action in ("none", "clean", "relabel") and defence.check_defence(remedy) == remedy
+    except PoisonlabError as exc:
+        assert "\n" not in str(exc)
