@@ -20,6 +20,8 @@ def test_plan_always_has_the_clean_baseline_and_every_cell():
     assert len(specs) == len(set(specs)) == 2 + 2 * 2 * 2 * 2
     assert {(s.percent, s.defence) for s in specs if s.percent == 0} == {(0, "none")}
     assert {matrix.attack_of(s) for s in specs} == {"clean", "random", "informed:margin"}
+    without_none = matrix.plan(BASE, ["random"], [20], ["gce"], [0])
+    assert [(s.percent, s.defence) for s in without_none] == [(0, "none"), (20, "none"), (20, "gce")]
     with_zero = matrix.plan(BASE, ["biased"], [0, 20], ["none", "elr"], [0])
     assert {(matrix.attack_of(s), s.defence) for s in with_zero} == {("clean", "none"), ("clean", "elr"),
                                                                     ("biased", "none"), ("biased", "elr")}

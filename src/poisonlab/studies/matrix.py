@@ -51,10 +51,10 @@ def plan(base: RunSpec, attacks: Iterable[str], percents: Iterable[float], defen
          seeds: Iterable[int], human: Iterable[HumanLabels] = ()) -> list[RunSpec]:
     """Every run of the matrix on `base`'s dataset and size: the clean baseline (percent 0, no defence) per seed,
     every defence at percent 0 when 0 is among `percents`, every (label-flip attack, percent > 0, defence, seed),
-    and every (human label set, defence, seed) (the set's own noise rate as its percent)."""
-    attacks, percents, defences, seeds = list(attacks), list(percents), list(defences), list(seeds)
-    for name in defences:
-        defence.check_defence(name)
+    and every (human label set, defence, seed) (the set's own noise rate as its percent); "none" is added to
+    `defences` when missing, since every cell's recovery is measured against its undefended run."""
+    attacks, percents, seeds = list(attacks), list(percents), list(seeds)
+    defences = list(dict.fromkeys(["none", *(defence.check_defence(name) for name in defences)]))
     sets = {h.kind: h for h in human}
     specs = [replace(base, kind="random", percent=0.0, defence="none", seed=s) for s in seeds]
     if 0 in percents:
