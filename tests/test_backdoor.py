@@ -3,6 +3,7 @@ backdoor (ASR > 0.8) at almost no cost in clean accuracy while the clean model i
 that installs one too and clean-label stamping that barely does (pl.backdoor); a patch on Fashion-MNIST by class name;
 the ASR figure's axis; CLI errors."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -179,3 +180,17 @@ def test_two_jobs_give_the_same_backdoor_study_and_table_as_one(tmp_path, pool_t
     assert table(tmp_path / "1") == table(tmp_path / "2") and len(table(tmp_path / "2")) == 4
     again = pl.backdoor(data, target=0, rates=(0.1,), size=2, seeds=(0, 1), epochs=1, jobs=2, out=tmp_path / "2")
     assert again.doc == docs[2] and len(store.results(tmp_path / "2")) == 4
+
+
+def test_backdoor_defence_clean_correlation_removes_a_ten_percent_backdoor(shared_data, tmp_path, cli):
+    common = ["backdoor", "--dataset", "mnist", "--dataset-size", "3000", "--data-dir", shared_data, "--no-download",
+              "--target", "0", "--percents", "10", "--epochs", "5", "--out", tmp_path]
+    assert cli.code(*common) == 0 and cli.code(*common, "--defence", "clean:correlation") == 0
+    plain = json.loads(next(tmp_path.glob("backdoor/*_to0/backdoor.json")).read_text())
+    defended = json.loads(next(tmp_path.glob("backdoor/*_to0_clean-correlation/backdoor.json")).read_text())
+    asr = lambda doc: doc["summary"][-1]["attack_success_rate"]["mean"]  # noqa: E731
+    assert asr(plain) > 0.9 and asr(defended) < 0.1, (asr(plain), asr(defended))
+    assert defended["defence"] == "clean:correlation" and plain["defence"] == "none"
+    run = json.loads(next(tmp_path.glob("models/*clean-correlation/10/seed0/run.json")).read_text())
+    assert run["defence"]["detection"]["recall"] > 0.95 and run["config"]["defence"] == "clean:correlation"
+    cli.fails("one --defence per study", *common, "--defence", "none,gce")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from poisonlab.cli.common import (DATASET_HELP, JOBS_DEFAULT_TEXT, DataDirOpt, DownloadOpt, OutOpt, OverwriteOpt,
-                                  console, jobs_or_default, parse_percents, parse_seeds)
+                                  console, jobs_or_default, parse_defences, parse_percents, parse_seeds)
 from poisonlab.checks import check_choice
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import MODELS
@@ -30,6 +30,7 @@ def backdoor(
     dataset_size: Annotated[int, typer.Option("--dataset-size", "--dataset_size", min=0, help="Use the first N training items (0 = all).")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Most epochs (early stopping on a 10% hold-out of the poisoned data).")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 256,
+    defence: Annotated[str, typer.Option("--defence", help="What each run does against the stamped items: none; clean:METHOD / relabel:METHOD (drop, or relabel, what detector METHOD flags, then train; e.g. clean:correlation, clean:spectral, clean:ac); or a training remedy (gce, sce, elr, coteach[:P], semi; see train --defence).")] = "none",
     jobs: Annotated[int | None, typer.Option(help="Runs trained at once in worker processes, sharing the cores.", show_default=JOBS_DEFAULT_TEXT)] = None,
     overwrite: OverwriteOpt = False,
     out: OutOpt = Path("runs"),
@@ -43,6 +44,8 @@ def backdoor(
     if size < 1:
         raise PoisonlabError(f"--size {size} is below 1; give a patch side of 1 or more pixels")
     percents = sorted({0.0, *parse_percents(percent)})
+    if len(parse_defences(defence)) != 1:
+        raise PoisonlabError(f"backdoor takes one --defence per study, got {defence!r}; run one study per defence")
     seed_list, jobs = parse_seeds(seeds), jobs_or_default(jobs)
 
     from poisonlab import datasets
@@ -53,7 +56,7 @@ def backdoor(
     data = datasets.load(dataset, data_dir, dataset_size, download)
     base = BackdoorSpec(dataset=dataset, target=datasets.resolve_class(target, data.classes), dataset_size=dataset_size,
                         trigger=Trigger(trigger, size, position), clean_label=clean_label, model=model,
-                        train=TrainConfig(max_epochs=epochs, batch_size=batch_size))
+                        train=TrainConfig(max_epochs=epochs, batch_size=batch_size), defence=defence.strip())
     result = study(data, base, percents, seed_list, out, overwrite=overwrite, console=console, jobs=jobs)
     doc = result["doc"]
     console.print(f"{result['trained']} runs trained, {result['skipped']} already done; target {doc['target_name']}, "

@@ -21,7 +21,7 @@ from poisonlab.attacks.backdoor import (Trigger, attack_success_rate, backdoor, 
 from poisonlab.datasets import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.reporting import backdoorplots
-from poisonlab.studies import claims
+from poisonlab.studies import claims, defence
 from poisonlab.studies.resume import pending
 from poisonlab.datasets import dataset_record
 from poisonlab.studies.run import DEFAULT_MODEL, environment, split_indices
@@ -48,6 +48,10 @@ class BackdoorSpec:
     val: str = "split"
     val_fraction: float = 0.1
     train: TrainConfig = field(default_factory=TrainConfig)
+    defence: str = "none"
+
+    def __post_init__(self) -> None:
+        defence.check_defence(self.defence)
 
     @property
     def kind(self) -> str:
@@ -55,14 +59,19 @@ class BackdoorSpec:
         return "backdoor-clean-label" if self.clean_label else "backdoor"
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, **settings(self)}
+        """The config recorded in run.json; `defence` only when not "none", so older runs stay reusable."""
+        config = {"kind": self.kind, **settings(self)}
+        if config["defence"] == "none":
+            del config["defence"]
+        return config
 
     def name(self) -> str:
-        """backdoor_{dataset}[_{size}][_{model}]_{trigger}{size}-{position}_to{target}[_cleanlabel]."""
+        """backdoor_{dataset}[_{size}][_{model}]_{trigger}{size}-{position}_to{target}[_cleanlabel][_{defence}]."""
         name = f"backdoor_{store.slug(self.dataset)}" + (f"_{self.dataset_size}" if self.dataset_size else "")
         name += f"_{store.slug(self.model)}" if self.model != DEFAULT_MODEL else ""
         name += f"_{self.trigger.kind}" + (f"{self.trigger.size}-{self.trigger.position}" if self.trigger.kind == "patch" else "")
-        return name + f"_to{self.target}" + ("_cleanlabel" if self.clean_label else "")
+        name += f"_to{self.target}" + ("_cleanlabel" if self.clean_label else "")
+        return name + (f"_{store.slug(self.defence)}" if self.defence != "none" else "")
 
     def folder(self) -> Path:
         """models/{name}/{percent}/seed{S} relative to the output folder."""
@@ -71,16 +80,23 @@ class BackdoorSpec:
 
 def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> tuple[dict, object]:
-    """Carry out one backdoor run; returns (run.json record, trained model)."""
+    """Carry out one backdoor run, with its defence (a cleaning step before training, or a training remedy); returns
+    (run.json record, trained model)."""
     started = time.perf_counter()
     x, labels, idx = backdoor(data.x_train, data.y_train, trigger=spec.trigger, target=spec.target,
                               percent=spec.percent, clean_label=spec.clean_label, seed=spec.seed)
+    trained, keep, cleaning = labels, np.ones(len(labels), bool), None
+    if defence.cleans(spec.defence):
+        mask = np.zeros(len(labels), bool)
+        mask[idx] = True
+        trained, keep, cleaning = defence.clean(spec.defence, x, labels, mask, data.num_classes, spec.seed)
     fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
+    fit_idx, val_idx = fit_idx[keep[fit_idx]], val_idx[keep[val_idx]]
     fitted = fitting.build(spec.model if model is None else model, x.shape[1:], data.num_classes, spec.seed)
     device = pick_device() if isinstance(fitted, torch.nn.Module) else torch.device("cpu")
     t0 = time.perf_counter()
-    training = fitting.fit(fitted, x[fit_idx], labels[fit_idx], x[val_idx], labels[val_idx], config=spec.train,
-                           seed=spec.seed, device=device, on_epoch=on_epoch)
+    training = fitting.fit(fitted, x[fit_idx], trained[fit_idx], x[val_idx], trained[val_idx], config=spec.train,
+                           seed=spec.seed, device=device, on_epoch=on_epoch, remedy=defence.remedy(spec.defence))
     train_s = time.perf_counter() - t0
     x_trig, y_trig = triggered(data.x_test, data.y_test, trigger=spec.trigger, target=spec.target, seed=spec.seed + 1)
     summary = metrics.summary(data.y_test, fitting.predict(fitted, data.x_test), data.num_classes)
@@ -99,6 +115,7 @@ def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = N
         "split": {"val": spec.val, "n_fit": len(fit_idx), "n_val": len(val_idx),
                   "val_label": "held-out 10% of the poisoned (stamped) training data"},
         "training": training,
+        **({"defence": cleaning or defence.settings(spec.defence)} if spec.defence != "none" else {}),
         "metrics": summary,
         "model": {"name": spec.model, "parameters": models.count_parameters(fitted) if isinstance(fitted, torch.nn.Module) else None},
         "timings": {"train_s": round(train_s, 3), "total_s": round(time.perf_counter() - started, 3)},
@@ -204,7 +221,7 @@ def document(base: BackdoorSpec, data: Dataset, records: list[dict]) -> dict:
     return {"dataset": base.dataset, "dataset_size": base.dataset_size, "name": base.name(), "kind": base.kind,
             "target": base.target, "target_name": data.classes[base.target], "classes": data.classes,
             "trigger": base.trigger.to_dict(), "clean_label": base.clean_label, "model": base.model,
-            "train": base.train.to_dict(), "n_train": len(data.y_train), "n_test": len(data.y_test),
+            "train": base.train.to_dict(), "defence": base.defence, "n_train": len(data.y_train), "n_test": len(data.y_test),
             "seeds": sorted({r["seed"] for r in runs}), "asr_goal": ASR_GOAL,
             "smallest_percent_reaching_goal": min(reached) if reached else None, "runs": runs, "summary": summary}
 

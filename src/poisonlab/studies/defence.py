@@ -2,8 +2,8 @@
 
 Names: ``none``; the training remedies of `training.remedies` (``gce``, ``sce``, ``elr``, ``coteach[:P]``); and
 ``clean:METHOD`` (drop the items detector METHOD flags) or ``relabel:METHOD`` (give them its suggested label), with
-METHOD one of the label-flip detectors (``cl``, ``knn``, ``knn-pixels``, ``loss``, ``ensemble``) or the gradient ones
-(``influence``, ``grad``, ``gradclust``)."""
+METHOD one of the label-flip detectors (``cl``, ``knn``, ``knn-pixels``, ``loss``, ``ensemble``), the gradient ones
+(``influence``, ``grad``, ``gradclust``) or the backdoor ones (``spectral``, ``ac``, ``correlation``)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import time
 
 import numpy as np
 
-from poisonlab.defences import DETECTION_METHODS, GRADIENT_METHODS, detectors
+from poisonlab.defences import BACKDOOR_METHODS, DETECTION_METHODS, GRADIENT_METHODS, detectors
 from poisonlab.defences.cleaning import ACTIONS, cleaned
 from poisonlab.defences.evaluate import score
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import remedies
 
-CLEANERS = DETECTION_METHODS + GRADIENT_METHODS  # the detectors a cleaning defence may use
+CLEANERS = DETECTION_METHODS + GRADIENT_METHODS + BACKDOOR_METHODS  # the detectors a cleaning defence may use
 DEFENCES = (*remedies.REMEDIES, *(f"{a}:{m}" for a in ACTIONS for m in CLEANERS))
 
 
