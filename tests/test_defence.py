@@ -18,7 +18,7 @@ def test_every_listed_defence_is_accepted(name):
     assert defence.cleans(name) == (":" in name and not name.startswith("coteach"))
 
 
-@pytest.mark.parametrize("name, words", [("dividemix", "choose one of"), ("clean:spectral", "clean:METHOD"),
+@pytest.mark.parametrize("name, words", [("dividemix", "choose one of"), ("clean:svm", "clean:METHOD"),
                                          ("relabel:", "clean:METHOD"), ("coteach:150", "forget rate"),
                                          (None, "choose one of")])
 def test_unknown_defences_are_one_line_errors(name, words):
