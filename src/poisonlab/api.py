@@ -476,7 +476,7 @@ def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] |
              percents: Sequence[float] | None = None,
              trigger: str = "patch", size: int = 3, position: str = "corner", clean_label: bool = False,
              seeds: Sequence[int] = (0,), model: ModelSpec = "smallcnn", epochs: int = 10, batch_size: int = 256,
-             jobs: int = 1, out: str | Path | None = None, overwrite: bool = False,
+             defence: str = "none", jobs: int = 1, out: str | Path | None = None, overwrite: bool = False,
              data_dir: str | Path | None = None) -> BackdoorResult:
     """Stamp a trigger on a share of the training images, relabel them as `target` (BadNets), train, and measure the
     clean test accuracy and the attack success rate (ASR) on triggered test images of the other classes.
@@ -502,6 +502,9 @@ def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] |
         Stamp only items of the target class and keep every label.
     seeds, model, epochs, batch_size
         As in `train`.
+    defence : str
+        What every run does against the stamped items (see `train`'s `defence`); the backdoor detectors clean too:
+        "clean:correlation", "clean:spectral", "clean:ac".
     jobs : int
         Runs trained at once in spawned worker processes (as in `flip`); 1 trains in this process.
     out : path, optional
@@ -519,7 +522,8 @@ def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] |
     seed_list, data = _seeds(seeds), _data(data, data_dir)
     base = backdoors.BackdoorSpec(dataset=data.name, target=datasets.resolve_class(target, data.classes),
                                   trigger=Trigger(trigger, size, position), clean_label=clean_label,
-                                  model=model_name(model), train=_training(epochs, batch_size))
+                                  model=model_name(model), train=_training(epochs, batch_size),
+                                  defence=check_defence(defence))
     percent_list = sorted({0.0, *_backdoor_percents(rates, percents)})
     custom = None if isinstance(model, str) else model
     _savable(model, data)
