@@ -194,3 +194,7 @@ def test_backdoor_defence_clean_correlation_removes_a_ten_percent_backdoor(share
     run = json.loads(next(tmp_path.glob("models/*clean-correlation/10/seed0/run.json")).read_text())
     assert run["defence"]["detection"]["recall"] > 0.95 and run["config"]["defence"] == "clean:correlation"
     cli.fails("one --defence per study", *common, "--defence", "none,gce")
+    from poisonlab.reporting import html
+
+    sections = html.build(tmp_path, tmp_path / "report.html")["sections"]
+    assert "Backdoor: mnist patch -> 0, defence clean:correlation" in sections and "Backdoor: mnist patch -> 0" in sections

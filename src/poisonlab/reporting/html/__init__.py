@@ -31,6 +31,7 @@ def build(out: Path, path: Path) -> dict:
         parts.append(("defences", "Defences", body))
     for i, (folder, doc) in enumerate(study.backdoors):
         title = f"Backdoor: {doc['dataset']} {doc['trigger']['kind']} -> {doc['target_name']}"
+        title += f", defence {doc['defence']}" if doc.get("defence", "none") != "none" else ""
         parts.append((f"backdoor-{i}", title + (" (clean-label)" if doc["clean_label"] else ""),
                       studies.backdoor_section(folder, doc)))
     for i, (folder, doc) in enumerate(study.certifications):
