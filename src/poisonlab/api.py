@@ -373,13 +373,12 @@ def defend(data: Dataset | str, *, attacks: Sequence[str] = ("random",), rates: 
     custom = None if model is None or isinstance(model, str) else model
     _savable(base.model if custom is None else custom, data)
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-defend-") as folder:
-        specs = matrix.plan(base, attack_list, percents, defence_list, seed_list)
-        done = sweeps.execute(specs, Path(folder), overwrite=overwrite, loader=partial(_given, data), model=custom,
-                              jobs=jobs, stack=stack, data=dataset_record(data))
-        doc = matrix.document(base, attack_list, percents, defence_list, seed_list, specs, done)
+        doc, records = matrix.study(base, attack_list, percents, defence_list, seed_list, Path(folder),
+                                    overwrite=overwrite, loader=partial(_given, data), model=custom, jobs=jobs,
+                                    stack=stack, data=dataset_record(data))
         if out is not None:
             write_outputs(doc, Path(out))
-    return DefendResult(doc, done["records"], None if out is None else Path(out))
+    return DefendResult(doc, records, None if out is None else Path(out))
 
 
 def _tracking(tracking: Tracking | dict | None) -> Tracking | None:

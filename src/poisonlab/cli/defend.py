@@ -63,7 +63,7 @@ def defend(
     base = replace(base, dataset=dataset, dataset_size=sizes[0], kind="random")
     out = out or Path("runs") / store.slug(f"defend-{dataset}")
     started = time.perf_counter()
-    doc = matrix.study(base, attack_list, percent_list, defence_list, seed_list, out, human=human, data_dir=data_dir,
+    doc, _ = matrix.study(base, attack_list, percent_list, defence_list, seed_list, out, human=human, data_dir=data_dir,
                        download=download, overwrite=overwrite, console=console,
                        jobs=1 if executor == "ray" else default_jobs() if jobs is None else jobs, stack=stack,
                        executor=executor, address=address, cpus_per_run=cpus_per_run)

@@ -118,28 +118,31 @@ def self_influence(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: in
                    config: DetectorConfig = DetectorConfig(), grads: Gradients | None = None) -> Detection:
     """TracIn self-influence: each item's squared last-layer gradient summed over the epochs of a model trained on
     every item; flag the high component of a two-component mixture of the scores."""
-    grads = grads or gradient_pass(x, labels, num_classes, seed, config)
-    started = time.perf_counter()
-    return Detection("influence", grads.self_influence, mixture_flags(grads.self_influence), grads.predicted,
-                     time.perf_counter() - started + grads.seconds)
+    return _on_gradients("influence", x, labels, num_classes, seed, config, grads,
+                         lambda g: (g.self_influence, mixture_flags(g.self_influence)))
 
 
 def gradient_magnitude(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
                        config: DetectorConfig = DetectorConfig(), grads: Gradients | None = None) -> Detection:
     """Each item's last-layer gradient norm at the last epoch; flag the high component of a mixture of them."""
-    grads = grads or gradient_pass(x, labels, num_classes, seed, config)
-    started = time.perf_counter()
-    return Detection("grad", grads.norms, mixture_flags(grads.norms), grads.predicted,
-                     time.perf_counter() - started + grads.seconds)
+    return _on_gradients("grad", x, labels, num_classes, seed, config, grads, lambda g: (g.norms, mixture_flags(g.norms)))
 
 
 def gradient_clustering(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
                         config: DetectorConfig = DetectorConfig(), grads: Gradients | None = None) -> Detection:
     """Per class, 2-means on the last epoch's last-layer gradients; flag the cluster of larger gradients."""
+    return _on_gradients("gradclust", x, labels, num_classes, seed, config, grads,
+                         lambda g: gradients.cluster_scores(g.last, g.norms, labels, seed))
+
+
+def _on_gradients(method: str, x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, config: DetectorConfig,
+                  grads: Gradients | None, verdict: Callable[[Gradients], tuple[np.ndarray, np.ndarray]]) -> Detection:
+    """A gradient detector's Detection: `verdict` (scores, flags) of the gradient pass `grads` (made here when None),
+    the pass's seconds included."""
     grads = grads or gradient_pass(x, labels, num_classes, seed, config)
     started = time.perf_counter()
-    scores, flagged = gradients.cluster_scores(grads.last, grads.norms, labels, seed)
-    return Detection("gradclust", scores, flagged, grads.predicted, time.perf_counter() - started + grads.seconds)
+    scores, flagged = verdict(grads)
+    return Detection(method, scores, flagged, grads.predicted, time.perf_counter() - started + grads.seconds)
 
 
 def correlation_screen(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,

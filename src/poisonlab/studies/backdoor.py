@@ -85,11 +85,9 @@ def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = N
     started = time.perf_counter()
     x, labels, idx = backdoor(data.x_train, data.y_train, trigger=spec.trigger, target=spec.target,
                               percent=spec.percent, clean_label=spec.clean_label, seed=spec.seed)
-    trained, keep, cleaning = labels, np.ones(len(labels), bool), None
-    if defence.cleans(spec.defence):
-        mask = np.zeros(len(labels), bool)
-        mask[idx] = True
-        trained, keep, cleaning = defence.clean(spec.defence, x, labels, mask, data.num_classes, spec.seed)
+    mask = np.zeros(len(labels), bool)
+    mask[idx] = True
+    trained, keep, cleaning = defence.clean(spec.defence, x, labels, mask, data.num_classes, spec.seed)
     fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
     fit_idx, val_idx = fit_idx[keep[fit_idx]], val_idx[keep[val_idx]]
     fitted = fitting.build(spec.model if model is None else model, x.shape[1:], data.num_classes, spec.seed)

@@ -56,11 +56,13 @@ def settings(name: str) -> dict:
 
 
 def clean(name: str, x: np.ndarray, labels: np.ndarray, mask: np.ndarray, num_classes: int,
-          seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Apply cleaning defence `name` to training items `x` (N, ...) with `labels` (N,).
+          seed: int) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """Apply defence `name`'s cleaning to training items `x` (N, ...) with `labels` (N,) (none when it does not clean).
 
-    Returns the labels to train on (N,), the mask of items kept (N,) and the record: the defence's settings, the
-    items kept, the detection's scores against the true poison `mask` (N,) and its seconds."""
+    Returns the labels to train on (N,), the mask of items kept (N,) and the record (None without cleaning): the
+    defence's settings, the items kept, the detection's scores against the true poison `mask` (N,) and its seconds."""
+    if not cleans(name):
+        return labels, np.ones(len(labels), bool), None
     action, _, method = name.partition(":")
     started = time.perf_counter()
     detection = detectors.run([method], x, labels, num_classes, seed)[0]

@@ -123,21 +123,16 @@ def best(rows: list[dict], attack: str, percent: float) -> dict | None:
 
 
 def study(base: RunSpec, attacks: list[str], percents: list[float], defences: list[str], seeds: list[int],
-          out: Path, *, human: Iterable[HumanLabels] = (), **execute) -> dict:
+          out: Path, *, human: Iterable[HumanLabels] = (), **execute) -> tuple[dict, list[dict]]:
     """Plan the matrix on `base` (dataset, size, model, training settings), train every run not yet under `out`
-    (`execute`: the settings of `sweep.execute`: data_dir, download, console, jobs, stack, executor, ...), and
-    summarise it; returns the matrix.json document (settings, runs trained, and its `cells`)."""
+    (`execute`: the settings of `sweep.execute`: data_dir, download, console, jobs, stack, executor, loader, ...), and
+    summarise it; returns the matrix.json document (settings, runs trained, and its `cells`) and every run's
+    run.json record."""
     human = list(human)
     specs = plan(base, attacks, percents, defences, seeds, human)
     done = sweep.execute(specs, out, human=human, **execute)
-    return document(base, attacks, percents, defences, seeds, specs, done)
-
-
-def document(base: RunSpec, attacks: list[str], percents: list[float], defences: list[str], seeds: list[int],
-             specs: list[RunSpec], done: dict) -> dict:
-    """matrix.json of the runs `specs`, trained as `done` (sweep.execute's result) says."""
     return {"dataset": base.dataset, "dataset_size": base.dataset_size, "model": base.model,
             "train": base.train.to_dict(), "attacks": attacks, "percents": percents, "defences": defences,
             "seeds": seeds, "runs": len(specs), "trained": done["trained"],
             "recovery": "(defended - poisoned) / (clean - poisoned) test accuracy, per seed",
-            "cells": summarise(specs, done["records"])}
+            "cells": summarise(specs, done["records"])}, done["records"]

@@ -131,9 +131,7 @@ def prepare(spec: RunSpec, data: Dataset, human: HumanLabels | None = None) -> P
     """Poison the labels of `spec`, clean them when its defence says so (the dropped items leave both the fit and the
     validation part), and split off its validation data (held-out training items, or the clean test set)."""
     labels, mask, chosen = poisoned_labels(spec, data, human)
-    trained, keep, cleaning = labels, np.ones(len(labels), bool), None
-    if defence.cleans(spec.defence):
-        trained, keep, cleaning = defence.clean(spec.defence, data.x_train, labels, mask, data.num_classes, spec.seed)
+    trained, keep, cleaning = defence.clean(spec.defence, data.x_train, labels, mask, data.num_classes, spec.seed)
     if spec.val == "split":
         fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
         val_idx = val_idx[keep[val_idx]]
