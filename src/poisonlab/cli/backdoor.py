@@ -30,7 +30,7 @@ def backdoor(
     dataset_size: Annotated[int, typer.Option("--dataset-size", "--dataset_size", min=0, help="Use the first N training items (0 = all).")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Most epochs (early stopping on a 10% hold-out of the poisoned data).")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, max=65536, help="Items per training step.")] = 256,
-    defence: Annotated[str, typer.Option("--defence", help="What each run does against the stamped items: none; clean:METHOD / relabel:METHOD (drop, or relabel, what detector METHOD flags, then train; e.g. clean:correlation, clean:spectral, clean:ac); or a training remedy (gce, sce, elr, coteach[:P], semi; see train --defence).")] = "none",
+    defence: Annotated[str, typer.Option("--defence", help="What each run does against the stamped items: none; clean:METHOD / relabel:METHOD (drop, or relabel, what detector METHOD flags, then train; e.g. clean:correlation, clean:spectral, clean:ac); a training remedy (gce, sce, elr, coteach[:P], semi; see train --defence; abl[:P]: anti-backdoor learning, isolating the P % (default 10) lowest-loss items after 3 epochs and unlearning them); or, with a trusted clean share of the training items (NAME:P, P % of them, default 5), finetune, fineprune (prune the least active last hidden units, then fine-tune) or strip (reject test inputs whose prediction survives overlaid clean images; threshold at 1 % false rejection).")] = "none",
     jobs: Annotated[int | None, typer.Option(help="Runs trained at once in worker processes, sharing the cores.", show_default=JOBS_DEFAULT_TEXT)] = None,
     overwrite: OverwriteOpt = False,
     out: OutOpt = Path("runs"),
@@ -44,7 +44,7 @@ def backdoor(
     if size < 1:
         raise PoisonlabError(f"--size {size} is below 1; give a patch side of 1 or more pixels")
     percents = sorted({0.0, *parse_percents(percent)})
-    if len(parse_defences(defence)) != 1:
+    if len(parse_defences(defence, backdoor=True)) != 1:
         raise PoisonlabError(f"backdoor takes one --defence per study, got {defence!r}; run one study per defence")
     seed_list, jobs = parse_seeds(seeds), jobs_or_default(jobs)
 

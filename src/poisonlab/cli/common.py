@@ -52,11 +52,11 @@ def parse_names(text: str | None, what: str) -> list[str]:
     return names
 
 
-def parse_defences(text: str) -> list[str]:
-    """Comma-separated defence names (see studies.defence), each checked."""
+def parse_defences(text: str, *, backdoor: bool = False) -> list[str]:
+    """Comma-separated defence names (see studies.defence; the trusted-set ones for a `backdoor` study), each checked."""
     from poisonlab.studies.defence import check_defence
 
-    return [check_defence(name) for name in parse_names(text, "defences")]
+    return [check_defence(name, backdoor=backdoor) for name in parse_names(text, "defences")]
 
 
 def parse_percents(text: str) -> list[float]:

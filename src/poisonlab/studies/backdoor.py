@@ -19,6 +19,7 @@ from poisonlab import store
 from poisonlab.attacks.backdoor import (Trigger, attack_success_rate, backdoor, pattern, poison_indices, stamp,
                                         triggered)
 from poisonlab.datasets import Dataset
+from poisonlab.defences import strip
 from poisonlab.errors import PoisonlabError
 from poisonlab.reporting import backdoorplots
 from poisonlab.studies import claims, defence
@@ -51,7 +52,7 @@ class BackdoorSpec:
     defence: str = "none"
 
     def __post_init__(self) -> None:
-        defence.check_defence(self.defence)
+        defence.check_defence(self.defence, backdoor=True)
 
     @property
     def kind(self) -> str:
@@ -97,9 +98,16 @@ def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = N
                            seed=spec.seed, device=device, on_epoch=on_epoch, remedy=defence.remedy(spec.defence))
     train_s = time.perf_counter() - t0
     x_trig, y_trig = triggered(data.x_test, data.y_test, trigger=spec.trigger, target=spec.target, seed=spec.seed + 1)
-    summary = metrics.summary(data.y_test, fitting.predict(fitted, data.x_test), data.num_classes)
-    summary["attack_success_rate"] = attack_success_rate(fitting.predict(fitted, x_trig), y_trig, spec.target)
-    summary["triggered_test_items"] = len(y_trig)
+    summary = measure(fitted, data, x_trig, y_trig, spec.target)
+    if defence.uses_trusted(spec.defence):
+        before = {key: summary[key] for key in ("accuracy", "attack_success_rate")}
+        if spec.defence.partition(":")[0] == "strip":
+            cleaning = guard(spec, fitted, x[defence.trusted_items(mask, defence.trusted_share(spec.defence), spec.seed)],
+                             data, x_trig, y_trig, summary)
+        else:
+            cleaning = defence.repair(spec.defence, fitted, x, labels, mask, spec.seed)
+            summary = measure(fitted, data, x_trig, y_trig, spec.target)
+        cleaning["before"] = before
     record = {
         "status": "complete",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -120,6 +128,35 @@ def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = N
         "environment": environment(device),
     }
     return record, fitted
+
+
+def measure(model, data: Dataset, x_trig: np.ndarray, y_trig: np.ndarray, target: int) -> dict:
+    """`model`'s test metrics (see `metrics.summary`) with its attack success rate on the triggered test items."""
+    summary = metrics.summary(data.y_test, fitting.predict(model, data.x_test), data.num_classes)
+    summary["attack_success_rate"] = attack_success_rate(fitting.predict(model, x_trig), y_trig, target)
+    summary["triggered_test_items"] = len(y_trig)
+    return summary
+
+
+def guard(spec: BackdoorSpec, model, trusted: np.ndarray, data: Dataset, x_trig: np.ndarray, y_trig: np.ndarray,
+          summary: dict) -> dict:
+    """STRIP in front of `model`, its overlays drawn from the `trusted` images, its threshold set at strip.FRR on the
+    clean test images. `summary`'s accuracy, per-class accuracy and attack success rate become the guarded model's
+    (a rejected input is neither correct nor a success; the confusion matrix stays the model's own). Returns the
+    defence's record with STRIP's figures."""
+    started = time.perf_counter()
+    clean = strip.entropy(model, data.x_test, trusted, data.num_classes, seed=spec.seed)
+    stamped = strip.entropy(model, x_trig, trusted, data.num_classes, seed=spec.seed)
+    found = strip.scores(clean, stamped)
+    correct = (fitting.predict(model, data.x_test) == data.y_test) & (clean >= found["threshold"])
+    totals = np.bincount(data.y_test, minlength=data.num_classes)
+    hits = np.bincount(data.y_test[correct], minlength=data.num_classes)
+    summary["accuracy"] = float(correct.mean())
+    summary["per_class_accuracy"] = [float(h / t) if t else None for h, t in zip(hits, totals)]
+    accepted = np.where(stamped >= found["threshold"], fitting.predict(model, x_trig), -1)
+    summary["attack_success_rate"] = attack_success_rate(accepted, y_trig, spec.target)
+    return {**defence.settings(spec.defence), "n_trusted": len(trusted), "overlays": strip.OVERLAYS, "strip": found,
+            "rejected_clean": int((clean < found["threshold"]).sum()), "seconds": round(time.perf_counter() - started, 3)}
 
 
 def check(data: Dataset, base: BackdoorSpec, percents: list[float]) -> None:

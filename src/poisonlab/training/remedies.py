@@ -19,6 +19,10 @@ indices (B,) and the epoch, it returns per-item losses (M, B) whose mean over th
   mixture on each item's loss of the previous epoch splits the items into clean and suspected; clean items keep their
   label, suspected ones keep only their image, trained towards the model's own confident prediction (at least
   SEMI_THRESHOLD) on a randomly shifted copy of it; unconfident suspected items are left out of the step.
+- ``abl``: anti-backdoor learning (Li et al., NeurIPS 2021): for the first ABL_ISOLATE epochs the batch loss is held
+  near ABL_GAMMA (local gradient ascent: its sign flips below the floor), so the items a trigger makes easy stand out
+  with the lowest losses; then the lowest-loss share of the items (``abl:P``: P percent, default ABL_SHARE) is isolated
+  and unlearned (its loss is -log(1 - p_label), a bounded gradient ascent on the label) while the rest trains as usual.
 
 A remedy that needs a second view of the batch asks the trainer for it through `view()`: the models' outputs on
 randomly shifted copies of the batch's images (feature rows unchanged).
@@ -36,27 +40,30 @@ from poisonlab.checks import check_choice
 from poisonlab.errors import PoisonlabError
 from poisonlab.mixture import low_share
 
-REMEDIES = ("none", "gce", "sce", "elr", "coteach", "semi")
+REMEDIES = ("none", "gce", "sce", "elr", "coteach", "semi", "abl")
+SHARED = ("coteach", "abl")  # remedies that take NAME:P, P a percent
 GCE_Q = 0.7  # GCE's exponent (the paper's choice for CIFAR)
 SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO = 0.1, 1.0, math.log(1e-4)  # SCE's weights (the paper's CIFAR-10 ones), log 0
 ELR_BETA, ELR_LAMBDA = 0.7, 3.0  # ELR's target momentum and regularisation weight (the paper's CIFAR-10 ones)
 COTEACH_FORGET, COTEACH_WARMUP = 0.2, 10  # co-teaching's default forget rate and the epochs it takes to reach it
 SEMI_WARMUP, SEMI_THRESHOLD = 5, 0.95  # plain epochs before the first split; confidence a pseudo-label needs
+ABL_ISOLATE, ABL_GAMMA, ABL_SHARE = 3, 1.5, 0.1  # isolation epochs, loss floor, default share isolated (on MNIST)
 
 
 def check_remedy(name: str) -> str:
-    """`name` if it names a remedy (``coteach:P`` with 0 <= P < 100 included), else a one-line error naming the choices."""
+    """`name` if it names a remedy (``coteach:P`` and ``abl:P`` with 0 <= P < 100 included), else a one-line error
+    naming the choices."""
     if not isinstance(name, str):
         raise PoisonlabError(f"defence must be a string, got {name!r}")
     base, _, rate = name.partition(":")
-    if base == "coteach" and rate:
+    if base in SHARED and rate:
         try:
             percent = float(rate)
         except ValueError:
             percent = math.nan
         if not 0 <= percent < 100:
-            raise PoisonlabError(f"co-teaching's forget rate must be a percent in [0, 100), got {rate!r}; "
-                                 "write e.g. coteach:40")
+            what = "co-teaching's forget rate" if base == "coteach" else "ABL's isolated share"
+            raise PoisonlabError(f"{what} must be a percent in [0, 100), got {rate!r}; write e.g. {base}:10")
         return name
     check_choice(name, REMEDIES, "defence")
     return name
@@ -82,6 +89,9 @@ def settings(name: str) -> dict:
     if base == "semi":
         return {"name": base, "warmup_epochs": SEMI_WARMUP, "threshold": SEMI_THRESHOLD, "split": "gmm on losses",
                 "augment": "shift"}
+    if base == "abl":
+        return {"name": base, "isolated_share": float(rate) / 100 if rate else ABL_SHARE,
+                "isolation_epochs": ABL_ISOLATE, "gamma": ABL_GAMMA, "unlearning": "-log(1 - p_label)"}
     return {"name": base}
 
 
@@ -180,6 +190,33 @@ class _Semi(Remedy):
             self.clean = self.clean[rows.to(self.clean.device)]
 
 
+class _ABL(Remedy):
+    def __init__(self, n_models: int, n_items: int, share: float) -> None:
+        self.losses = torch.zeros(n_models, n_items)
+        self.share, self.isolated = share, None
+
+    def __call__(self, out, labels, items, epoch, view=None):
+        losses = super().__call__(out, labels, items, epoch)
+        if epoch <= ABL_ISOLATE:
+            self.losses = self.losses.to(losses.device)
+            self.losses[:, items] = losses.detach()
+            with torch.no_grad():  # below the floor the batch climbs back to it
+                sign = (losses.mean(1, keepdim=True) - ABL_GAMMA).sign()
+            return losses * sign
+        if self.isolated is None:  # the lowest-loss share of the last isolation epoch's items, per model
+            n = self.losses.shape[1]
+            lowest = self.losses.argsort(dim=1, stable=True)[:, : round(n * self.share)]
+            self.isolated = torch.zeros_like(self.losses, dtype=torch.bool).scatter_(1, lowest, True)
+        isolated = self.isolated[:, items]
+        p = out.float().softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        return torch.where(isolated, -torch.log1p(-p.clamp(max=1 - 1e-4)), losses)
+
+    def keep(self, rows):
+        self.losses = self.losses[rows.to(self.losses.device)]
+        if self.isolated is not None:
+            self.isolated = self.isolated[rows.to(self.isolated.device)]
+
+
 def make(name: str, n_models: int = 1, n_items: int = 0) -> Remedy:
     """The remedy `name` for a stack of `n_models` models training on `n_items` items (their indices 0..n_items-1)."""
     base, _, rate = check_remedy(name).partition(":")
@@ -193,4 +230,6 @@ def make(name: str, n_models: int = 1, n_items: int = 0) -> Remedy:
         return _CoTeach(settings(name)["forget_rate"])
     if base == "semi":
         return _Semi(n_models, n_items)
+    if base == "abl":
+        return _ABL(n_models, n_items, settings(name)["isolated_share"])
     return Remedy()
