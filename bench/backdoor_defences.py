@@ -3,9 +3,9 @@ each defence's time against plain training; resumable (the runs live under OUT).
 
     .venv/bin/python bench/backdoor_defences.py [N_ITEMS] [OUT] [DOCS]
 
-smallcnn on the first N_ITEMS (default 10 000) MNIST training items, all 10 000 test items, target class 0, 1 / 5 /
-10 / 20 % of the training items stamped, seeds 0 and 1, 12 epochs at batch 64 with early stopping on the held-out
-(poisoned) 10 %. Writes DOCS/table.csv and DOCS/table.md (default docs/backdoor_defences_mnist_{N_ITEMS})."""
+smallcnn on the first N_ITEMS (default 10 000) MNIST training items, all 10 000 test items, target class 0, 1 and
+10 % of the training items stamped (and the clean 0 %), seed 0, 12 epochs at batch 64 with early stopping on the
+held-out (poisoned) 10 %. Writes DOCS/table.csv and DOCS/table.md (default docs/backdoor_defences_mnist_{N_ITEMS})."""
 
 import sys
 from pathlib import Path
@@ -18,8 +18,8 @@ from poisonlab import store
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 TRIGGERS = ("patch", "blend")
-DEFENCES = ("none", "abl", "finetune", "fineprune", "strip", "clean:correlation", "clean:ac", "clean:spectral")
-RATES, SEEDS = (0.01, 0.05, 0.1, 0.2), (0, 1)
+DEFENCES = ("none", "abl", "finetune", "fineprune", "strip", "clean:correlation")
+RATES, SEEDS = (0.01, 0.1), (0,)  # what a 2-core CPU finishes in a session; widen on a GPU
 
 
 def main() -> None:

@@ -198,3 +198,6 @@ def test_backdoor_defence_clean_correlation_removes_a_ten_percent_backdoor(share
 
     sections = html.build(tmp_path, tmp_path / "report.html")["sections"]
     assert "Backdoor: mnist patch -> 0, defence clean:correlation" in sections and "Backdoor: mnist patch -> 0" in sections
+    assert "Backdoor defences compared" in sections
+    page = (tmp_path / "report.html").read_text().replace(' class="l"', "")
+    assert "<td>10%</td><td>none</td>" in page and "<td>10%</td><td>clean:correlation</td>" in page

@@ -125,3 +125,6 @@ def test_the_backdoor_command_guards_with_strip_and_records_before_and_after(cli
 
     sections = html.build(tmp_path, tmp_path / "report.html")["sections"]
     assert "Backdoor: mnist patch -> 0, defence strip" in sections
+    doc = json.loads(next(tmp_path.glob("backdoor/*_strip/backdoor.json")).read_text())
+    assert doc["summary"][-1]["before"]["attack_success_rate"]["mean"] > 0.9 and len(doc["summary"][-1]["strip_curve"]) == 6
+    assert (tmp_path / "backdoor" / doc["name"] / "strip.png").is_file()

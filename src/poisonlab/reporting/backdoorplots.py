@@ -65,6 +65,27 @@ def grid(clean: np.ndarray, stamped: np.ndarray, path: Path) -> Path:
     return save(fig, path)
 
 
+def strip_figure(doc: dict) -> plt.Figure:
+    """STRIP's false-acceptance rate (triggered test inputs let through) against its false-rejection rate (clean
+    ones turned away), one line per percent stamped (mean over seeds)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for s in doc["summary"]:
+        if s["percent"] > 0 and "strip_curve" in s:
+            ax.plot([100 * p["frr"] for p in s["strip_curve"]], [100 * p["far"] for p in s["strip_curve"]], "o-", ms=3,
+                    label=f"{s['percent']:g}% stamped")
+    ax.set(xscale="log", xlabel="clean inputs rejected (false rejection, %)",
+           ylabel="triggered inputs accepted (false acceptance, %)", ylim=(-2, 102))
+    ax.set_title(f"STRIP on {doc['dataset']} {doc['model']}: {doc['trigger']['kind']} trigger → {doc['target_name']}",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def write_all(doc: dict, clean: np.ndarray, stamped: np.ndarray, folder: Path) -> list[Path]:
-    """Both figures into `folder`: asr_vs_percent.png and triggered.png."""
-    return [curves(doc, folder / "asr_vs_percent.png"), grid(clean, stamped, folder / "triggered.png")]
+    """The figures into `folder`: asr_vs_percent.png, triggered.png and, for a STRIP study, strip.png."""
+    paths = [curves(doc, folder / "asr_vs_percent.png"), grid(clean, stamped, folder / "triggered.png")]
+    if any("strip_curve" in s for s in doc["summary"]):
+        paths.append(save(strip_figure(doc), folder / "strip.png"))
+    return paths

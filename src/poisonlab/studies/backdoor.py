@@ -241,17 +241,31 @@ def _spread(values: list[float]) -> dict:
 
 def document(base: BackdoorSpec, data: Dataset, records: list[dict]) -> dict:
     """The backdoor.json document: settings, one row per run, the per-percent seed summary and the smallest percent
-    whose mean ASR reaches ASR_GOAL."""
-    runs = [{"percent": r["config"]["percent"], "seed": r["config"]["seed"], "n_poisoned": r["poison"]["n_poisoned"],
-             "accuracy": r["metrics"]["accuracy"], "attack_success_rate": r["metrics"]["attack_success_rate"],
-             "run_dir": replace(base, percent=r["config"]["percent"], seed=r["config"]["seed"]).folder().as_posix()}
-            for r in records]
+    whose mean ASR reaches ASR_GOAL; a defence that works on the trained model (finetune, fineprune, strip) adds the
+    figures before it (`before`) and STRIP its false acceptance at each false-rejection rate (`strip_curve`)."""
+    runs = []
+    for r in records:
+        row = {"percent": r["config"]["percent"], "seed": r["config"]["seed"], "n_poisoned": r["poison"]["n_poisoned"],
+               "accuracy": r["metrics"]["accuracy"], "attack_success_rate": r["metrics"]["attack_success_rate"],
+               "run_dir": replace(base, percent=r["config"]["percent"], seed=r["config"]["seed"]).folder().as_posix()}
+        if "before" in r.get("defence", {}):
+            row["before"] = r["defence"]["before"]
+        if "strip" in r.get("defence", {}):
+            row["strip_curve"] = r["defence"]["strip"]["curve"]
+        runs.append(row)
     summary = []
     for percent in sorted({r["percent"] for r in runs}):
         rows = [r for r in runs if r["percent"] == percent]
         summary.append({"percent": percent, "n_poisoned": rows[0]["n_poisoned"], "seeds": len(rows),
                         "accuracy": _spread([r["accuracy"] for r in rows]),
                         "attack_success_rate": _spread([r["attack_success_rate"] for r in rows])})
+        if all("before" in r for r in rows):
+            summary[-1]["before"] = {key: _spread([r["before"][key] for r in rows])
+                                     for key in ("accuracy", "attack_success_rate")}
+        if all("strip_curve" in r for r in rows):
+            curves = [r["strip_curve"] for r in rows]
+            summary[-1]["strip_curve"] = [{"frr": point["frr"], "far": float(np.mean([c[i]["far"] for c in curves]))}
+                                          for i, point in enumerate(curves[0])]
     reached = [s["percent"] for s in summary if s["attack_success_rate"]["mean"] >= ASR_GOAL]
     return {"dataset": base.dataset, "dataset_size": base.dataset_size, "name": base.name(), "kind": base.kind,
             "target": base.target, "target_name": data.classes[base.target], "classes": data.classes,

@@ -34,6 +34,9 @@ def build(out: Path, path: Path) -> dict:
         title += f", defence {doc['defence']}" if doc.get("defence", "none") != "none" else ""
         parts.append((f"backdoor-{i}", title + (" (clean-label)" if doc["clean_label"] else ""),
                       studies.backdoor_section(folder, doc)))
+    compared = studies.backdoor_defences_section(study.backdoors)
+    if compared:
+        parts.append(("backdoor-defences", "Backdoor defences compared", compared))
     for i, (folder, doc) in enumerate(study.certifications):
         parts.append((f"certify-{i}", f"Certified: {doc['dataset']}, {doc['partitions']} partitions",
                       studies.certify_section(folder, doc)))

@@ -72,20 +72,56 @@ def backdoor_section(folder: Path, doc: dict) -> str:
     how = "items of the target class stamped, labels kept (clean-label)" if doc["clean_label"] else \
         "items of other classes stamped and relabelled as the target (BadNets)"
     reached = doc["smallest_percent_reaching_goal"]
+    spread = lambda v: f"{v['mean']:.3f} ({v['min']:.3f}–{v['max']:.3f})"  # noqa: E731
+    after = any("before" in s for s in doc["summary"])
     rows = [[f"{s['percent']:g}%", s["n_poisoned"], s["seeds"],
-             *(f"{s[k]['mean']:.3f} ({s[k]['min']:.3f}–{s[k]['max']:.3f})" for k in ("accuracy", "attack_success_rate"))]
-            for s in doc["summary"]]
+             *(spread(s["before"][k]) if "before" in s else None for k in ("accuracy", "attack_success_rate") if after),
+             *(spread(s[k]) for k in ("accuracy", "attack_success_rate"))] for s in doc["summary"]]
+    defence = doc.get("defence", "none")
+    header = ["stamped", "items", "seeds"] + (["clean accuracy before", "ASR before"] if after else []) + \
+        [f"clean test accuracy{' after ' + defence if after else ''}", f"attack success rate{' after' if after else ''}"]
     return "".join([
         note(f"{doc['dataset']}: {what} steering to '{doc['target_name']}'; {how}; model {doc['model']}, seeds "
              f"{', '.join(map(str, doc['seeds']))}, {doc['n_train']} training and {doc['n_test']} test items. Attack "
              "success rate (ASR): share of triggered test images of the other classes predicted as the target. "
              "Mean over seeds (min–max)."),
-        table(["stamped", "items", "seeds", "clean test accuracy", "attack success rate"], rows, 1),
+        table(header, rows, 1),
         note(f"Smallest percent with mean ASR ≥ {doc['asr_goal']:.0%}: "
              + (f"{reached:g}%." if reached is not None else "not reached at the measured percents.")),
         image(folder / "asr_vs_percent.png", "attack success rate and clean accuracy vs percent stamped"),
         image(folder / "triggered.png", "training images without and with the trigger"),
+        image(folder / "strip.png", "STRIP: triggered inputs accepted vs clean inputs rejected"),
     ])
+
+
+def backdoor_defences_section(backdoors: list[tuple[Path, dict]]) -> str:
+    """Every defence against each backdoor (same dataset, model, trigger and target): clean accuracy and attack
+    success rate per percent stamped and defence, with the change against no defence."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for _, doc in backdoors:
+        trigger = doc["trigger"]
+        groups[(doc["dataset"], doc["model"], trigger["kind"], trigger.get("size"), doc["target_name"],
+                doc["clean_label"], doc["n_train"])].append(doc)
+    parts = []
+    for (dataset, model, kind, _, target, clean_label, n_train), docs in groups.items():
+        if len(docs) < 2:
+            continue
+        plain = {s["percent"]: s for d in docs if d.get("defence", "none") == "none" for s in d["summary"]}
+        rows = []
+        for percent in sorted({s["percent"] for d in docs for s in d["summary"]}):
+            for d in sorted(docs, key=lambda d: d.get("defence", "none") != "none"):
+                s = next((s for s in d["summary"] if s["percent"] == percent), None)
+                if s is None:
+                    continue
+                base = plain.get(percent)
+                rows.append([f"{percent:g}%", d.get("defence", "none"), s["seeds"], f"{s['accuracy']['mean']:.4f}",
+                             None if base is None else f"{100 * (s['accuracy']['mean'] - base['accuracy']['mean']):+.2f} pts",
+                             f"{s['attack_success_rate']['mean']:.3f}"])
+        parts.append(f"<h4>{escape(dataset)} {escape(model)}: {escape(kind)} trigger → {escape(str(target))}"
+                     f"{' (clean-label)' if clean_label else ''}, {n_train} training items</h4>")
+        parts.append(table(["stamped", "defence", "seeds", "clean test accuracy", "vs no defence", "attack success rate"],
+                           rows, 2))
+    return "".join(parts)
 
 
 def certify_section(folder: Path, doc: dict) -> str:
