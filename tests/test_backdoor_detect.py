@@ -1,5 +1,5 @@
 """Backdoor detectors on real data: spectral signatures and activation clustering find the stamped items of a real
-backdoored MNIST model well above chance, scored by the one evaluator; `detect --poison backdoor --then clean` end to
+backdoored MNIST model well above chance (exclusionary reclassification too where the poison is half its class), scored by the one evaluator; `detect --poison backdoor --then clean` end to
 end, and cleaning what activation clustering flags takes the attack success rate of a real smallcnn down."""
 
 import json
@@ -54,3 +54,13 @@ def test_cleaning_what_activation_clustering_flags_removes_a_backdoor(cli, share
 def test_detect_backdoor_needs_a_target(cli, shared_data, tmp_path):
     cli.fails("needs a target class", "detect", "--dataset", "mnist", "--dataset-size", "600", "--poison", "backdoor",
               "--out", tmp_path, "--data-dir", shared_data, "--no-download")
+
+
+def test_exclusionary_reclassification_finds_a_ten_percent_backdoor_that_the_size_rule_misses(shared_data):
+    data = datasets.load("mnist", shared_data, 3000, download=False)
+    x, labels, idx = backdoor(data.x_train, data.y_train, trigger=Trigger(), target=0, percent=10, seed=0)
+    mask = np.zeros(len(labels), bool)
+    mask[idx] = True
+    ac, excluded = (score(d, mask) for d in detectors.run(["ac", "ac-exclusionary"], x, labels, data.num_classes, 0))
+    assert excluded["f1"] > 0.9 and ac["f1"] < 0.5, (ac, excluded)  # the stamped items are half of class 0
+    assert excluded["precision"] > 0.9

@@ -58,6 +58,11 @@ def test_defence_names_for_the_trusted_set():
         defence.check_defence("finetun", backdoor=True)
 
 
+def test_the_api_takes_trusted_set_defences_for_backdoors(mnist):
+    with pytest.raises(PoisonlabError, match=r"percent in \(0, 100\]"):  # checked as a backdoor defence
+        pl.backdoor(mnist, target=0, rates=[0.1], defence="fineprune:x")
+
+
 def test_fineprune_prunes_the_least_active_units_and_keeps_them_at_zero():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))

@@ -503,7 +503,10 @@ def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] |
         As in `train`.
     defence : str
         What every run does against the stamped items (see `train`'s `defence`); the backdoor detectors clean too:
-        "clean:correlation", "clean:spectral", "clean:ac".
+        "clean:correlation", "clean:spectral", "clean:ac", "clean:ac-exclusionary"; "abl[:P]" unlearns the P %
+        (default 10) lowest-loss items; with a trusted clean share of the untouched training items ("NAME:P", P %,
+        default 5), "finetune" and "fineprune" repair the trained model and "strip" rejects triggered test inputs.
+        ``run.json``'s ``defence.before`` keeps the figures before a defence that works on the trained model.
     jobs : int
         Runs trained at once in spawned worker processes (as in `flip`); 1 trains in this process.
     out : path, optional
@@ -522,7 +525,7 @@ def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] |
     base = backdoors.BackdoorSpec(dataset=data.name, target=datasets.resolve_class(target, data.classes),
                                   trigger=Trigger(trigger, size, position), clean_label=clean_label,
                                   model=model_name(model), train=_training(epochs, batch_size),
-                                  defence=check_defence(defence))
+                                  defence=check_defence(defence, backdoor=True))
     percent_list = sorted({0.0, *_backdoor_percents(rates, percents)})
     custom = None if isinstance(model, str) else model
     _savable(model, data)

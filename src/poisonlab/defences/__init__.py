@@ -2,5 +2,6 @@
 
 DETECTION_METHODS = ("cl", "knn", "knn-pixels", "loss", "ensemble")  # the label-flip detectors, detect's default
 GRADIENT_METHODS = ("influence", "grad", "gradclust")  # last-layer gradients over training: TracIn, norm, clusters
-BACKDOOR_METHODS = ("spectral", "ac", "correlation")  # spectral signatures, activation clustering, pixel correlations
+BACKDOOR_METHODS = ("spectral", "ac", "ac-exclusionary", "correlation")  # spectral signatures, activation clustering
+# (size rule, or exclusionary reclassification), pixel correlations
 DETECTOR_MODELS = ("auto", "logreg", "smallcnn", "simplecnn")  # auto: smallcnn on images, logreg on feature rows

@@ -12,7 +12,8 @@ from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
 from sklearn.neighbors import NearestNeighbors
 
-from poisonlab.defences.activations import Activations, cluster_scores, penultimate_pass, spectral_scores
+from poisonlab.defences.activations import (Activations, cluster_scores, exclusion_scores, penultimate_pass,
+                                           spectral_scores)
 from poisonlab.defences import correlation, gradients
 from poisonlab.defences.gradients import Gradients, gradient_pass, mixture_flags
 from poisonlab.defences.folds import DetectorConfig, OutOfFold, cross_entropy, model_inputs, out_of_fold, train_model
@@ -114,6 +115,16 @@ def activation_clustering(x: np.ndarray, labels: np.ndarray, num_classes: int, s
     return Detection("ac", scores, flagged, labels.copy(), time.perf_counter() - started + acts.seconds)
 
 
+def exclusionary_clustering(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
+                            config: DetectorConfig = DetectorConfig(), acts: Activations | None = None) -> Detection:
+    """Activation clustering judged by exclusionary reclassification: a cluster is poison when a model trained
+    without it gives its items another label (see `activations.exclusion_scores`)."""
+    acts = acts or penultimate_pass(x, labels, num_classes, seed, config)
+    started = time.perf_counter()
+    scores, flagged, suggested = exclusion_scores(x, acts.features, labels, num_classes, seed, config)
+    return Detection("ac-exclusionary", scores, flagged, suggested, time.perf_counter() - started + acts.seconds)
+
+
 def self_influence(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
                    config: DetectorConfig = DetectorConfig(), grads: Gradients | None = None) -> Detection:
     """TracIn self-influence: each item's squared last-layer gradient summed over the epochs of a model trained on
@@ -178,11 +189,12 @@ def _seconds(started: float, oof: OutOfFold) -> float:
 METHODS: dict[str, Callable[..., Detection]] = {
     "cl": confident_learning, "knn": knn_features, "knn-pixels": knn_pixels, "loss": loss_ranking,
     "ensemble": ensemble_disagreement, "spectral": spectral_signatures, "ac": activation_clustering,
+    "ac-exclusionary": exclusionary_clustering,
     "influence": self_influence, "grad": gradient_magnitude, "gradclust": gradient_clustering,
     "correlation": correlation_screen,
 }
 SHARED = ("cl", "knn", "loss")
-ON_ACTIVATIONS = ("spectral", "ac")
+ON_ACTIVATIONS = ("spectral", "ac", "ac-exclusionary")
 ON_GRADIENTS = ("influence", "grad", "gradclust")
 
 
@@ -206,7 +218,7 @@ def run(names: list[str], x: np.ndarray, labels: np.ndarray, num_classes: int, s
         config: DetectorConfig = DetectorConfig(), pred_probs: np.ndarray | None = None,
         trusted: tuple[np.ndarray, np.ndarray] | None = None) -> list[Detection]:
     """Run the named methods, computing the shared out-of-fold pass once for those that use it (or taking `pred_probs`),
-    the penultimate-activation pass once for spectral and ac, and the gradient pass once for influence, grad and
+    the penultimate-activation pass once for spectral, ac and ac-exclusionary, and the gradient pass once for influence, grad and
     gradclust; `trusted` (x, labels) clean items are the correlation screen's reference."""
     check_methods(names)
     config = config.for_items(x)
