@@ -18,7 +18,7 @@ from poisonlab import store
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 TRIGGERS = ("patch", "blend")
-DEFENCES = ("none", "abl", "finetune", "fineprune", "strip", "clean:correlation")
+DEFENCES = ("none", "abl", "finetune", "fineprune", "strip", "clean:correlation", "clean:ac-exclusionary")
 RATES, SEEDS = (0.01, 0.1), (0,)  # what a 2-core CPU finishes in a session; widen on a GPU
 
 
