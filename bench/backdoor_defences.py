@@ -1,5 +1,6 @@
-"""Every backdoor defence against patch and blend backdoors of MNIST: ASR and clean accuracy before and after, and
-each defence's time against plain training; resumable (the runs live under OUT).
+"""Every backdoor defence against patch and blend backdoors of MNIST: ASR and clean accuracy with and without each
+defence; resumable (the runs live under OUT). Each defence's cost is measured apart, on an idle machine, by
+bench/backdoor_defence_cost.py.
 
     .venv/bin/python bench/backdoor_defences.py [N_ITEMS] [OUT] [DOCS]
 
@@ -56,17 +57,18 @@ def write(out: Path, docs: Path) -> None:
     plain = table[table.defence == "none"].set_index(["trigger", "percent"])
     key = list(zip(table.trigger, table.percent))
     table["accuracy_change"] = [a - plain.accuracy.get(k, float("nan")) for a, k in zip(table.accuracy, key)]
-    table["time_ratio"] = [s / plain.seconds.get(k, float("nan")) for s, k in zip(table.seconds, key)]
+    table["worse_than_none"] = [d != "none" and (a > plain.asr.get(k, 1.0) or c < -0.01)  # ASR up, or accuracy down > 1 pt
+                                for d, a, c, k in zip(table.defence, table.asr, table.accuracy_change, key)]
     table = table.sort_values(["trigger", "percent", "defence"], key=lambda c: c.map(
         {d: i for i, d in enumerate(DEFENCES)}) if c.name == "defence" else c)
     docs.mkdir(parents=True, exist_ok=True)
     store.atomic_write(docs / "table.csv", table.to_csv(index=False, float_format="%.4f"))
-    lines = ["| trigger | % | defence | seeds | clean accuracy | change | ASR | STRIP FAR @1 % FRR | time x plain |",
+    lines = ["| trigger | % | defence | seeds | clean accuracy | change | ASR | STRIP FAR @1 % FRR | worse than none |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         far = "" if pd.isna(r.strip_far) else f"{r.strip_far:.3f}"
         lines.append(f"| {r.trigger} | {r.percent:g} | {r.defence} | {r.seeds} | {r.accuracy:.4f} | "
-                     f"{r.accuracy_change:+.4f} | {r.asr:.4f} | {far} | {r.time_ratio:.2f} |")
+                     f"{r.accuracy_change:+.4f} | {r.asr:.4f} | {far} | {'**yes**' if r.worse_than_none else ''} |")
     store.atomic_write(docs / "table.md", "\n".join(lines) + "\n")
 
 
