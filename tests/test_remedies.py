@@ -143,3 +143,22 @@ def test_coteaching_runs_stack_in_pairs(mnist):
     assert len(records) == 2 and all(r["stack_size"] == 4 for r in records)  # two runs, each beside its peer
     assert sorted(set(seen)) == [0, 1]  # the peers' epochs are not reported as runs
     assert records[0]["best_val_accuracy"] > records[1]["best_val_accuracy"]  # true labels beat shifted ones
+
+
+def test_abl_holds_the_loss_at_its_floor_then_unlearns_the_lowest_loss_items():
+    abl = remedies.make("abl:25", 1, 8)
+    labels, items = torch.zeros(1, 8, dtype=torch.long), torch.arange(8)
+    confident = torch.zeros(1, 8, 3)
+    confident[0, :, 0] = torch.arange(8, dtype=torch.float32)  # item 7 is the most confident of its label
+    first = abl(confident, labels, items, 1)
+    ce = remedies.make("none")(confident, labels, items, 1)
+    assert ce.mean() < remedies.ABL_GAMMA and torch.allclose(first, -ce)  # below the floor: gradient ascent
+    assert torch.allclose(abl(-confident, labels, items, 1), remedies.make("none")(-confident, labels, items, 1))
+    abl(confident, labels, items, remedies.ABL_ISOLATE)  # the last isolation epoch's losses decide
+    after = abl(confident, labels, items, remedies.ABL_ISOLATE + 1)
+    p = confident.softmax(-1)[0, :, 0]
+    isolated = -remedies.ABL_UNLEARN * torch.log1p(-p)
+    assert torch.allclose(after[0, 6:], isolated[6:]) and torch.allclose(after[0, :6], ce[0, :6])  # 25 % of 8 = 2
+    assert remedies.settings("abl:25")["isolated_share"] == 0.25
+    with pytest.raises(PoisonlabError, match="ABL's isolated share"):
+        remedies.check_remedy("abl:150")
