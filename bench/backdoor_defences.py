@@ -57,7 +57,7 @@ def write(out: Path, docs: Path) -> None:
     plain = table[table.defence == "none"].set_index(["trigger", "percent"])
     key = list(zip(table.trigger, table.percent))
     table["accuracy_change"] = [a - plain.accuracy.get(k, float("nan")) for a, k in zip(table.accuracy, key)]
-    table["worse_than_none"] = [d != "none" and (a > plain.asr.get(k, 1.0) or c < -0.01)  # ASR up, or accuracy down > 1 pt
+    table["worse_than_none"] = [d != "none" and (a > plain.asr.get(k, 1.0) + 0.01 or c < -0.01)  # ASR or error up > 1 pt
                                 for d, a, c, k in zip(table.defence, table.asr, table.accuracy_change, key)]
     table = table.sort_values(["trigger", "percent", "defence"], key=lambda c: c.map(
         {d: i for i, d in enumerate(DEFENCES)}) if c.name == "defence" else c)
