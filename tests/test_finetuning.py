@@ -2,6 +2,7 @@
 real 10 % corner-patch backdoor of MNIST (first 3000); ABL on a 10 % blend backdoor."""
 
 import copy
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +14,7 @@ import poisonlab as pl
 from poisonlab.attacks.backdoor import Trigger, backdoor, triggered
 from poisonlab.defences import finetuning, strip
 from poisonlab.errors import PoisonlabError
+from poisonlab.reporting import backdoorplots
 from poisonlab.studies import backdoor as study, defence
 from poisonlab.studies.backdoor import BackdoorSpec
 from poisonlab.training.loop import TrainConfig
@@ -91,7 +93,7 @@ def test_a_repair_on_a_five_percent_trusted_set_removes_a_ten_percent_backdoor(p
     assert done["n_trusted"] == 150 and done["method"] == name
 
 
-def test_strip_flags_most_triggered_inputs_and_few_clean_ones(patched, mnist):
+def test_strip_flags_most_triggered_inputs_and_few_clean_ones(patched, mnist, tmp_path):
     spec, record, model, x, labels, mask, (x_trig, y_trig) = patched
     trusted = x[defence.trusted_items(mask, 0.05, seed=0)]
     clean = strip.entropy(model, mnist.x_test, trusted, 10)
@@ -101,6 +103,14 @@ def test_strip_flags_most_triggered_inputs_and_few_clean_ones(patched, mnist):
     assert (clean < found["threshold"]).mean() <= 0.011
     assert [row["frr"] for row in found["curve"]] == sorted(row["frr"] for row in found["curve"])
     assert found["curve"][-1]["far"] <= found["curve"][0]["far"]
+    guarded = study.run(replace(spec, defence="strip"), mnist)[0]
+    assert guarded["defence"]["before"] == {k: record["metrics"][k] for k in ("accuracy", "attack_success_rate")}
+    assert guarded["metrics"]["attack_success_rate"] < record["metrics"]["attack_success_rate"] - 0.5
+    assert guarded["defence"]["rejected_clean"] <= 0.011 * len(mnist.y_test) and guarded["defence"]["n_trusted"] == 150
+    doc = study.document(replace(spec, defence="strip"), mnist, [guarded])
+    assert doc["summary"][0]["before"]["attack_success_rate"]["mean"] > 0.9 and len(doc["summary"][0]["strip_curve"]) == 6
+    figures = backdoorplots.write_all(doc, mnist.x_train[:4], mnist.x_train[:4], tmp_path)
+    assert (tmp_path / "strip.png") in figures
 
 
 def test_abl_unlearns_a_ten_percent_blend_backdoor(mnist):
@@ -113,23 +123,17 @@ def test_abl_unlearns_a_ten_percent_blend_backdoor(mnist):
     assert after["defence"]["isolated_share"] == 0.1 and after["config"]["defence"] == "abl"
 
 
-def test_the_backdoor_command_guards_with_strip_and_records_before_and_after(cli, shared_data, tmp_path):
-    import json
-
+def test_the_backdoor_command_fineprunes_and_the_report_shows_before_and_after(cli, shared_data, tmp_path):
     common = ["backdoor", "--dataset", "mnist", "--dataset-size", "3000", "--data-dir", shared_data, "--no-download",
               "--target", "0", "--percents", "10", "--epochs", "8", "--out", tmp_path]
-    assert cli.code(*common, "--defence", "strip") == 0
-    run = json.loads(next(tmp_path.glob("models/*_strip/10/seed0/run.json")).read_text())
-    guarded = run["defence"]
-    assert guarded["n_trusted"] == 150 and guarded["before"]["attack_success_rate"] > 0.9
-    assert run["metrics"]["attack_success_rate"] < guarded["before"]["attack_success_rate"] - 0.5
-    n_test = sum(map(sum, run["metrics"]["confusion"]))
-    assert guarded["strip"]["frr"] == 0.01 and guarded["rejected_clean"] <= 0.011 * n_test
+    assert cli.code(*common, "--defence", "fineprune") == 0
+    run = json.loads(next(tmp_path.glob("models/*_fineprune/10/seed0/run.json")).read_text())
+    assert run["defence"]["n_trusted"] == 150 and run["defence"]["before"]["attack_success_rate"] > 0.9
+    assert run["metrics"]["attack_success_rate"] < 0.2 and len(run["defence"]["pruned"]) == 19
     cli.fails("backdoor study", "train", "--dataset", "embedded", "--defence", "strip")
     from poisonlab.reporting import html
 
-    sections = html.build(tmp_path, tmp_path / "report.html")["sections"]
-    assert "Backdoor: mnist patch -> 0, defence strip" in sections
-    doc = json.loads(next(tmp_path.glob("backdoor/*_strip/backdoor.json")).read_text())
-    assert doc["summary"][-1]["before"]["attack_success_rate"]["mean"] > 0.9 and len(doc["summary"][-1]["strip_curve"]) == 6
-    assert (tmp_path / "backdoor" / doc["name"] / "strip.png").is_file()
+    html.build(tmp_path, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "defence fineprune" in page
+    assert "ASR before" in page and "attack success rate after" in page
