@@ -81,14 +81,14 @@ class BackdoorSpec:
 
 def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> tuple[dict, object]:
-    """Carry out one backdoor run, with its defence (a cleaning step before training, or a training remedy); returns
-    (run.json record, trained model)."""
+    """Carry out one backdoor run, with its defence (a cleaning step before training, a training remedy, a repair of
+    the trained model or STRIP in front of it); returns (run.json record, trained model)."""
     started = time.perf_counter()
     x, labels, idx = backdoor(data.x_train, data.y_train, trigger=spec.trigger, target=spec.target,
                               percent=spec.percent, clean_label=spec.clean_label, seed=spec.seed)
     mask = np.zeros(len(labels), bool)
     mask[idx] = True
-    trained, keep, cleaning = defence.clean(spec.defence, x, labels, mask, data.num_classes, spec.seed)
+    trained, keep, defended = defence.clean(spec.defence, x, labels, mask, data.num_classes, spec.seed)
     fit_idx, val_idx = split_indices(len(labels), spec.val_fraction, spec.seed)
     fit_idx, val_idx = fit_idx[keep[fit_idx]], val_idx[keep[val_idx]]
     fitted = fitting.build(spec.model if model is None else model, x.shape[1:], data.num_classes, spec.seed)
@@ -102,12 +102,12 @@ def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = N
     if defence.uses_trusted(spec.defence):
         before = {key: summary[key] for key in ("accuracy", "attack_success_rate")}
         if spec.defence.partition(":")[0] == "strip":
-            cleaning = guard(spec, fitted, x[defence.trusted_items(mask, defence.trusted_share(spec.defence), spec.seed)],
-                             data, x_trig, y_trig, summary)
+            trusted = x[defence.trusted_items(mask, defence.trusted_share(spec.defence), spec.seed)]
+            defended = guard(spec, fitted, trusted, data, x_trig, y_trig, summary)
         else:
-            cleaning = defence.repair(spec.defence, fitted, x, labels, mask, spec.seed)
+            defended = defence.repair(spec.defence, fitted, x, labels, mask, spec.seed)
             summary = measure(fitted, data, x_trig, y_trig, spec.target)
-        cleaning["before"] = before
+        defended["before"] = before
     record = {
         "status": "complete",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -121,7 +121,7 @@ def run(spec: BackdoorSpec, data: Dataset, *, model: models.ModelSpec | None = N
         "split": {"val": spec.val, "n_fit": len(fit_idx), "n_val": len(val_idx),
                   "val_label": "held-out 10% of the poisoned (stamped) training data"},
         "training": training,
-        **({"defence": cleaning or defence.settings(spec.defence)} if spec.defence != "none" else {}),
+        **({"defence": defended or defence.settings(spec.defence)} if spec.defence != "none" else {}),
         "metrics": summary,
         "model": {"name": spec.model, "parameters": models.count_parameters(fitted) if isinstance(fitted, torch.nn.Module) else None},
         "timings": {"train_s": round(train_s, 3), "total_s": round(time.perf_counter() - started, 3)},
