@@ -18,9 +18,9 @@ def methods(doc: dict) -> dict:
     return doc.get("methods") or {doc["method"]: doc}
 
 
-def certified_plot(doc: dict, path: Path) -> Path:
-    """Certified accuracy (a lower bound of the accuracy under any B poisoned items) vs budget B, with the clean
-    accuracy of the aggregate and of the average base model for reference."""
+def certified_figure(doc: dict) -> plt.Figure:
+    """Certified accuracy (a lower bound of the accuracy under any B poisoned items) vs budget B, a step line per
+    certificate, with the clean accuracy of the aggregate and of the average base model for reference."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     spread = f", d={doc['spread']}" if doc.get("spread", 1) > 1 else ""
     for name, figures in methods(doc).items():
@@ -36,7 +36,12 @@ def certified_plot(doc: dict, path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return save(fig, path)
+    return fig
+
+
+def certified_plot(doc: dict, path: Path) -> Path:
+    """The `certified_figure` written to `path`."""
+    return save(certified_figure(doc), path)
 
 
 def guarantee_plot(doc: dict, path: Path) -> Path:

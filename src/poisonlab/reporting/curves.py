@@ -96,8 +96,9 @@ def select(rows: list[dict], datasets: list[str] | None, kinds: tuple[str, ...])
     return [r for r in rows if r["kind"] in kinds and (not datasets or r["dataset"] in datasets)]
 
 
-def plot(data: dict[str, dict[str, dict]], path_stem: Path) -> list[Path]:
-    """One panel per dataset; writes PNG and SVG and returns their paths."""
+def figure(data: dict[str, dict[str, dict]]) -> plt.Figure:
+    """The curves of `curves`: one panel per dataset, a line (mean over seeds, min-max band) per series, the break
+    points and chance marked."""
     n = len(data)
     cols = min(n, 2)
     rows = math.ceil(n / cols)
@@ -122,7 +123,12 @@ def plot(data: dict[str, dict[str, dict]], path_stem: Path) -> list[Path]:
         ax.set_visible(False)
     fig.suptitle("Test accuracy vs share of poisoned training labels\n(mean over seeds, band = min-max)", fontsize=10)
     fig.tight_layout()
-    return save(fig, path_stem)
+    return fig
+
+
+def plot(data: dict[str, dict[str, dict]], path_stem: Path) -> list[Path]:
+    """The curves' `figure` written as PNG and SVG; returns their paths."""
+    return save(figure(data), path_stem)
 
 
 def save(fig, path_stem: Path) -> list[Path]:

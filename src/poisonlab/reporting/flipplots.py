@@ -112,8 +112,9 @@ def flipped_grid(doc: dict, data: Dataset, path: Path) -> Path:
     return save(fig, path)
 
 
-def accuracy(doc: dict, path: Path) -> Path:
-    """Overall test accuracy per N, and a zoomed view of its change against the clean model (seed spread as bars)."""
+def accuracy_figure(doc: dict) -> plt.Figure:
+    """Overall test accuracy per N (a bar each, the clean model first), and a zoomed view of its change against the
+    clean model (seed spread as error bars)."""
     rows = doc["summary"]
     labels = ["clean" if s["n"] == 0 else f"N={s['n']}" for s in rows]
     x = np.arange(len(rows))
@@ -142,7 +143,12 @@ def accuracy(doc: dict, path: Path) -> Path:
     low, high = zoom.get_ylim()
     zoom.set_ylim(min(low * 1.1, -0.5), max(high * 1.1, 0.5))
     fig.suptitle(_title(doc), fontsize=10)
-    return save(fig, path)
+    return fig
+
+
+def accuracy(doc: dict, path: Path) -> Path:
+    """The `accuracy_figure` written to `path`."""
+    return save(accuracy_figure(doc), path)
 
 
 def _submatrix(ax: plt.Axes, matrix: np.ndarray, names: list[str], top: float, title: str) -> None:
