@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "poisonlab"
 # Layers, top to bottom: a package may import only packages of LOWER layers (and its own).
 LAYERS = [["cli", "api"], ["studies", "reporting"], ["defences", "attacks"], ["training"], ["datasets", "store"],
-          ["files", "checks", "mixture"], ["errors"]]
+          ["files", "checks", "mixture", "display"], ["errors"]]
 LEVEL = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 ALLOWED_SAME_LAYER = {("studies", "reporting")}  # a study writes its own tables and figures
 

@@ -11,10 +11,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from poisonlab import datasets, store
+from poisonlab import datasets, display, store
 from poisonlab.datasets import Dataset, dataset_record
 from poisonlab.datasets.adapters import as_items
 from poisonlab.defences import DETECTOR_MODELS, detectors
@@ -36,6 +37,9 @@ from poisonlab.training.loop import PRECISIONS, TrainConfig
 from poisonlab.training.fitting import as_features
 from poisonlab.training.models import ModelSpec, model_name
 from poisonlab.training.saving import check_savable
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DEFAULT_RATES = tuple(p / 100 for p in DEFAULT_PERCENTS)
 
@@ -122,6 +126,44 @@ def _given(data: Dataset, *_, **__) -> Dataset:
     return data
 
 
+def _figure(draw: Callable[[dict], Figure], content: dict) -> Figure:
+    """The figure `draw(content)` makes (Agg; dataset and class names as plain text, never mathtext), detached from
+    pyplot, so that a notebook shows it once (as the value returned) and nothing is left open."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from poisonlab.reporting.flipplots import PLAIN_TEXT
+
+    with matplotlib.rc_context(PLAIN_TEXT):
+        fig = draw(content)
+    plt.close(fig)
+    return fig
+
+
+def _mean(value: dict | None) -> float | None:
+    """The seed mean of a study's summary figure ({mean, min, max, std} or None)."""
+    return None if value is None else value["mean"]
+
+
+def _setting(row: dict, key: str) -> str:
+    """A setting of a results row as a series label names it ("" where it does not apply)."""
+    if key == "biased_rule":
+        return (row.get(key) or "readme") + " rule" if row["kind"] == "biased" else ""
+    return str(row.get(key) or "")
+
+
+def _series(rows: list[dict]) -> list[tuple[str, dict[float, float]]]:
+    """Sweep results as (label, {percent: mean test accuracy over seeds}) per series; a label names the settings in
+    which the runs differ (dataset, kind, selection, model, defence, ...), or the kind when they differ in none."""
+    keys = ("dataset", "kind", "select", "model", "val", "defence", "preset", "biased_rule")
+    varying = [k for k in keys if len({_setting(r, k) for r in rows}) > 1] or ["kind"]
+    grouped: dict[str, dict[float, list[float]]] = {}
+    for row in rows:
+        label = " ".join(part for part in (_setting(row, k) for k in varying) if part)
+        grouped.setdefault(label, {}).setdefault(row["percent"], []).append(row["test_accuracy"])
+    return [(label, {p: float(np.mean(a)) for p, a in by_percent.items()}) for label, by_percent in grouped.items()]
+
+
 @dataclass(frozen=True)
 class RunResult:
     """One trained run: test accuracy, per-class accuracy (K,), confusion (K, K), the training labels used (N,),
@@ -135,6 +177,29 @@ class RunResult:
     history: list[dict]
     model: object
     record: dict
+
+    def _facts(self) -> list[tuple[str, object]]:
+        row = store.row_of(self.record, "")
+        facts = [("dataset", row["dataset"]), ("kind", row["kind"]),
+                 ("rate", f"{row['percent'] / 100:g}"), ("seed", row["seed"]), ("model", row["model"])]
+        facts += [(key, row[key]) for key, plain in (("select", "random"), ("defence", "none"))
+                  if row.get(key, plain) != plain]
+        facts += [("poisoned", f"{row['n_poisoned']}/{row['n_train']}"), ("accuracy", display.number(self.accuracy))]
+        return facts + ([("epochs", row["epochs_run"])] if row["epochs_run"] is not None else [])
+
+    def __repr__(self) -> str:
+        """One line: dataset, poisoning, seed, model, items poisoned, test accuracy and epochs run; no arrays."""
+        return display.summary("RunResult", self._facts())
+
+    def _repr_html_(self) -> str:
+        """A small table of the run's settings and figures, and the per-class test accuracy."""
+        classes = self.record.get("dataset", {}).get("classes") or [str(k) for k in range(len(self.per_class_accuracy))]
+        rows = [(name, display.number(a)) for name, a in zip(classes, self.per_class_accuracy)]
+        rows.sort(key=lambda r: (r[1] == "-", r[1]))
+        facts = [*self._facts(), ("best validation accuracy", display.number(self.record["training"].get(
+            "best_val_accuracy"))), ("seconds", display.number(self.record.get("timings", {}).get("total_s"), 1))]
+        return display.block(f"RunResult: {self.record['config']['dataset']}", facts,
+                             ("class (worst first)", "test accuracy"), rows)
 
 
 def _result(record: dict, model, y_train: np.ndarray) -> RunResult:
@@ -225,6 +290,44 @@ class SweepResult:
         frame = pd.DataFrame(rows, columns=list(store.COLUMNS)).drop(columns=["run_dir"])
         frame.insert(frame.columns.get_loc("percent"), "rate", frame["percent"] / 100)
         return frame
+
+    def _facts(self) -> list[tuple[str, object]]:
+        rows = [store.row_of(r, "") for r in self.records]
+        if not rows:
+            return [("runs", 0)]
+        accuracy = [r["test_accuracy"] for r in rows]
+        facts = [("runs", len(rows)), ("datasets", display.names(sorted({r["dataset"] for r in rows}))),
+                 ("kinds", display.names(sorted({r["kind"] for r in rows}))),
+                 ("rates", display.span([r["percent"] / 100 for r in rows])), ("seeds", len({r["seed"] for r in rows}))]
+        defences = sorted({r.get("defence", "none") for r in rows})
+        facts += [("defences", display.names(defences))] if defences != ["none"] else []
+        return facts + [("accuracy", f"{min(accuracy):.3f}–{max(accuracy):.3f}"), ("out", self.out)]
+
+    def __repr__(self) -> str:
+        """One line: runs, datasets, kinds, rates, seeds, defences, the test accuracy's range and the folder."""
+        return display.summary("SweepResult", self._facts())
+
+    def _repr_html_(self) -> str:
+        """A small table of the sweep's settings, and its test accuracy (mean over seeds) per rate and series."""
+        series = _series([store.row_of(r, "") for r in self.records])[:8]
+        percents = sorted({p for _, by_percent in series for p in by_percent})
+        rows = [(f"{p / 100:g}", *(display.number(by_percent.get(p)) for _, by_percent in series)) for p in percents]
+        return display.block("SweepResult", self._facts(), ("rate", *(label for label, _ in series)), rows)
+
+    def plot(self) -> Figure:
+        """Test accuracy against the share of poisoned training labels, as `poisonlab analyse` draws it.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            One panel per dataset; one line per series (kind, item selection, model, defence, ... as the runs
+            differ), the mean over seeds with a min-max band; the break points and chance marked.
+        """
+        from poisonlab.reporting import curves
+
+        if not self.records:
+            raise PoisonlabError("this sweep has no runs to plot; run it with at least one rate")
+        return _figure(curves.figure, curves.curves([store.row_of(r, "") for r in self.records]))
 
 
 def sweep(data: Dataset | str, *, rates: Sequence[float] = DEFAULT_RATES, kinds: Sequence[str] = ("random",),
@@ -328,6 +431,23 @@ class DefendResult:
 
         return pd.DataFrame(self.doc["cells"], columns=list(CSV_COLUMNS))
 
+    def _facts(self) -> list[tuple[str, object]]:
+        doc = self.doc
+        return [("dataset", doc["dataset"]), ("model", doc["model"]),
+                ("attacks", display.names(doc["attacks"])), ("rates", display.span([p / 100 for p in doc["percents"]])),
+                ("defences", display.names(doc["defences"])), ("seeds", len(doc["seeds"])), ("cells", len(doc["cells"]))]
+
+    def __repr__(self) -> str:
+        """One line: dataset, model, attacks, rates, defences, seeds and the number of cells."""
+        return display.summary("DefendResult", self._facts())
+
+    def _repr_html_(self) -> str:
+        """A small table of the settings, and per cell the test accuracy and the share of the damage recovered."""
+        rows = [(c["attack"], f"{c['percent'] / 100:g}", c["defence"], c["seeds"], display.number(c["accuracy"]),
+                 display.number(c["recovered"], 2)) for c in self.doc["cells"]]
+        return display.block("DefendResult", self._facts(),
+                             ("attack", "rate", "defence", "seeds", "accuracy", "recovered"), rows)
+
 
 def defend(data: Dataset | str, *, attacks: Sequence[str] = ("random",), rates: Sequence[float] = (0.0, 0.2, 0.4),
            defences: Sequence[str] = ("none", "gce", "sce", "elr", "coteach", "semi", "clean:cl", "clean:loss"),
@@ -411,6 +531,41 @@ class FlipResult:
         return pd.DataFrame([{"n": s["n"], "n_changed": s["n_changed"],
                               **{k: None if s[k] is None else s[k]["mean"] for k in keys}} for s in self.doc["summary"]])
 
+    def _facts(self) -> list[tuple[str, object]]:
+        doc, summary = self.doc, self.doc["summary"]
+        first, last = summary[0], max(summary, key=lambda s: s["n"])
+        return [("dataset", doc["dataset"]), ("model", doc["model"]),
+                ("flip", f"{display.clip(doc['source']['name'], 16)} → {display.clip(doc['target']['name'], 16)}"),
+                ("n", display.names([s["n"] for s in summary], shown=6)), ("seeds", len(doc["seeds"])),
+                ("accuracy", f"{display.number(_mean(first['overall_accuracy']))} → "
+                             f"{display.number(_mean(last['overall_accuracy']))}")]
+
+    def __repr__(self) -> str:
+        """One line: dataset, model, the flip, the numbers of flips N, seeds, and the overall test accuracy of the
+        first N (the clean model) and of the largest."""
+        return display.summary("FlipResult", self._facts())
+
+    def _repr_html_(self) -> str:
+        """A small table of the settings, and per N the overall, source and target test accuracy (seed means)."""
+        rows = [(s["n"], s["n_changed"], *(display.number(_mean(s[key])) for key in
+                 ("overall_accuracy", "source_accuracy", "target_accuracy", "delta_overall_accuracy")))
+                for s in self.doc["summary"]]
+        return display.block("FlipResult", self._facts(),
+                             ("N", "changed", "accuracy", "source accuracy", "target accuracy", "change"), rows)
+
+    def plot(self) -> Figure:
+        """The overall test accuracy per number of flips N, beside its change against the clean model.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Two panels: a bar per N (the clean model first) of the test accuracy in percent (seed means, the seed
+            spread as error bars), and a bar per N of the change in percentage points.
+        """
+        from poisonlab.reporting import flipplots
+
+        return _figure(flipplots.accuracy_figure, self.doc)
+
 
 def flip(data: Dataset | str, *, source: str | int, target: str | int, n: Sequence[int] = (1, 5, 10, 50, 100),
          seeds: Sequence[int] = (0,), model: ModelSpec = "simplecnn", epochs: int = 5, batch_size: int = 128,
@@ -469,6 +624,46 @@ class BackdoorResult:
         return pd.DataFrame([{"percent": s["percent"], "n_poisoned": s["n_poisoned"], "seeds": s["seeds"],
                               **{f"{key}_{stat}": s[key][stat] for key in ("accuracy", "attack_success_rate")
                                  for stat in ("mean", "min", "max")}} for s in self.doc["summary"]])
+
+    def _facts(self) -> list[tuple[str, object]]:
+        doc, summary = self.doc, self.doc["summary"]
+        last = max(summary, key=lambda s: s["percent"])
+        trigger = f"{doc['trigger']['kind']} → {display.clip(doc['target_name'], 16)}"
+        facts = [("dataset", doc["dataset"]), ("model", doc["model"]),
+                 ("trigger", trigger + (" (clean-label)" if doc["clean_label"] else "")),
+                 ("stamped", display.span([s["percent"] for s in summary], " %")), ("seeds", len(doc["seeds"])),
+                 ("accuracy", f"{display.number(_mean(summary[0]['accuracy']))} → "
+                              f"{display.number(_mean(last['accuracy']))}"),
+                 ("asr", f"{display.number(_mean(last['attack_success_rate']))} at {last['percent']:g} %")]
+        if doc.get("defence", "none") != "none":
+            facts.insert(3, ("defence", doc["defence"]))
+        return facts
+
+    def __repr__(self) -> str:
+        """One line: dataset, model, trigger and target, percents stamped, seeds, the clean test accuracy of the
+        clean model and of the largest percent, and the attack success rate there."""
+        return display.summary("BackdoorResult", self._facts())
+
+    def _repr_html_(self) -> str:
+        """A small table of the settings, and per percent stamped the clean test accuracy and the attack success
+        rate (seed means)."""
+        rows = [(f"{s['percent']:g}", s["n_poisoned"], s["seeds"], display.number(_mean(s["accuracy"])),
+                 display.number(_mean(s["attack_success_rate"]))) for s in self.doc["summary"]]
+        facts = [*self._facts(), ("smallest % reaching the goal", self.doc.get("smallest_percent_reaching_goal"))]
+        return display.block("BackdoorResult", facts,
+                             ("% stamped", "items", "seeds", "clean accuracy", "attack success rate"), rows)
+
+    def plot(self) -> Figure:
+        """The attack success rate and the clean test accuracy against the share of training items stamped.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Two lines (seed means, min-max bands) on a symlog axis of percents, the ASR goal marked.
+        """
+        from poisonlab.reporting import backdoorplots
+
+        return _figure(backdoorplots.curves_figure, self.doc)
 
 
 def backdoor(data: Dataset | str, *, target: str | int, rates: Sequence[float] | None = None,
@@ -557,6 +752,41 @@ class CertifyResult:
         from poisonlab.studies.certify import frame
 
         return frame({"votes": self.votes, "predicted": self.predicted, "radius": self.radius, "labels": self.labels})
+
+    def _facts(self) -> list[tuple[str, object]]:
+        doc = self.doc
+        spread = [("spread", doc["spread"])] if doc.get("spread", 1) > 1 else []
+        return [("dataset", doc["dataset"]), ("method", doc["method"]),
+                ("partitions", doc["partitions"]), *spread, ("model", doc["model"]), ("test", len(self.labels)),
+                ("clean_accuracy", display.number(doc["clean_accuracy"])),
+                ("median_radius", display.number(doc["median_radius"], 1))]
+
+    def __repr__(self) -> str:
+        """One line: dataset, certificate, partitions, base model, test images, clean accuracy and median radius."""
+        return display.summary("CertifyResult", self._facts())
+
+    def _repr_html_(self) -> str:
+        """A small table of the settings, and the certified accuracy per poison budget of each certificate."""
+        figures = self.doc.get("methods") or {self.doc["method"]: self.doc}  # older studies: one, at the top level
+        by_budget = {name: {row["budget"]: row["accuracy"] for row in f["certified_accuracy"]}
+                     for name, f in figures.items()}
+        budgets = sorted({b for values in by_budget.values() for b in values})
+        rows = [(b, *(display.number(by_budget[name].get(b)) for name in figures)) for b in budgets]
+        return display.block("CertifyResult", self._facts(),
+                             ("budget", *(f"certified accuracy ({name})" for name in figures)), rows)
+
+    def plot(self) -> Figure:
+        """Certified accuracy against the number of poisoned training items.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            A step line per certificate (e.g. DPA and ROE): the accuracy guaranteed under ANY B poisoned items, with
+            the clean accuracy of the aggregate and of one base model for reference.
+        """
+        from poisonlab.reporting import certifyplots
+
+        return _figure(certifyplots.certified_figure, self.doc)
 
 
 def certify(data: Dataset | str, *, partitions: int, model: ModelSpec = "smallcnn", method: str | None = None,

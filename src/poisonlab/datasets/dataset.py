@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from poisonlab import display
 from poisonlab.errors import PoisonlabError
 
 
@@ -35,6 +36,29 @@ class Dataset:
     def num_classes(self) -> int:
         """Number of classes (length of `classes`)."""
         return len(self.classes)
+
+    def _items(self) -> str:
+        """What one item is: "28x28x1 uint8 images" or "13 float32 features"."""
+        shape = self.x_train.shape[1:]
+        if len(shape) == 1:
+            return f"{shape[0]} {self.x_train.dtype} features"
+        return f"{'x'.join(map(str, shape))} {self.x_train.dtype} images"
+
+    def __repr__(self) -> str:
+        """One line: name, train and test sizes, what an item is and the classes (names abbreviated); no arrays."""
+        return display.summary("Dataset", [("name", self.name), ("train", len(self.y_train)),
+                                           ("test", len(self.y_test)), ("items", self._items()),
+                                           ("classes", f"{self.num_classes}: {display.names(self.classes)}")])
+
+    def _repr_html_(self) -> str:
+        """A small table (sizes, items, classes, notes) and, for uint8 images, the first training images as
+        thumbnails captioned with their class; every name escaped."""
+        facts = [("name", self.name), ("training items", len(self.y_train)), ("test items", len(self.y_test)),
+                 ("items", self._items()), ("classes", self.num_classes),
+                 ("class names", display.names(self.classes, shown=10))]
+        facts += [("note", note) for note in self.notes[:2]]
+        strip = display.thumbnails(self.x_train, self.y_train, self.classes)
+        return display.block(f"Dataset {self.name}", facts, extra=strip)
 
 
 def dataset_record(data: Dataset) -> dict:

@@ -17,6 +17,7 @@ from poisonlab.defences.activations import (Activations, cluster_scores, exclusi
 from poisonlab.defences import correlation, gradients
 from poisonlab.defences.gradients import Gradients, gradient_pass, mixture_flags
 from poisonlab.defences.folds import DetectorConfig, OutOfFold, cross_entropy, model_inputs, out_of_fold, train_model
+from poisonlab import display
 from poisonlab.checks import check_probabilities
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import fitting
@@ -32,6 +33,12 @@ class Detection:
     flagged: np.ndarray
     suggested: np.ndarray
     seconds: float
+
+    def __repr__(self) -> str:
+        """One line: method, items scored, items flagged and seconds; no arrays."""
+        return display.summary("Detection", [("method", self.method), ("items", len(self.scores)),
+                                             ("flagged", int(np.count_nonzero(self.flagged))),
+                                             ("seconds", display.number(self.seconds, 2))])
 
 
 def confident_learning(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
