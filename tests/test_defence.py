@@ -1,15 +1,18 @@
-"""A run's defence: names checked in one place, and a cleaning defence on real MNIST dropping mostly poisoned items."""
+"""A run's defence: names checked in one place, a cleaning defence on real MNIST dropping mostly poisoned items, and
+runs made with other defence settings refused on resume."""
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 import pytest
 
+import poisonlab as pl
 from poisonlab import datasets
 from poisonlab.attacks import flips
 from poisonlab.errors import PoisonlabError
 from poisonlab.studies import defence
 from poisonlab.studies.run import RunSpec, prepare
+from poisonlab.training import remedies
 
 
 @pytest.mark.parametrize("name", defence.DEFENCES + ("coteach:35",))
@@ -69,3 +72,12 @@ def test_any_then_is_parsed_or_refused_in_one_line(then):
         assert action in ("none", "clean", "relabel") and defence.check_defence(remedy) == remedy
     except PoisonlabError as exc:
         assert "\n" not in str(exc)
+
+
+def test_a_run_made_with_other_defence_settings_is_not_reused(tmp_path, monkeypatch):
+    data = pl.load_dataset("embedded", size=300)
+    first = pl.sweep(data, rates=[0.2], defences=["gce"], epochs=1, out=tmp_path)
+    assert pl.sweep(data, rates=[0.2], defences=["gce"], epochs=1, out=tmp_path).records == first.records  # reused
+    monkeypatch.setattr(remedies, "GCE_Q", 0.5)
+    with pytest.raises(PoisonlabError, match=r"other settings \(defence\.q 0\.7 -> 0\.5\)"):
+        pl.sweep(data, rates=[0.2], defences=["gce"], epochs=1, out=tmp_path)

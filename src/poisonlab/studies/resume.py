@@ -8,6 +8,7 @@ from pathlib import Path
 
 from poisonlab import store
 from poisonlab.errors import PoisonlabError
+from poisonlab.studies import defence
 from poisonlab.training.saving import save_model
 
 
@@ -32,6 +33,17 @@ def _complete(config: dict) -> dict:
     return {**config, "train": {**LEGACY_TRAIN, **train}} if isinstance(train, dict) else config
 
 
+def defence_changes(saved: dict, config: dict) -> list[str]:
+    """The settings of the config's defence (its loss weights, rates, shares) that differ from those its saved
+    record `saved` holds, as 'defence.name old -> new'; settings a record predates are not compared."""
+    name, made = config.get("defence"), saved.get("defence")
+    if not isinstance(name, str) or not isinstance(made, dict):
+        return []
+    wanted = defence.settings(name)
+    keys = [k for k in wanted if k in made]
+    return differences({k: made[k] for k in keys}, {k: wanted[k] for k in keys}, "defence.")
+
+
 DATA_KEYS = ("name", "n_train", "n_test", "shape", "num_classes", "sources")  # what of a run's dataset record must match
 
 
@@ -48,8 +60,9 @@ def reusable(run_dir: Path, config: dict, overwrite: bool, note: Callable[[str],
     saved = store.read_run(run_dir, weights=False)
     if saved is None or overwrite:
         return None
-    if _complete(saved["config"]) != config:
-        raise PoisonlabError(f"{run_dir} holds a run made with other settings ({'; '.join(differences(_complete(saved['config']), config))}); "
+    changed = differences(_complete(saved["config"]), config) or defence_changes(saved, config)
+    if changed:
+        raise PoisonlabError(f"{run_dir} holds a run made with other settings ({'; '.join(changed)}); "
                              "retrain it (overwrite) or write to another output folder")
     if data is not None:
         made_on = saved["dataset"] if isinstance(saved.get("dataset"), dict) else {}
