@@ -151,6 +151,9 @@ def test_a_backdoor_study_refuses_runs_made_on_other_data(tmp_path):
     (["--size", "40"], "does not fit 28x28"),
     (["--percent", "120"], "outside 0..100"),
     (["--percent", "95"], "only .* items are outside the target class"),
+    (["--defence", "fineprune", "--model", "logreg"], "fineprune needs a torch model"),
+    (["--defence", "strip:0"], r"percent in \(0, 100\]"),
+    (["--defence", "abl:100"], "ABL's isolated share"),
 ])
 def test_backdoor_bad_input_is_one_line(cli, shared_data, tmp_path, args, message):
     base = ["--target", "0", "--dataset-size", "500", "--out", tmp_path, "--data-dir", shared_data, "--no-download"]

@@ -26,7 +26,7 @@ from poisonlab.studies import claims, defence
 from poisonlab.studies.resume import pending
 from poisonlab.datasets import dataset_record
 from poisonlab.studies.run import DEFAULT_MODEL, environment, split_indices
-from poisonlab.training import fitting, metrics, models
+from poisonlab.training import TORCH_MODELS, fitting, metrics, models
 from poisonlab.training.loop import TrainConfig, pick_device, settings
 from poisonlab.training.parallel import check_jobs, pmap
 
@@ -160,13 +160,17 @@ def guard(spec: BackdoorSpec, model, trusted: np.ndarray, data: Dataset, x_trig:
 
 
 def check(data: Dataset, base: BackdoorSpec, percents: list[float]) -> None:
-    """Reject a target outside the classes, non-image data, a trigger that does not fit, or too large a percent."""
+    """Reject a target outside the classes, non-image data, a trigger that does not fit, a trusted-set defence
+    without a torch model, or too large a percent."""
     if not 0 <= base.target < data.num_classes:
         raise PoisonlabError(f"target class {base.target} is outside 0..{data.num_classes - 1}; give a class of {data.name}")
     if data.x_train.dtype != np.uint8 or data.x_train.ndim != 4:
         raise PoisonlabError(f"{data.name} items are {data.x_train.dtype} {data.x_train.shape[1:]}, not uint8 images; "
                              "backdoor triggers need an image dataset")
     pattern(base.trigger, data.x_train.shape[1:])
+    if defence.uses_trusted(base.defence) and isinstance(base.model, str) and base.model not in TORCH_MODELS:
+        raise PoisonlabError(f"defence {base.defence} needs a torch model, not {base.model}; choose one of "
+                             f"{', '.join(TORCH_MODELS)}")
     for percent in percents:
         poison_indices(data.y_train, target=base.target, percent=percent, clean_label=base.clean_label, seed=base.seed)
 

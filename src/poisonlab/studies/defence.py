@@ -1,9 +1,11 @@
 """What a run does against its poisoned labels: nothing, a training remedy, or a detector's cleaning before training.
 
-Names: ``none``; the training remedies of `training.remedies` (``gce``, ``sce``, ``elr``, ``coteach[:P]``); and
+Names: ``none``; the training remedies of `training.remedies` (``gce``, ``sce``, ``elr``, ``coteach[:P]``, ``semi``,
+``abl[:P]``); and
 ``clean:METHOD`` (drop the items detector METHOD flags) or ``relabel:METHOD`` (give them its suggested label), with
 METHOD one of the label-flip detectors (``cl``, ``knn``, ``knn-pixels``, ``loss``, ``ensemble``), the gradient ones
-(``influence``, ``grad``, ``gradclust``) or the backdoor ones (``spectral``, ``ac``, ``correlation``).
+(``influence``, ``grad``, ``gradclust``) or the backdoor ones (``spectral``, ``ac``, ``ac-exclusionary``,
+``correlation``).
 
 Backdoor studies also take the defences that use a trusted clean share of the training items (``NAME:P``: P percent
 of the training size, default TRUSTED_SHARE), a seeded sample of the items the attacker did not touch: ``finetune``
