@@ -2,10 +2,10 @@
 defence; resumable (the runs live under OUT). Each defence's cost is measured apart, on an idle machine, by
 bench/backdoor_defence_cost.py.
 
-    .venv/bin/python bench/backdoor_defences.py [N_ITEMS] [OUT] [DOCS]
+    .venv/bin/python bench/backdoor_defences.py [N_ITEMS] [OUT] [DOCS] [SEEDS]
 
 smallcnn on the first N_ITEMS (default 10 000) MNIST training items, all 10 000 test items, target class 0, 1, 10 and
-20 % of the training items stamped (and the clean 0 %), seed 0, 12 epochs at batch 64 with early stopping on the
+20 % of the training items stamped (and the clean 0 %), SEEDS (default 0; comma-separated), 12 epochs at batch 64 with early stopping on the
 held-out (poisoned) 10 %. Writes DOCS/table.csv and DOCS/table.md (default docs/backdoor_defences_mnist_{N_ITEMS})."""
 
 import sys
@@ -27,10 +27,11 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     out = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "runs" / f"backdoor_defences_{n}"
     docs = Path(sys.argv[3]) if len(sys.argv) > 3 else ROOT / "docs" / f"backdoor_defences_mnist_{n}"
+    seeds = [int(s) for s in sys.argv[4].split(",")] if len(sys.argv) > 4 else list(SEEDS)
     data = pl.load_dataset("mnist", size=n, data_dir=DATA)
     for trigger in TRIGGERS:
         for defence in DEFENCES:
-            pl.backdoor(data, target=0, rates=RATES, trigger=trigger, seeds=SEEDS, epochs=12, batch_size=64,
+            pl.backdoor(data, target=0, rates=RATES, trigger=trigger, seeds=seeds, epochs=12, batch_size=64,
                         defence=defence, out=out)
             write(out, docs)
 
