@@ -25,7 +25,7 @@ def defend(
     dataset_size: Annotated[str, typer.Option("--dataset-size", "--dataset_size", help="Use the first N training items (0 = all).")] = "0",
     attacks: Annotated[str, typer.Option(help="Attacks, comma-separated: random, biased, informed:margin, informed:confident (label flips at each --percents), cifar10n:KEY (CIFAR-10's human labels, KEY aggre, worse, random1..3, at their own noise rate).")] = DEFAULT_ATTACKS,
     percents: Annotated[str, typer.Option("--percents", "--percent", help="Poison percents, comma-separated; 0 trains every defence on clean labels (the clean run without defence, the baseline of the recovery, is always trained).")] = "0,10,20,40",
-    defences: Annotated[str, typer.Option("--defences", "--defence", help="Defences, comma-separated: none, gce, sce, elr, coteach[:P], semi, clean:METHOD, relabel:METHOD (see train --defence); none (every cell's baseline) is always trained.")] = DEFAULT_DEFENCES,
+    defences: Annotated[str, typer.Option("--defences", "--defence", help="Defences, comma-separated: none, gce, sce, elr, coteach[:P], semi, abl[:P], clean:METHOD, relabel:METHOD (see train --defence); none (every cell's baseline) is always trained.")] = DEFAULT_DEFENCES,
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
     model: Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)} (the training remedies need a torch model).")] = "smallcnn",
     epochs: Annotated[int | None, typer.Option("--epochs", "--max-epochs", min=1, help="Most epochs (early stopping may end sooner).", show_default="50")] = None,

@@ -86,7 +86,7 @@ def study(data: Dataset, sets: list[LabelSet], names: list[str], *, config: Dete
     The first `trusted` test items are the correlation screen's clean reference.
 
     Returns the detect.json document (rows per label set, methods per row)."""
-    check_then(then)
+    action = check_then(then)[0]
     detectors.check_methods(names)
     config = config.for_items(data.x_train)
     config.check_items(len(data.y_train))
@@ -94,7 +94,7 @@ def study(data: Dataset, sets: list[LabelSet], names: list[str], *, config: Dete
     retrain = (model, epochs)
     everything = np.ones(len(data.y_train), bool)
     reference = (data.x_test[:trusted], data.y_test[:trusted]) if trusted else None
-    clean_accuracy = None if check_then(then)[0] == "none" else retrained_accuracy(data, data.y_train, everything, *retrain, seed)[0]
+    clean_accuracy = None if action == "none" else retrained_accuracy(data, data.y_train, everything, *retrain, seed)[0]
     rows = []
     for item in sets:
         rows.append(check_one(data, item, names, config, seed, then, retrain, clean_accuracy, reference))
