@@ -35,8 +35,39 @@ def test_plan_refuses_what_the_matrix_cannot_run(attacks, defences, words):
         matrix.plan(BASE, attacks, [20], defences, [0])
 
 
-def _record(accuracy: float, train_s: float = 10.0, epochs: int = 10) -> dict:
-    return {"metrics": {"accuracy": accuracy}, "timings": {"train_s": train_s}, "training": {"epochs_run": epochs}}
+def _record(accuracy: float, train_s: float = 10.0, epochs: int = 10, asr: float | None = None) -> dict:
+    metrics = {"accuracy": accuracy} if asr is None else {"accuracy": accuracy, "attack_success_rate": asr}
+    return {"metrics": metrics, "timings": {"train_s": train_s}, "training": {"epochs_run": epochs}}
+
+
+def test_a_backdoor_cell_recovers_attack_success_and_keeps_its_accuracy():
+    specs = matrix.plan_backdoors(BASE, ["backdoor:patch", "random"], [0, 10], ["strip", "abl"], [0], target=3)
+    assert [(matrix.attack_of(s), s.percent, s.defence) for s in specs] == [
+        ("backdoor:patch", 0, "none"), ("backdoor:patch", 0, "strip"), ("backdoor:patch", 0, "abl"),
+        ("backdoor:patch", 10, "none"), ("backdoor:patch", 10, "strip"), ("backdoor:patch", 10, "abl")]
+    assert {s.target for s in specs} == {3} and specs[0].trigger.kind == "patch"
+    asr = {(0, "none"): 0.01, (0, "strip"): 0.0, (0, "abl"): 0.01, (10, "none"): 0.91, (10, "strip"): 0.19,
+           (10, "abl"): 0.99}
+    records = [_record(0.95, asr=asr[(s.percent, s.defence)]) for s in specs]
+    cells = {(c["percent"], c["defence"]): c for c in matrix.summarise(specs, records)}
+    assert cells[(10, "strip")]["recovered"] == pytest.approx(0.8) and cells[(10, "strip")]["attack_success_rate"] == 0.19
+    assert cells[(10, "abl")]["recovered"] < 0 and cells[(0, "strip")]["recovered"] is None
+    assert matrix.best(list(cells.values()), "backdoor:patch", 10)["defence"] == "strip"
+    with pytest.raises(PoisonlabError, match="backdoor study"):
+        matrix.plan(BASE, ["random"], [10], ["strip"], [0])
+
+
+def test_defend_takes_a_backdoor_and_measures_the_attack_success_removed(shared_data):
+    import poisonlab as pl
+
+    data = pl.load_dataset("mnist", size=2000, data_dir=shared_data)
+    result = pl.defend(data, attacks=["backdoor:patch"], rates=[0.1], defences=["clean:correlation"], epochs=5)
+    cells = {(c["attack"], c["percent"], c["defence"]): c for c in result.doc["cells"]}
+    assert len(result.records) == 3 and {r["poison"]["kind"] for r in result.records} == {"backdoor"}
+    plain, cleaned = cells[("backdoor:patch", 10, "none")], cells[("backdoor:patch", 10, "clean:correlation")]
+    assert plain["attack_success_rate"] > 0.9 and cleaned["attack_success_rate"] < 0.1, (plain, cleaned)
+    assert cleaned["recovered"] > 0.9 and cleaned["accuracy"] > plain["accuracy"] - 0.02
+    assert list(result.frame()["attack_success_rate"].dropna()) == [r["attack_success_rate"] for r in cells.values()]
 
 
 def test_recovery_is_the_share_of_the_damage_given_back_per_seed():
@@ -91,6 +122,11 @@ def test_defend_resumes_and_refuses_bad_input_in_one_line(defended, cli):
     cli.fails("unknown defence 'dividemix'", *replace_flag(args, "--defences", "none,dividemix"))
     cli.fails("poisonlab flip", *replace_flag(args, "--attacks", "targeted"))
     cli.fails("one --dataset-size", *replace_flag(args, "--dataset-size", "1000,2000"))
+    cli.fails("backdoor study", *replace_flag(args, "--defences", "none,strip"))
+    stamped = replace_flag(replace_flag(args, "--attacks", "backdoor:patch"), "--defences", "strip")
+    cli.fails("unknown class 'eleven'", *stamped, "--target", "eleven")
+    at = stamped.index("--jobs")
+    cli.fails("backdoor attacks in the matrix train locally", *stamped[:at], *stamped[at + 2:], "--executor", "ray")
 
 
 def replace_flag(args: list, flag: str, value: str) -> list:

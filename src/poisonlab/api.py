@@ -453,7 +453,7 @@ def defend(data: Dataset | str, *, attacks: Sequence[str] = ("random",), rates: 
            defences: Sequence[str] = ("none", "gce", "sce", "elr", "coteach", "semi", "clean:cl", "clean:loss"),
            seeds: Sequence[int] = (0,), model: ModelSpec | None = None, epochs: int | None = None,
            batch_size: int | None = None, jobs: int = 1, stack: str = "auto", out: str | Path | None = None,
-           overwrite: bool = False, data_dir: str | Path | None = None) -> DefendResult:
+           overwrite: bool = False, data_dir: str | Path | None = None, target: str | int = 0) -> DefendResult:
     """Train every (attack, rate, defence, seed) and measure the share of the damage each defence recovers, as
     `poisonlab defend` does; resumable when `out` is given.
 
@@ -461,15 +461,19 @@ def defend(data: Dataset | str, *, attacks: Sequence[str] = ("random",), rates: 
     ----------
     data : Dataset or str
         The data, or a built-in dataset name.
-    attacks : sequence of {"random", "biased", "informed:margin", "informed:confident"}
-        Label-flip attacks, each at every rate above 0 (human label sets: the command line's cifar10n:KEY).
+    attacks : sequence of {"random", "biased", "informed:margin", "informed:confident", "backdoor:patch", "backdoor:blend"}
+        Label-flip attacks and backdoors, each at every rate above 0 (human label sets: the command line's
+        cifar10n:KEY). A backdoor's damage is its attack success rate.
     rates : sequence of float in [0, 1]
         Poison rates; 0 trains every defence on clean labels. The clean run without defence, the baseline of the
         recovery, is always trained.
     defences : sequence of str
-        Defences (see `train`'s `defence`).
+        Defences (see `train`'s `defence`; with backdoor attacks also `backdoor`'s trusted-set defences, which the
+        label-flip attacks skip).
     seeds, model, epochs, batch_size, jobs, stack, overwrite
         As in `sweep`.
+    target : str or int
+        The class the backdoor attacks steer to (name or number).
     out : path, optional
         Results folder (runs, results table, matrix.json, matrix.csv, matrix.png); a temporary one when None.
 
@@ -488,14 +492,15 @@ def defend(data: Dataset | str, *, attacks: Sequence[str] = ("random",), rates: 
     if any(a.startswith("cifar10n:") for a in attack_list):
         raise PoisonlabError("human label sets are an attack of the command line (poisonlab defend --attacks "
                              "cifar10n:KEY); give label-flip attacks here")
-    defence_list = [check_defence(name) for name in check_nonempty(defences, "defences")]
+    stamps = any(matrix.is_backdoor(a) for a in attack_list)
+    defence_list = [check_defence(name, backdoor=stamps) for name in check_nonempty(defences, "defences")]
     percents = [_percent(r) for r in check_nonempty(rates, "rates")]
     custom = None if model is None or isinstance(model, str) else model
     _savable(base.model if custom is None else custom, data)
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="poisonlab-defend-") as folder:
         doc, records = matrix.study(base, attack_list, percents, defence_list, seed_list, Path(folder),
                                     overwrite=overwrite, loader=partial(_given, data), model=custom, jobs=jobs,
-                                    stack=stack, data=dataset_record(data))
+                                    stack=stack, data=dataset_record(data), target=target)
         if out is not None:
             write_outputs(doc, Path(out))
     return DefendResult(doc, records, None if out is None else Path(out))

@@ -23,9 +23,10 @@ DEFAULT_DEFENCES = "none,gce,sce,elr,coteach,semi,clean:cl,clean:loss"
 def defend(
     dataset: Annotated[str, typer.Option(help=f"Dataset: {DATASET_HELP}.")] = "mnist",
     dataset_size: Annotated[str, typer.Option("--dataset-size", "--dataset_size", help="Use the first N training items (0 = all).")] = "0",
-    attacks: Annotated[str, typer.Option(help="Attacks, comma-separated: random, biased, informed:margin, informed:confident (label flips at each --percents), cifar10n:KEY (CIFAR-10's human labels, KEY aggre, worse, random1..3, at their own noise rate).")] = DEFAULT_ATTACKS,
+    attacks: Annotated[str, typer.Option(help="Attacks, comma-separated: random, biased, informed:margin, informed:confident (label flips at each --percents), cifar10n:KEY (CIFAR-10's human labels, KEY aggre, worse, random1..3, at their own noise rate), backdoor:patch, backdoor:blend (BadNets triggers steering to --target at each --percents; their damage is the attack success rate).")] = DEFAULT_ATTACKS,
+    target: Annotated[str, typer.Option(help="Class the backdoor attacks steer to (name or number).")] = "0",
     percents: Annotated[str, typer.Option("--percents", "--percent", help="Poison percents, comma-separated; 0 trains every defence on clean labels (the clean run without defence, the baseline of the recovery, is always trained).")] = "0,10,20,40",
-    defences: Annotated[str, typer.Option("--defences", "--defence", help="Defences, comma-separated: none, gce, sce, elr, coteach[:P], semi, abl[:P], clean:METHOD, relabel:METHOD (see train --defence); none (every cell's baseline) is always trained.")] = DEFAULT_DEFENCES,
+    defences: Annotated[str, typer.Option("--defences", "--defence", help="Defences, comma-separated: none, gce, sce, elr, coteach[:P], semi, abl[:P], clean:METHOD, relabel:METHOD (see train --defence); with backdoor attacks also finetune, fineprune, strip (see backdoor --defence; they skip the label-flip attacks); none (every cell's baseline) is always trained.")] = DEFAULT_DEFENCES,
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
     model: Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)} (the training remedies need a torch model).")] = "smallcnn",
     epochs: Annotated[int | None, typer.Option("--epochs", "--max-epochs", min=1, help="Most epochs (early stopping may end sooner).", show_default="50")] = None,
@@ -49,7 +50,9 @@ def defend(
     from poisonlab.training.parallel import default_jobs
 
     attack_list = [matrix.check_attack(a) for a in parse_names(attacks, "attacks")]
-    defence_list, percent_list, seed_list = parse_defences(defences), parse_percents(percents), parse_seeds(seeds)
+    stamps = any(matrix.is_backdoor(a) for a in attack_list)
+    defence_list = parse_defences(defences, backdoor=stamps)
+    percent_list, seed_list = parse_percents(percents), parse_seeds(seeds)
     sizes = parse_counts(dataset_size, "dataset size")
     if len(sizes) != 1:
         raise PoisonlabError(f"defend takes one --dataset-size, got {dataset_size!r}; run one matrix per size")
@@ -66,13 +69,16 @@ def defend(
     doc, _ = matrix.study(base, attack_list, percent_list, defence_list, seed_list, out, human=human, data_dir=data_dir,
                        download=download, overwrite=overwrite, console=console,
                        jobs=1 if executor == "ray" else default_jobs() if jobs is None else jobs, stack=stack,
-                       executor=executor, address=address, cpus_per_run=cpus_per_run)
-    for attack, percent in dict.fromkeys((c["attack"], c["percent"]) for c in doc["cells"] if c["attack"] != "clean"):
+                       executor=executor, address=address, cpus_per_run=cpus_per_run, target=target)
+    for attack, percent in dict.fromkeys((c["attack"], c["percent"]) for c in doc["cells"]
+                                         if c["attack"] != "clean" and c["percent"] > 0):
         top = matrix.best(doc["cells"], attack, percent)
         plain = next(c for c in doc["cells"] if (c["attack"], c["percent"], c["defence"]) == (attack, percent, "none"))
-        line = f"{attack} {percent:g}%: no defence {plain['accuracy']:.4f}"
+        asr = lambda c: f" (ASR {c['attack_success_rate']:.3f})" if c["attack_success_rate"] is not None else ""  # noqa: E731
+        line = f"{attack} {percent:g}%: no defence {plain['accuracy']:.4f}{asr(plain)}"
         if top is not None:
-            line += f"; best {top['defence']} {top['accuracy']:.4f}, recovers {100 * top['recovered']:.0f}% of the damage"
+            line += (f"; best {top['defence']} {top['accuracy']:.4f}{asr(top)}, recovers {100 * top['recovered']:.0f}% "
+                     "of the damage")
         console.print(line, highlight=False)
     console.print(f"{doc['runs']} runs ({doc['trained']} trained now) in {time.perf_counter() - started:.0f}s; "
                   f"the matrix and its heatmap:")

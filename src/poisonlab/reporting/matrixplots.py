@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 from poisonlab import store  # noqa: E402
 from poisonlab.reporting.flipplots import save  # noqa: E402
 
-CSV_COLUMNS = ("attack", "percent", "defence", "seeds", "accuracy", "accuracy_std", "recovered", "recovered_std",
-               "epoch_time_ratio", "time_ratio")
+CSV_COLUMNS = ("attack", "percent", "defence", "seeds", "accuracy", "accuracy_std", "attack_success_rate", "recovered",
+               "recovered_std", "epoch_time_ratio", "time_ratio")
 
 
 def csv_text(rows: list[dict]) -> str:
@@ -29,9 +29,10 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def heatmap(doc: dict, path: Path) -> Path:
-    """Share of the damage recovered, mean over seeds: a row per (attack, percent), a column per defence (no
-    defence left out), the mean and std written in each cell; accuracy where nothing was lost."""
-    rows = [r for r in doc["cells"] if r["attack"] != "clean"]
+    """Share of the damage recovered (accuracy for label flips, attack success rate for backdoors), mean over seeds:
+    a row per poisoned (attack, percent), a column per defence (no defence left out), the mean and std written in
+    each cell; accuracy where nothing was lost."""
+    rows = [r for r in doc["cells"] if r["attack"] != "clean" and r["percent"] > 0]
     lines = list(dict.fromkeys((r["attack"], r["percent"]) for r in rows))
     names = [d for d in doc["defences"] if d != "none"]
     grid = np.full((len(lines), len(names)), np.nan)
@@ -52,7 +53,7 @@ def heatmap(doc: dict, path: Path) -> Path:
             ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_yticks(range(len(lines)), [f"{a} {p:g}%" for a, p in lines])
-    fig.colorbar(image, ax=ax, label="share of the damage recovered")
+    fig.colorbar(image, ax=ax, label="share of the damage recovered\n(flips: accuracy; backdoors: attack success)")
     fig.suptitle(f"Attack x defence: {doc['dataset']}"
                  f"{' first ' + str(doc['dataset_size']) if doc['dataset_size'] else ''}, {doc['model']}, "
                  f"{len(doc['seeds'])} seed{'s' if len(doc['seeds']) > 1 else ''}")
@@ -64,6 +65,6 @@ def write_outputs(doc: dict, out: Path) -> list[Path]:
     store.write_json(out / "matrix.json", doc)
     store.atomic_write(out / "matrix.csv", csv_text(doc["cells"]))
     paths = [out / "matrix.json", out / "matrix.csv"]
-    if any(r["attack"] != "clean" for r in doc["cells"]):
+    if any(r["attack"] != "clean" and r["percent"] > 0 for r in doc["cells"]):
         paths.append(heatmap(doc, out / "matrix.png"))
     return paths

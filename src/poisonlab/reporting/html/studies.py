@@ -159,6 +159,7 @@ def matrix_section(folder: Path, doc: dict) -> str:
     fmt = lambda value, spec=".4f": "" if value is None else format(value, spec)  # noqa: E731
     rows = [[c["attack"], f"{c['percent']:g}%", c["defence"], c["seeds"],
              fmt(c["accuracy"]) + (f" ± {c['accuracy_std']:.4f}" if c["seeds"] > 1 else ""),
+             fmt(c.get("attack_success_rate")),
              "" if c["recovered"] is None else f"{c['recovered']:.2f}" + (f" ± {c['recovered_std']:.2f}"
                                                                            if len(c["recovered_seeds"]) > 1 else ""),
              fmt(c["epoch_time_ratio"], ".2f"), fmt(c["time_ratio"], ".2f")] for c in doc["cells"]]
@@ -166,11 +167,12 @@ def matrix_section(folder: Path, doc: dict) -> str:
     return "".join([
         note(f"{doc['dataset']}, {size}, model {doc['model']}, seeds {', '.join(map(str, doc['seeds']))}; "
              f"{doc['runs']} runs. Recovered: the share of the damage a defence gives back, (defended - poisoned) / "
-             "(clean - poisoned) test accuracy per seed, mean ± std (1: all of it, 0: nothing, below 0: worse; blank "
-             "where the poison cost under half a point). Time: the defence's training time per epoch, and in all "
-             "(with a cleaning defence's detection), relative to plain training of the same cell."),
-        table(["attack", "percent", "defence", "seeds", "test accuracy", "recovered", "time per epoch", "time in all"],
-              rows, 3),
+             "(clean - poisoned) per seed in test accuracy (label flips) or attack success rate (ASR, backdoors), "
+             "mean ± std (1: all of it, 0: nothing, below 0: worse; blank where the poison cost under half a point). "
+             "Time: the defence's training time per epoch, and in all (with a cleaning defence's detection), "
+             "relative to plain training of the same cell."),
+        table(["attack", "percent", "defence", "seeds", "test accuracy", "ASR", "recovered", "time per epoch",
+               "time in all"], rows, 3),
         image(folder / "matrix.png", "share of the damage recovered per attack and defence"),
     ])
 
