@@ -112,6 +112,8 @@ def test_cli_build_sign_verify_and_forged_signature(tmp_path, shared_data, cli):
                "--sign-key", tmp_path / "key.pem", *common) == 0
     assert cli.code("manifest", "verify", path, "--public-key", tmp_path / "key.pub.pem", *common) == 0
     assert "VERIFIED" in cli.out
+    assert cli.code("manifest", "verify", path, "--dataset-size", 500, *common) == 0  # a run on the first 500
+    assert "VERIFIED" in cli.out and "subset: the first 500 training items" in " ".join(cli.out.split())
     doc = json.loads(path.read_text())
     doc["signature"]["value"] = doc["signature"]["value"][::-1]
     path.write_text(json.dumps(doc))
@@ -126,6 +128,22 @@ def test_cli_build_sign_verify_and_forged_signature(tmp_path, shared_data, cli):
     integrity.write(path, {k: v for k, v in integrity.read(path).items() if k != "signature"})
     assert cli.code("manifest", "verify", path, *common) == 1
     assert "was signed but this manifest is not (its signature was dropped)" in " ".join(cli.out.split())
+
+
+def test_a_subset_is_compared_item_by_item_not_as_removals(mnist, manifest):
+    first = replace(mnist, x_train=mnist.x_train[:800], y_train=mnist.y_train[:800])
+    as_removals = integrity.diff(manifest, first)
+    assert len(as_removals["changes"]["removed"]) == MNIST_SIZE - 800 and not integrity.matches(manifest, as_removals)
+    result = integrity.diff(manifest, first, subset=True)
+    assert result["outside"] == MNIST_SIZE - 800 and integrity.matches(manifest, result, subset=True)
+    labels = first.y_train.copy()
+    labels[5] = (labels[5] + 1) % 10
+    changed = integrity.diff(manifest, replace(first, y_train=labels), subset=True)
+    assert changed["changes"]["labels"] == [{"split": "train", "index": 5, "old": int(first.y_train[5]),
+                                             "new": int(labels[5])}]
+    assert not integrity.matches(manifest, changed, subset=True)
+    shorter_test = replace(first, x_test=mnist.x_test[:10], y_test=mnist.y_test[:10])
+    assert not integrity.matches(manifest, integrity.diff(manifest, shorter_test, subset=True), subset=True)
 
 
 def save(run_dir, record) -> None:

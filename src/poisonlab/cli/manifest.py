@@ -74,6 +74,7 @@ def verify(
     """Exit 0 when the data match the manifest and the manifest is the audit log's latest build of its dataset (same
     root, same signer); else list every changed label, pixel, added and removed item, and what the log disagrees
     with, exit 1."""
+    from poisonlab import store
     from poisonlab.defences import audit, integrity
     from poisonlab.store import write_json
 
@@ -88,12 +89,15 @@ def verify(
     signer = manifest["signature"].get("public_key") if isinstance(manifest.get("signature"), dict) else None
     disagree = audit.manifest_problems(entries, manifest, signer if isinstance(signer, str) else None,
                                        require_signature)
+    requested = dataset_size or (store.read_run(run, required=True, weights=False)["config"].get("dataset_size", 0)
+                                 if run is not None else 0)
+    subset = bool(requested) and len(data.y_train) < manifest["splits"]["train"]["count"]
     if problems:  # stored items cannot be trusted: report only the data's root
-        result = {"root": integrity.root_of(integrity.dataset_items(data)), "header": [],
+        result = {"root": integrity.root_of(integrity.dataset_items(data)), "header": [], "outside": 0,
                   "changes": {kind: [] for kind in integrity.CHANGE_KINDS}}
     else:
-        result = integrity.diff(manifest, data)
-    unchanged = not problems and not disagree and signed_ok and not result["header"] and result["root"] == manifest["root"]
+        result = integrity.diff(manifest, data, subset=subset)
+    unchanged = not problems and not disagree and signed_ok and integrity.matches(manifest, result, subset=subset)
     audit.append(log, "verify", described, result["root"],
                  {**integrity.summary(result), "header": result["header"], "signature": signature.split(" ")[0], "manifest": problems,
                   "audit_log": disagree})
@@ -123,6 +127,9 @@ def _print_verify(manifest: dict, path: Path, described: str, result: dict, prob
     for note in result["header"]:
         console.print(f"changed: {note}")
     tally = integrity.summary(result)
+    if result.get("outside"):
+        console.print(f"subset: the first {manifest['splits']['train']['count'] - result['outside']} training items, "
+                      f"compared item by item ({result['outside']} later ones outside it)")
     if not any(tally.values()):
         console.print("items not compared: the manifest is not trustworthy" if problems else "items: every item matches")
         return

@@ -117,10 +117,15 @@ def self_check(manifest: dict) -> list[str]:
     return [] if root_of(items) == manifest["root"] else ["stored items do not hash to the recorded root"]
 
 
-def diff(manifest: dict, data: Dataset) -> dict:
-    """Root of `data` and every difference from the manifest: labels (old -> new), pixels, added, removed, header."""
+def diff(manifest: dict, data: Dataset, *, subset: bool = False) -> dict:
+    """Root of `data` and every difference from the manifest: labels (old -> new), pixels, added, removed, header.
+
+    With `subset`, `data`'s training items are the first items of the manifest's (a run on the first N): the
+    manifest's later training items are not removals but outside the subset (`outside`, their count); each item of
+    the subset is still compared with the manifest's stored one, whose digests the root commits to."""
     items = dataset_items(data)
     changes: dict[str, list] = {kind: [] for kind in CHANGE_KINDS}
+    outside = 0
     for split in SPLITS:
         old, new = manifest["items"][split], items[split]
         old_labels, new_labels = np.asarray(old["labels"], np.int64), np.asarray(new["labels"], np.int64)
@@ -130,13 +135,25 @@ def diff(manifest: dict, data: Dataset) -> dict:
         old_px, new_px = old["pixel_sha256"], new["pixel_sha256"]
         changes["pixels"] += [{"split": split, "index": i} for i in range(n) if old_px[i] != new_px[i]]
         changes["added"] += [{"split": split, "index": i, "label": int(new_labels[i])} for i in range(n, len(new_labels))]
+        if subset and split == "train":
+            outside = len(old_labels) - n
+            continue
         changes["removed"] += [{"split": split, "index": i, "label": int(old_labels[i])} for i in range(n, len(old_labels))]
     header = []
     if list(data.x_train.shape[1:]) != manifest["shape"]:
         header.append(f"image shape {tuple(manifest['shape'])} -> {data.x_train.shape[1:]}")
     if data.classes != manifest["classes"]:
         header.append(f"class names {manifest['classes']} -> {data.classes}")
-    return {"root": root_of(items), "changes": changes, "header": header}
+    return {"root": root_of(items), "changes": changes, "header": header, "outside": outside}
+
+
+def matches(manifest: dict, result: dict, *, subset: bool = False) -> bool:
+    """Whether a `diff` result shows the data unchanged: the manifest's root, or (a `subset`) no changed item."""
+    if result["header"]:
+        return False
+    if subset:
+        return not any(summary(result).values())
+    return result["root"] == manifest["root"]
 
 
 def summary(result: dict) -> dict[str, int]:
