@@ -99,7 +99,8 @@ def verify(
         result = integrity.diff(manifest, data, subset=subset)
     unchanged = not problems and not disagree and signed_ok and integrity.matches(manifest, result, subset=subset)
     audit.append(log, "verify", described, result["root"],
-                 {**integrity.summary(result), "header": result["header"], "signature": signature.split(" ")[0], "manifest": problems,
+                 {**integrity.summary(result), "outside": result["outside"], "header": result["header"],
+                  "signature": signature.split(" ")[0], "manifest": problems,
                   "audit_log": disagree})
     if json_path:
         write_json(json_path, {"manifest": str(manifest_path), "data": described, "unchanged": unchanged,
