@@ -168,20 +168,22 @@ def study(base: RunSpec, attacks: list[str], percents: list[float], defences: li
     human = list(human)
     flips = [a for a in attacks if not is_backdoor(check_attack(a))]
     stamps = [a for a in attacks if is_backdoor(a)]
-    specs, records, trained = [], [], 0
-    if flips or not stamps:
-        specs = plan(base, flips, percents, [f for f in defences if not defence.uses_trusted(f)], seeds, human)
-        done = sweep.execute(specs, out, human=human, **execute)
-        records, trained = done["records"], done["trained"]
-    if stamps:
-        if execute.get("executor", "local") != "local":
-            raise PoisonlabError("backdoor attacks in the matrix train locally; leave out the ray executor or the "
-                                 "backdoor attacks")
+    if stamps and execute.get("executor", "local") != "local":  # refused before any run trains
+        raise PoisonlabError("backdoor attacks in the matrix train locally; leave out the ray executor or the "
+                             "backdoor attacks")
+    stamped, data = [], None
+    if stamps:  # planned and checked before any run trains
         loader = execute.get("loader") or datasets.load
         data = loader(base.dataset, execute.get("data_dir"), base.dataset_size, execute.get("download", True))
         stamped = plan_backdoors(base, stamps, percents, defences, seeds, datasets.resolve_class(target, data.classes))
         for name in dict.fromkeys(s.defence for s in stamped):
             backdoor.check(data, replace(stamped[0], defence=name), sorted({s.percent for s in stamped}))
+    specs, records, trained = [], [], 0
+    if flips or not stamps:
+        specs = plan(base, flips, percents, [f for f in defences if not defence.uses_trusted(f)], seeds, human)
+        done = sweep.execute(specs, out, human=human, **execute)
+        records, trained = done["records"], done["trained"]
+    if stamped:
         done = backdoor.execute(stamped, data, out, overwrite=execute.get("overwrite", False),
                                 console=execute.get("console"), model=execute.get("model"), jobs=execute.get("jobs", 1))
         specs, records, trained = specs + stamped, records + done["records"], trained + done["trained"]
