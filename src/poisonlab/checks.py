@@ -27,6 +27,18 @@ def check_choice(value: str, choices: Iterable[str], what: str) -> None:
         raise PoisonlabError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
+def suffix_share(name: str, default: float) -> float:
+    """The share a ``NAME:P`` name gives (P a percent) as a fraction: `default` without a suffix, NaN when P is not a
+    number."""
+    rate = name.partition(":")[2]
+    if not rate:
+        return default
+    try:
+        return float(rate) / 100
+    except ValueError:
+        return math.nan
+
+
 def _whole(value: object) -> int | None:
     """`value` as an int when it is a Python or NumPy whole number (not bool, float or str), else None."""
     try:

@@ -21,6 +21,7 @@ import numpy as np
 from poisonlab.defences import BACKDOOR_METHODS, DETECTION_METHODS, GRADIENT_METHODS, detectors, finetuning
 from poisonlab.defences.cleaning import ACTIONS, cleaned
 from poisonlab.defences.evaluate import score
+from poisonlab.checks import suffix_share
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import remedies
 
@@ -59,11 +60,7 @@ def check_defence(name: object, *, backdoor: bool = False) -> str:
 
 def trusted_share(name: str) -> float:
     """The share of the training items a trusted-set defence `name` trusts (NaN when its percent is not a number)."""
-    rate = name.partition(":")[2]
-    try:
-        return float(rate) / 100 if rate else TRUSTED_SHARE
-    except ValueError:
-        return float("nan")
+    return suffix_share(name, TRUSTED_SHARE)
 
 
 def uses_trusted(name: str) -> bool:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from poisonlab.checks import check_choice
+from poisonlab.checks import check_choice, suffix_share
 from poisonlab.errors import PoisonlabError
 from poisonlab.mixture import low_share
 
@@ -59,11 +59,7 @@ def check_remedy(name: str) -> str:
         raise PoisonlabError(f"defence must be a string, got {name!r}")
     base, _, rate = name.partition(":")
     if base in SHARED and rate:
-        try:
-            percent = float(rate)
-        except ValueError:
-            percent = math.nan
-        if not 0 <= percent < 100:
+        if not 0 <= suffix_share(name, 0.0) < 1:
             what = "co-teaching's forget rate" if base == "coteach" else "ABL's isolated share"
             raise PoisonlabError(f"{what} must be a percent in [0, 100), got {rate!r}; write e.g. {base}:10")
         return name
@@ -78,7 +74,7 @@ def peers(name: str) -> int:
 
 def settings(name: str) -> dict:
     """The remedy's settings as run.json records them."""
-    base, _, rate = name.partition(":")
+    base = name.partition(":")[0]
     if base == "gce":
         return {"name": base, "q": GCE_Q}
     if base == "sce":
@@ -86,13 +82,13 @@ def settings(name: str) -> dict:
     if base == "elr":
         return {"name": base, "beta": ELR_BETA, "lambda": ELR_LAMBDA}
     if base == "coteach":
-        return {"name": base, "forget_rate": float(rate) / 100 if rate else COTEACH_FORGET,
+        return {"name": base, "forget_rate": suffix_share(name, COTEACH_FORGET),
                 "warmup_epochs": COTEACH_WARMUP}
     if base == "semi":
         return {"name": base, "warmup_epochs": SEMI_WARMUP, "threshold": SEMI_THRESHOLD, "split": "gmm on losses",
                 "augment": "shift"}
     if base == "abl":
-        return {"name": base, "isolated_share": float(rate) / 100 if rate else ABL_SHARE,
+        return {"name": base, "isolated_share": suffix_share(name, ABL_SHARE),
                 "isolation_epochs": ABL_ISOLATE, "gamma": ABL_GAMMA, "unlearning": "-log(1 - p_label)",
                 "unlearning_weight": ABL_UNLEARN}
     return {"name": base}
